@@ -1,0 +1,42 @@
+"""fullspectrum: sparse neural networks as graphs.
+
+Every layer's mask is a bipartite graph; its Ramanujan gap ``delta_r``, weighted
+spectral gap ``lambda_w`` and the gap of its nested regular subgraphs
+``delta_r_imdb`` form the full-spectrum coordinate of Hoang et al. (NeurIPS
+2023), whose movement during sparse training tracks accuracy and which drives
+PAGS/PEGS mask sampling. Definitions: ``SPEC.md`` (shared with the project).
+
+Public names are imported lazily, so ``fullspectrum --version`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "LayerSpectrum": "fullspectrum.spectrum",
+    "DegreeClass": "fullspectrum.spectrum",
+    "SPECTRUM_FIELDS": "fullspectrum.spectrum",
+    "layer_spectrum": "fullspectrum.spectrum",
+    "top_singular_values": "fullspectrum.spectrum",
+    "regular_subgraphs": "fullspectrum.spectrum",
+    "full_spectrum_vector": "fullspectrum.spectrum",
+    "moving_distance": "fullspectrum.spectrum",
+    "network_summary": "fullspectrum.spectrum",
+    "analyze": "fullspectrum.analysis_table",
+    "load_sparse_checkpoint": "fullspectrum.checkpoints",
+    "FullSpectrumError": "fullspectrum.errors",
+    "MaskError": "fullspectrum.errors",
+    "CheckpointError": "fullspectrum.errors",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fullspectrum' has no attribute {name!r}")

@@ -1,0 +1,23 @@
+"""The full-spectrum engine: per-layer graph metrics of sparse masks (SPEC §1–4)."""
+
+from fullspectrum.spectrum.coordinate import (
+    full_spectrum_vector,
+    moving_distance,
+    network_summary,
+    plot_coordinate,
+)
+from fullspectrum.spectrum.layer import SPECTRUM_FIELDS, LayerSpectrum, layer_spectrum, top_singular_values
+from fullspectrum.spectrum.subgraphs import DegreeClass, regular_subgraphs
+
+__all__ = [
+    "SPECTRUM_FIELDS",
+    "DegreeClass",
+    "LayerSpectrum",
+    "full_spectrum_vector",
+    "layer_spectrum",
+    "moving_distance",
+    "network_summary",
+    "plot_coordinate",
+    "regular_subgraphs",
+    "top_singular_values",
+]

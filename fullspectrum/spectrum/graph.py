@@ -1,0 +1,105 @@
+"""A layer's mask as a bipartite graph (SPEC §1, the rolled encoding).
+
+``B = M.reshape(out, -1)``: rows are output units (right side), columns are
+input units (left side; for a conv, one kernel tap of one input channel).
+Dead units (degree 0) are removed before any statistic, and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from fullspectrum.errors import MaskError
+
+
+def to_numpy(tensor, *, name: str) -> np.ndarray:
+    """A torch tensor or array-like as a float64 numpy array (on the CPU)."""
+    if hasattr(tensor, "detach"):  # torch tensor, any device
+        tensor = tensor.detach().cpu()
+        if str(tensor.dtype) in ("torch.bfloat16", "torch.float16"):  # numpy lacks bfloat16
+            tensor = tensor.double()
+        tensor = tensor.numpy()
+    array = np.asarray(tensor)
+    if array.dtype == object:
+        raise MaskError(f"{name}: not a numeric tensor")
+    return array
+
+
+def check_mask(mask, *, name: str = "mask") -> np.ndarray:
+    """Validate a 0/1 mask of shape ``(out, in, *kernel)`` and return it as bool."""
+    array = to_numpy(mask, name=name)
+    if array.ndim < 2:
+        raise MaskError(f"{name}: a layer mask needs shape (out, in) or (out, in, *kernel), got {array.shape}")
+    if array.dtype == bool:
+        return array
+    if not np.all(np.isfinite(array)) or not np.all((array == 0) | (array == 1)):
+        bad = array[~((array == 0) | (array == 1))].ravel()[:3]
+        raise MaskError(f"{name}: mask is not binary (found values such as {bad.tolist()})")
+    return array != 0
+
+
+def check_weight(weight, mask_shape: tuple[int, ...], *, name: str = "weight") -> np.ndarray:
+    """Validate a weight tensor against its mask's shape; NaN/Inf is an error."""
+    array = to_numpy(weight, name=name).astype(np.float64, copy=False)
+    if array.shape != tuple(mask_shape):
+        raise MaskError(f"{name}: weight shape {array.shape} differs from its mask shape {tuple(mask_shape)}")
+    if not np.all(np.isfinite(array)):
+        raise MaskError(f"{name}: weight holds NaN or Inf values")
+    return array
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """The live part of a layer's bipartite graph.
+
+    ``biadjacency`` is the 0/1 matrix of live output units (rows) by live input
+    units (columns); ``weighted`` is ``|W ⊙ M|`` on the same rows and columns (or
+    None). ``left_index``/``right_index`` map live units to the layer's original
+    numbering.
+    """
+
+    biadjacency: sp.csr_matrix  # (n_right, n_left) float64 0/1
+    weighted: sp.csr_matrix | None  # (n_right, n_left) float64 >= 0
+    left_index: np.ndarray  # original input-unit indices of the live columns
+    right_index: np.ndarray  # original output-unit indices of the live rows
+    n_left_total: int  # in * prod(kernel)
+    n_right_total: int  # out
+    dead_in_channels: int
+
+    @property
+    def edges(self) -> int:
+        return int(self.biadjacency.nnz)
+
+
+def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
+    """Flatten ``mask`` (and ``weight``) and keep the live units (SPEC §1)."""
+    mask_bool = check_mask(mask, name=f"{name} mask")
+    out_units = mask_bool.shape[0]
+    flat = mask_bool.reshape(out_units, -1)  # (out, in*prod(kernel))
+    in_channels = mask_bool.shape[1]
+    taps_alive = flat.reshape(out_units, in_channels, -1).any(axis=(0, 2))
+    dead_in_channels = int(in_channels - taps_alive.sum())
+
+    right_index = np.flatnonzero(flat.any(axis=1))
+    left_index = np.flatnonzero(flat.any(axis=0))
+    live = flat[np.ix_(right_index, left_index)]
+    biadjacency = sp.csr_matrix(live, dtype=np.float64)
+
+    weighted = None
+    if weight is not None:
+        w = check_weight(weight, mask_bool.shape, name=f"{name} weight").reshape(out_units, -1)
+        a = np.abs(w[np.ix_(right_index, left_index)]) * live
+        weighted = sp.csr_matrix(a)
+        weighted.eliminate_zeros()
+    return LayerGraph(
+        biadjacency=biadjacency,
+        weighted=weighted,
+        left_index=left_index,
+        right_index=right_index,
+        n_left_total=int(flat.shape[1]),
+        n_right_total=int(out_units),
+        dead_in_channels=dead_in_channels,
+    )

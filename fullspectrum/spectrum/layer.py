@@ -1,0 +1,171 @@
+"""Per-layer full-spectrum metrics (SPEC §1–3): ``layer_spectrum``.
+
+Implements the Ramanujan gap ``delta_r`` and canonical gap ``delta_s`` of
+Hoang et al., ICLR 2023 (R23), and the weighted spectral gap ``lambda_w`` and
+iterative means ``delta_r_imdb`` / ``lambda_imsg`` of Hoang et al., NeurIPS 2023
+(FS23), on the rolled bipartite encoding of a layer's mask.
+
+>>> import numpy as np
+>>> s = layer_spectrum(np.ones((3, 4)))
+>>> round(s.sigma1, 6), s.sigma2, s.d_left, s.d_right
+(3.464102, 0.0, 3.0, 4.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from fullspectrum.spectrum.graph import build_layer_graph, check_mask
+from fullspectrum.spectrum.metrics import (
+    NAN,
+    canonical_gap,
+    check_convention,
+    ramanujan_gap,
+    top_two,
+)
+from fullspectrum.spectrum.singular import top_singular_values as _top_values
+from fullspectrum.spectrum.subgraphs import degree_classes, iterative_means
+
+
+@dataclass(frozen=True)
+class LayerSpectrum:
+    """The full-spectrum description of one layer (SPEC §1–3). Undefined values are NaN."""
+
+    n_left: int
+    """Live input units (columns of ``M.reshape(out, -1)`` with an edge)."""
+    n_right: int
+    """Live output units."""
+    dead_left: int
+    """Input units (kernel taps) with no edge, removed before any statistic."""
+    dead_right: int
+    """Output units (neurons / output channels) with no edge."""
+    dead_in_channels: int
+    """Input channels none of whose taps has an edge (``dead_left`` for Linear)."""
+    edges: int
+    """Kept weights ``E``."""
+    density: float
+    """``E / M.numel()``."""
+    d_left: float
+    """Mean fan-out of a live input unit, ``E / n_left``."""
+    d_right: float
+    """Mean fan-in of a live output unit, ``E / n_right``."""
+    sigma1: float
+    """Largest singular value of the live 0/1 biadjacency (FS23's trivial eigenvalue)."""
+    sigma2: float
+    """Second largest singular value (with multiplicity); 0 with one live unit on a side."""
+    omega1: float
+    """Largest singular value of the weighted ``|W ⊙ M|`` (NaN without weights)."""
+    omega2: float
+    """Second largest weighted singular value (NaN without weights)."""
+    delta_r: float
+    """Ramanujan gap ``sqrt(d_left-1) + sqrt(d_right-1) - sigma2``."""
+    delta_s: float
+    """Canonical gap ``2 sqrt(sigma1-1) - sigma2``."""
+    lambda_w: float
+    """Weighted spectral gap ``omega1 - omega2``."""
+    delta_r_imdb: float
+    """Mean (``f_c``-scaled under FS23) Ramanujan gap of qualifying degree classes."""
+    lambda_imsg: float
+    """Mean (``f_c``-scaled under FS23) weighted gap of qualifying degree classes."""
+    n_classes: int
+    """Number of qualifying degree classes."""
+    in_regime: bool
+    """``d_left >= 3 and d_right >= 3``: the Ramanujan reading applies."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+SPECTRUM_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LayerSpectrum))
+"""Column names of every ``LayerSpectrum`` field, in order (tables and exports use them)."""
+
+
+def layer_spectrum(mask, weight=None, *, convention: str = "fs23", name: str = "layer") -> LayerSpectrum:
+    """Full-spectrum metrics of one layer.
+
+    ``mask`` and ``weight`` are torch tensors or numpy arrays of shape
+    ``(out, in)`` or ``(out, in, *kernel)``. A non-binary mask, a weight of
+    another shape, or NaN/Inf weights raise :class:`fullspectrum.errors.MaskError`
+    naming ``name``. An all-zero (collapsed) mask is not an error: it gives the
+    values SPEC §2 lists.
+    """
+    check_convention(convention)
+    graph = build_layer_graph(mask, weight, name=name)
+    total = graph.n_left_total * graph.n_right_total
+    n_left, n_right = graph.biadjacency.shape[1], graph.biadjacency.shape[0]
+    edges = graph.edges
+    if edges == 0:
+        return _collapsed(graph.n_left_total, graph.n_right_total, graph.dead_in_channels)
+    d_left, d_right = edges / n_left, edges / n_right
+    sigma1, sigma2 = top_two(graph.biadjacency)
+    omega1, omega2 = top_two(graph.weighted) if graph.weighted is not None else (NAN, NAN)
+    if graph.weighted is not None and graph.weighted.nnz == 0:
+        omega1 = omega2 = 0.0  # every kept weight is exactly zero
+    in_regime = d_left >= 3 and d_right >= 3
+    delta_r = ramanujan_gap(d_left, d_right, sigma2)
+    delta_s = canonical_gap(sigma1, sigma2)
+    if convention == "r23" and not in_regime:  # R23's tables leave these blank
+        delta_r = delta_s = NAN
+    classes = degree_classes(graph, convention)
+    delta_r_imdb, lambda_imsg = iterative_means(classes, convention)
+    return LayerSpectrum(
+        n_left=n_left,
+        n_right=n_right,
+        dead_left=graph.n_left_total - n_left,
+        dead_right=graph.n_right_total - n_right,
+        dead_in_channels=graph.dead_in_channels,
+        edges=edges,
+        density=edges / total,
+        d_left=d_left,
+        d_right=d_right,
+        sigma1=sigma1,
+        sigma2=sigma2,
+        omega1=omega1,
+        omega2=omega2,
+        delta_r=delta_r,
+        delta_s=delta_s,
+        lambda_w=omega1 - omega2,
+        delta_r_imdb=delta_r_imdb,
+        lambda_imsg=lambda_imsg,
+        n_classes=sum(c.qualifies for c in classes),
+        in_regime=in_regime,
+    )
+
+
+def _collapsed(n_left_total: int, n_right_total: int, dead_in_channels: int) -> LayerSpectrum:
+    """SPEC §2: an all-zero mask has no live units and NaN for every other number."""
+    return LayerSpectrum(
+        n_left=0,
+        n_right=0,
+        dead_left=n_left_total,
+        dead_right=n_right_total,
+        dead_in_channels=dead_in_channels,
+        edges=0,
+        density=0.0,
+        d_left=NAN,
+        d_right=NAN,
+        sigma1=NAN,
+        sigma2=NAN,
+        omega1=NAN,
+        omega2=NAN,
+        delta_r=NAN,
+        delta_s=NAN,
+        lambda_w=NAN,
+        delta_r_imdb=NAN,
+        lambda_imsg=NAN,
+        n_classes=0,
+        in_regime=False,
+    )
+
+
+def top_singular_values(mask, weight=None, k: int = 10) -> np.ndarray:
+    """The ``k`` largest singular values of the live mask (or of ``|W ⊙ M|`` if given).
+
+    For the inspector's spectrum plot, next to the Ramanujan bound.
+    """
+    check_mask(mask)
+    graph = build_layer_graph(mask, weight)
+    matrix = graph.weighted if weight is not None else graph.biadjacency
+    return _top_values(matrix, k)
