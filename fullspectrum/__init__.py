@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "full_spectrum_vector": "fullspectrum.spectrum",
     "moving_distance": "fullspectrum.spectrum",
     "network_summary": "fullspectrum.spectrum",
-    "analyze": "fullspectrum.analysis_table",
+    "analyze": "fullspectrum.network_analysis",
     "load_sparse_checkpoint": "fullspectrum.checkpoints",
     "FullSpectrumError": "fullspectrum.errors",
     "MaskError": "fullspectrum.errors",
