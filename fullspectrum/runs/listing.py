@@ -1,0 +1,111 @@
+"""Find and summarise every run under a folder (``fullspectrum runs ROOT``, the app's run picker).
+
+A run directory (SPEC §8) is any folder holding ``run.json`` (or a
+``metrics.sqlite`` left by a run that crashed before writing ``run.json``).
+A folder that cannot be read — garbage ``run.json``, missing or corrupt
+database — is listed with status ``corrupt`` and a one-line ``error``; it never
+hides the other runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fullspectrum.runs.database import RunError
+from fullspectrum.runs.store import DB_FILE, RUN_FILE, RunStore, effective_status, read_info
+
+_SKIP_DIRS = {"masks", "__pycache__", "node_modules"}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of a run listing."""
+
+    path: Path
+    """The run directory."""
+    kind: str | None
+    """``train``, ``pags`` or ``analysis`` (``None`` when ``run.json`` is unreadable)."""
+    status: str
+    """Effective status: ``running``, ``finished``, ``failed``, ``interrupted`` (stale heartbeat) or ``corrupt``."""
+    model: str | None
+    """``config["model"]``."""
+    data: str | None
+    """``config["data"]``."""
+    method: str | None
+    """``config["method"]`` (training) or ``config["generator"]`` (PAGS)."""
+    density: float | None
+    """``config["density"]``: fraction of weights kept."""
+    seed: int | None
+    """The run's seed."""
+    final_accuracy: float | None
+    """``final["test_accuracy"]`` once the run has finished."""
+    steps: int | None
+    """Largest step recorded in the metrics (``None`` when nothing was recorded yet)."""
+    created: str | None
+    """Creation time stamp (ISO 8601, UTC)."""
+    error: str | None
+    """Why the run is ``corrupt`` (one line); ``None`` otherwise."""
+
+    def as_dict(self) -> dict:
+        row = asdict(self)
+        row["path"] = str(self.path)
+        return row
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value, kind):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        return None
+    return None if isinstance(number, float) and not math.isfinite(number) else number
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    """Summarise one run directory; problems give a ``corrupt`` summary rather than an exception."""
+    run_dir = Path(run_dir)
+    empty = dict.fromkeys(("kind", "model", "data", "method", "density", "seed", "final_accuracy", "created"))
+    if not (run_dir / RUN_FILE).is_file():
+        error = f"{run_dir}: half-written run ({DB_FILE} but no {RUN_FILE})"
+        return RunSummary(path=run_dir, status="corrupt", steps=None, error=error, **empty)
+    try:
+        info = read_info(run_dir)
+    except RunError as error:
+        return RunSummary(path=run_dir, status="corrupt", steps=None, error=str(error), **empty)
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    final = info.get("final") if isinstance(info.get("final"), dict) else {}
+    fields = {
+        "kind": _text(info.get("kind")),
+        "model": _text(config.get("model")),
+        "data": _text(config.get("data")),
+        "method": _text(config.get("method", config.get("generator"))),
+        "density": _number(config.get("density"), float),
+        "seed": _number(info.get("seed"), int),
+        "final_accuracy": _number(final.get("test_accuracy"), float),
+        "created": _text(info.get("created")),
+    }
+    try:
+        steps = RunStore.open(run_dir, readonly=True).last_step()
+    except (RunError, sqlite3.Error, OSError) as error:
+        return RunSummary(path=run_dir, status="corrupt", steps=None, error=str(error), **fields)
+    return RunSummary(path=run_dir, status=effective_status(info), steps=steps, error=None, **fields)
+
+
+def list_runs(root) -> list[RunSummary]:
+    """Every run directory under ``root`` (recursively, ``root`` included), in path order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RunError(f"{root}: no such folder")
+    runs = []
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith(".") and name not in _SKIP_DIRS)
+        if RUN_FILE in filenames or DB_FILE in filenames:
+            runs.append(summarize_run(Path(folder)))
+    return sorted(runs, key=lambda run: str(run.path))

@@ -1,0 +1,92 @@
+"""Mask snapshots of a run (SPEC §8): ``masks/step_00000123.npz``, bit-packed.
+
+A snapshot holds every layer's 0/1 mask at one training step, so any point of
+a run's full-spectrum trajectory (FS23 §4) can be inspected later. Masks are
+packed eight entries per byte with ``np.packbits`` and the archive is
+compressed, so a ResNet-18 mask at density 0.01 takes well under its 11 M bits.
+Layout inside the ``.npz``: ``names`` (unicode array of parameter names, e.g.
+``layer1.0.conv1.weight``), and for the i-th name ``bits_i`` (uint8) and
+``shape_i`` (int64). Loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fullspectrum.errors import MaskError
+from fullspectrum.runs.atomic import write_atomic
+from fullspectrum.runs.database import RunError
+
+MASK_DIR = "masks"
+_PATTERN = re.compile(r"^step_(\d+)\.npz$")
+
+
+def mask_file(run_dir: Path, step: int) -> Path:
+    """Where the snapshot of ``step`` lives."""
+    if int(step) < 0:
+        raise MaskError(f"mask step {step} is negative")
+    return Path(run_dir) / MASK_DIR / f"step_{int(step):08d}.npz"
+
+
+def _as_bool_array(name: str, mask) -> np.ndarray:
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().to("cpu").numpy()
+    array = np.asarray(mask)
+    if array.dtype != np.bool_:
+        if not np.isin(array, (0, 1)).all():
+            raise MaskError(f"mask {name!r}: values other than 0/1 (dtype {array.dtype})")
+        array = array.astype(np.bool_)
+    return array
+
+
+def save_mask_file(path: Path, masks: dict[str, object]) -> None:
+    """Write one snapshot atomically (bool tensors or 0/1 arrays keyed by parameter name)."""
+    arrays: dict[str, np.ndarray] = {"names": np.array(list(masks), dtype=np.str_)}
+    for index, (name, mask) in enumerate(masks.items()):
+        array = _as_bool_array(name, mask)
+        arrays[f"bits_{index}"] = np.packbits(array.reshape(-1))  # (ceil(numel/8),) uint8
+        arrays[f"shape_{index}"] = np.array(array.shape, dtype=np.int64)
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
+
+
+def load_mask_file(path: Path) -> dict[str, torch.Tensor]:
+    """Read one snapshot back as bool tensors with their original shapes."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = [str(name) for name in archive["names"]]
+            masks = {}
+            for index, name in enumerate(names):
+                shape = tuple(int(size) for size in archive[f"shape_{index}"])
+                count = int(np.prod(shape, dtype=np.int64))
+                flat = np.unpackbits(archive[f"bits_{index}"], count=count).astype(np.bool_)
+                masks[name] = torch.from_numpy(flat.reshape(shape))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError) as error:
+        raise RunError(f"{path}: unreadable mask snapshot ({error})") from None
+    return masks
+
+
+def mask_steps(run_dir: Path) -> list[int]:
+    """Steps that have a mask snapshot, ascending (temporary files of a crashed write are ignored)."""
+    folder = Path(run_dir) / MASK_DIR
+    if not folder.is_dir():
+        return []
+    steps = [int(match.group(1)) for entry in folder.iterdir() if (match := _PATTERN.match(entry.name))]
+    return sorted(steps)
+
+
+def remove_masks_after(run_dir: Path, step: int) -> list[int]:
+    """Delete every snapshot after ``step`` (and leftover temp files); return the removed steps."""
+    removed = [later for later in mask_steps(run_dir) if later > step]
+    for later in removed:
+        mask_file(run_dir, later).unlink(missing_ok=True)
+    folder = Path(run_dir) / MASK_DIR
+    if folder.is_dir():
+        for leftover in folder.glob(".step_*.tmp"):
+            leftover.unlink(missing_ok=True)
+    return removed

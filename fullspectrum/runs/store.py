@@ -1,0 +1,432 @@
+"""``RunStore``: one self-contained, crash-safe run directory (SPEC §8).
+
+A training, PAGS/PEGS (FS23) or analysis job writes its results here while it
+runs, and the app, the ``runs``/``export`` commands and scripts read them, at
+the same time or years later from a copied, read-only folder::
+
+    RUN_DIR/run.json          status, kind, config, seed, versions, device, times, final
+    RUN_DIR/metrics.sqlite    layers / evals / events / population tables
+    RUN_DIR/masks/            bit-packed mask snapshots, one file per step
+
+``run.json`` is always replaced atomically and carries a heartbeat the job
+refreshes; a ``running`` run whose heartbeat is older than
+``HEARTBEAT_TIMEOUT_S`` reports itself ``interrupted`` (the job was killed).
+The database is in WAL mode while the job writes (one writer, concurrent
+readers, one transaction per snapshot) and is switched to a rollback journal by
+:meth:`RunStore.finish`, which leaves no ``-wal``/``-shm`` files.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp()) / "run"
+>>> store = RunStore.create(folder, kind="analysis", config={"model": "mlp"}, seed=0, device="cpu")
+>>> store.add_evals(0, [{"split": "val", "loss": 2.3, "accuracy": 0.1}])
+>>> store.finish(final={"test_accuracy": 0.1})
+>>> reader = RunStore.open(folder)
+>>> reader.status, list(reader.evals()["accuracy"])
+('finished', [0.1])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from fullspectrum.errors import FullSpectrumError, unknown_name
+from fullspectrum.runs import database as db
+from fullspectrum.runs import mask_files
+from fullspectrum.runs.atomic import write_json_atomic
+from fullspectrum.runs.database import RunError
+
+try:  # POSIX: an advisory lock stops two writers on one run
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+RUN_FILE = "run.json"
+DB_FILE = "metrics.sqlite"
+LOCK_FILE = ".writer.lock"
+RUN_KINDS = ("train", "pags", "analysis")
+END_STATUSES = ("finished", "failed", "interrupted")
+RUN_FORMAT = 1
+HEARTBEAT_TIMEOUT_S = 60.0
+"""A ``running`` run whose heartbeat is older than this is reported ``interrupted``."""
+AUTO_HEARTBEAT_S = 5.0
+"""Writes refresh the heartbeat themselves when the last one is older than this."""
+
+
+def utc_now() -> str:
+    """The time stamps of ``run.json``: ISO 8601, UTC, milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def collect_versions() -> dict[str, str | None]:
+    """Versions every run records (python, platform, torch, numpy, scipy, pandas, sqlite, fullspectrum)."""
+    from fullspectrum import __version__
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "numpy": version("numpy"),
+        "scipy": version("scipy"),
+        "pandas": pd.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "fullspectrum": __version__,
+    }
+
+
+def effective_status(info: dict, *, timeout_s: float | None = None, now: float | None = None) -> str:
+    """``info["status"]``, except a ``running`` run with a stale (or no) heartbeat is ``interrupted``."""
+    status = str(info.get("status", "unknown"))
+    if status != "running":
+        return status
+    timeout_s = HEARTBEAT_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        beat = datetime.fromisoformat(str(info["heartbeat"])).timestamp()
+    except (KeyError, ValueError):
+        return "interrupted"
+    return "running" if (time.time() if now is None else now) - beat <= timeout_s else "interrupted"
+
+
+def read_info(run_dir: Path) -> dict:
+    """Parse ``run.json``; a missing, unparsable or incomplete file raises :class:`RunError`."""
+    file = Path(run_dir) / RUN_FILE
+    if not file.is_file():
+        raise RunError(f"{run_dir}: not a run directory (no {RUN_FILE})")
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{file}: corrupt ({error})") from None
+    if not isinstance(info, dict):
+        raise RunError(f"{file}: corrupt (expected a JSON object, got {type(info).__name__})")
+    missing = [key for key in ("status", "kind", "config") if key not in info]
+    if missing:
+        raise RunError(f"{file}: corrupt (missing {', '.join(missing)})")
+    return info
+
+
+def _folder_writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
+class RunStore:
+    """A run directory opened for writing (the job) or reading (everyone else).
+
+    Make one with :meth:`create` or :meth:`open`, not the constructor.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection | None, lock_handle=None) -> None:
+        self.path = Path(path)
+        """The run directory."""
+        self.heartbeat_timeout_s = HEARTBEAT_TIMEOUT_S
+        """Heartbeat age after which a ``running`` run reads as ``interrupted``."""
+        self._conn = conn
+        self._lock_handle = lock_handle
+        self._writable = conn is not None
+        self._lock = threading.RLock()  # run.json read-modify-write and the db connection
+        self._last_beat = time.monotonic()
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path, *, kind: str, config: dict, seed: int, device: str) -> RunStore:
+        """Start a new run in ``path`` (created if needed; an existing run there is an error)."""
+        path = Path(path)
+        if kind not in RUN_KINDS:
+            raise unknown_name("run kind", kind, RUN_KINDS)
+        if not isinstance(config, dict):
+            raise FullSpectrumError(f"run config must be a dict, got {type(config).__name__}")
+        if (path / RUN_FILE).exists():
+            raise RunError(f"{path}: already holds a run; resume it or choose another folder")
+        if (path / DB_FILE).exists():
+            raise RunError(
+                f"{path}: holds {DB_FILE} but no {RUN_FILE} (a half-created run); delete the folder"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
+        lock_handle = _take_writer_lock(path)
+        conn = db.connect_writer(path / DB_FILE)
+        now = utc_now()
+        info = {
+            "format": RUN_FORMAT,
+            "status": "running",
+            "kind": kind,
+            "config": config,
+            "seed": int(seed),
+            "versions": collect_versions(),
+            "device": str(device),
+            "created": now,
+            "updated": now,
+            "heartbeat": now,
+            "final": {},
+        }
+        write_json_atomic(path / RUN_FILE, info)
+        return cls(path, conn, lock_handle)
+
+    @classmethod
+    def open(cls, path, *, readonly: bool = True) -> RunStore:
+        """Open an existing run; ``readonly=False`` (resume) makes this process its writer."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"{path}: not a run directory (no such folder)")
+        read_info(path)
+        if not (path / DB_FILE).is_file():
+            raise RunError(f"{path}: corrupt run ({DB_FILE} missing)")
+        if readonly:
+            store = cls(path, None)
+            with store._reader():
+                pass
+            return store
+        lock_handle = _take_writer_lock(path)
+        try:
+            conn = db.connect_writer(path / DB_FILE)
+            db.check_schema(conn, path / DB_FILE)
+        except sqlite3.DatabaseError as error:
+            _release_writer_lock(path, lock_handle)
+            raise RunError(f"{path / DB_FILE}: unreadable ({error})") from None
+        (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
+        return cls(path, conn, lock_handle)
+
+    # -- run.json ------------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> dict:
+        """A fresh read of ``run.json``."""
+        return read_info(self.path)
+
+    @property
+    def status(self) -> str:
+        """Effective status: ``running`` only while the heartbeat is fresh, else as recorded."""
+        return effective_status(self.info, timeout_s=self.heartbeat_timeout_s)
+
+    def update_info(self, **fields) -> None:
+        """Merge top-level ``fields`` into ``run.json`` (atomic replace) and stamp ``updated``."""
+        self._require_writable_folder()
+        with self._lock:
+            info = read_info(self.path)
+            info.update(fields)
+            info["updated"] = utc_now()
+            write_json_atomic(self.path / RUN_FILE, info)
+            if "heartbeat" in fields:
+                self._last_beat = time.monotonic()
+
+    def heartbeat(self) -> None:
+        """Tell readers the job is alive."""
+        self.update_info(heartbeat=utc_now())
+
+    @contextlib.contextmanager
+    def heartbeat_thread(self, interval_s: float = 5.0) -> Iterator[None]:
+        """Refresh the heartbeat every ``interval_s`` seconds in the background while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(interval_s):
+                with contextlib.suppress(OSError, FullSpectrumError):  # a missed beat is not fatal
+                    self.heartbeat()
+
+        self.heartbeat()
+        thread = threading.Thread(target=beat, name="fullspectrum-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def add_snapshot(
+        self,
+        step: int,
+        layer_rows: Iterable[dict],
+        eval_rows: Iterable[dict] = (),
+        event_rows: Iterable[dict] = (),
+    ) -> None:
+        """Record one snapshot (layer metrics, evaluations, mask-update events) in one transaction."""
+        self._write({"layers": layer_rows, "evals": eval_rows, "events": event_rows}, step)
+
+    def add_evals(self, step: int, eval_rows: Iterable[dict]) -> None:
+        """Record evaluations (``split``, ``loss``, ``accuracy``, ``exploration_rate``) at ``step``."""
+        self._write({"evals": eval_rows}, step)
+
+    def add_events(self, step: int, event_rows: Iterable[dict]) -> None:
+        """Record mask-update events (``layer``, ``pruned``, ``grown``) at ``step``."""
+        self._write({"events": event_rows}, step)
+
+    def add_population(self, rows: Iterable[dict]) -> None:
+        """Record scored PAGS candidates (``candidate`` -1 = base mask, -2 = assembled) in one transaction."""
+        self._write({"population": rows}, None)
+
+    def _write(self, tables: dict[str, Iterable[dict]], step: int | None) -> None:
+        conn = self._require_writer()
+        with self._lock, db.transaction(conn):
+            for table, rows in tables.items():
+                db.insert_rows(conn, table, rows, step)
+        self._maybe_heartbeat()
+
+    def _maybe_heartbeat(self) -> None:
+        if time.monotonic() - self._last_beat > AUTO_HEARTBEAT_S:
+            self.heartbeat()
+
+    def save_masks(self, step: int, masks: dict) -> None:
+        """Save every layer's bool mask at ``step`` (bit-packed, atomic), keyed by parameter name."""
+        self._require_writer()
+        mask_files.save_mask_file(mask_files.mask_file(self.path, step), masks)
+
+    def load_masks(self, step: int) -> dict[str, torch.Tensor]:
+        """The bool masks saved at ``step``, with their shapes."""
+        file = mask_files.mask_file(self.path, step)
+        if not file.is_file():
+            steps = self.mask_steps()
+            shown = ", ".join(map(str, steps[:10])) + (" ..." if len(steps) > 10 else "") or "none"
+            raise RunError(f"{self.path}: no mask snapshot at step {step} (saved steps: {shown})")
+        return mask_files.load_mask_file(file)
+
+    def mask_steps(self) -> list[int]:
+        """Steps with a saved mask snapshot, ascending."""
+        return mask_files.mask_steps(self.path)
+
+    def truncate_after(self, step: int) -> None:
+        """Forget everything after ``step`` (rows and mask snapshots), so a resumed run repeats nothing."""
+        conn = self._require_writer()
+        with self._lock:
+            db.delete_after(conn, step)
+        mask_files.remove_masks_after(self.path, step)
+
+    def finish(self, status: str = "finished", final: dict | None = None) -> None:
+        """End the run: database to a rollback journal (no ``-wal``/``-shm``), then status and ``final``."""
+        if status not in END_STATUSES:
+            raise unknown_name("end status", status, END_STATUSES)
+        conn = self._require_writer()
+        with self._lock:
+            db.switch_to_rollback_journal(conn, self.path / DB_FILE)
+            self._close_connection()
+            info = read_info(self.path)
+            now = utc_now()
+            info.update(status=status, final={**info.get("final", {}), **(final or {})}, finished=now)
+            info.update(updated=now, heartbeat=now)
+            write_json_atomic(self.path / RUN_FILE, info)
+
+    def close(self) -> None:
+        """Let go of the database (the run keeps its status; an unfinished run reads as interrupted later)."""
+        with self._lock:
+            self._close_connection()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            _release_writer_lock(self.path, self._lock_handle)
+            self._lock_handle = None
+
+    def _require_writer(self) -> sqlite3.Connection:
+        if self._conn is None:
+            state = "opened read-only" if not self._writable else "finished or closed"
+            raise RunError(f"{self.path}: cannot write, the run store is {state}")
+        return self._conn
+
+    def _require_writable_folder(self) -> None:
+        if not self._writable:
+            raise RunError(f"{self.path}: cannot write, the run store is opened read-only")
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """The writer's own connection, or a short-lived read-only one (so ``finish`` is never blocked)."""
+        file = self.path / DB_FILE
+        if self._conn is not None:
+            with self._lock:
+                yield self._conn
+            return
+        try:
+            conn = db.connect_reader(file, folder_writable=_folder_writable(self.path))
+        except (sqlite3.DatabaseError, OSError) as error:
+            raise RunError(f"{file}: unreadable ({error})") from None
+        try:
+            db.check_schema(conn, file)
+            yield conn
+        except sqlite3.DatabaseError as error:
+            raise RunError(f"{file}: unreadable ({error})") from None
+        finally:
+            conn.close()
+
+    def _read(self, table: str) -> pd.DataFrame:
+        with self._reader() as conn:
+            return db.read_table(conn, table)
+
+    def layers(self) -> pd.DataFrame:
+        """Per-layer metrics at every snapshot: ``LAYER_COLUMNS``, in step order."""
+        return self._read("layers")
+
+    def evals(self) -> pd.DataFrame:
+        """Evaluations: ``EVAL_COLUMNS``, in step order."""
+        return self._read("evals")
+
+    def events(self) -> pd.DataFrame:
+        """Mask updates: ``EVENT_COLUMNS``, in step order."""
+        return self._read("events")
+
+    def population(self) -> pd.DataFrame:
+        """Scored PAGS candidates: ``POPULATION_COLUMNS``, in insertion order."""
+        return self._read("population")
+
+    def last_step(self) -> int | None:
+        """The largest step recorded in any table (``None`` for an empty run)."""
+        with self._reader() as conn:
+            return db.max_step(conn)
+
+    def artifact_path(self, name: str) -> Path:
+        """A file directly inside the run directory (e.g. ``checkpoint.pt``, ``pags_mask.pt``)."""
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise FullSpectrumError(f"artifact name {name!r} must be a plain file name")
+        return self.path / name
+
+    def __repr__(self) -> str:
+        mode = "writer" if self._conn is not None else "reader"
+        return f"RunStore({str(self.path)!r}, {mode})"
+
+
+def _take_writer_lock(path: Path):
+    """Hold an exclusive advisory lock for this process's lifetime as writer (released on death)."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    handle = open(path / LOCK_FILE, "a+b")  # noqa: SIM115 - kept open while writing
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RunError(f"{path}: another process is writing this run") from None
+    return handle
+
+
+def _release_writer_lock(path: Path, handle) -> None:
+    if handle is None:
+        return
+    with contextlib.suppress(OSError):
+        (path / LOCK_FILE).unlink()
+    handle.close()
