@@ -61,9 +61,10 @@ def network_summary(layers: pd.DataFrame) -> pd.Series:
     the regime.
     """
     summary: dict[str, float] = {}
-    total_weights = (layers["edges"] / layers["density"].where(layers["density"] > 0)).sum()
-    if "numel" in layers:
-        total_weights = layers["numel"].sum()
+    # Every unit is live or dead, so a layer's weight count is recoverable even when it collapsed.
+    total_weights = (
+        (layers["n_left"] + layers["dead_left"]) * (layers["n_right"] + layers["dead_right"])
+    ).sum()
     for column in layers.columns:
         if column in COUNT_FIELDS:
             summary[column] = int(layers[column].sum())
