@@ -1,0 +1,275 @@
+"""Reading the sparse checkpoints users already have, safely (issue 2; SPEC §1, §8).
+
+Sparse networks reach the project as files written by other code:
+``torch.nn.utils.prune`` state dicts (``weight_orig`` + ``weight_mask``), plain
+state dicts of dynamic sparse training runs (ITOP, Liu et al. ICML 2021; RigL;
+SET), where pruned weights are exact zeros, sparselearning-style
+``{"state_dict": ..., "masks": ...}`` files, the project's own mask checkpoints
+(SPEC §8), DataParallel ``module.`` prefixes, state dicts nested under
+``state_dict``/``model``/``net``, and ``.safetensors`` files.
+
+Every file is read with ``torch.load(..., weights_only=True,
+map_location="cpu")``: pickled code never runs. Research checkpoints often
+carry an ``argparse.Namespace`` of arguments and numpy scalars; those harmless
+globals are allowed (:data:`SAFE_GLOBALS`). Anything else that needs unpickling
+globals is refused with a message naming the global and how to re-save it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fullspectrum.errors import CheckpointError
+from fullspectrum.layer_selection import (
+    LayerRecord,
+    SkippedTensor,
+    layers_from_state_dict,
+)
+
+NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
+"""Keys under which checkpoints commonly nest their state dict, tried in this order."""
+MASK_KEYS = ("masks", "mask")
+"""Keys under which a checkpoint keeps a mapping of masks (SPEC §8, sparselearning/ITOP)."""
+FORMATS: dict[str, str] = {
+    "prune": "torch.nn.utils.prune state dict (weight_orig + weight_mask)",
+    "plain": "plain state dict (nonzero weights define the mask)",
+    "mask_checkpoint": "fullspectrum mask checkpoint (masks + state_dict + meta, SPEC §8)",
+    "masks_and_state_dict": "sparselearning/ITOP-style {'state_dict', 'masks'} checkpoint",
+    "masks": "masks only (no weights)",
+}
+"""Detected formats, by the name :attr:`SparseCheckpoint.format` uses."""
+RESAVE_HINT = (
+    "re-save it with tensors only, e.g. torch.save(model.state_dict(), 'model.pt') or "
+    "torch.save({'state_dict': model.state_dict(), 'masks': masks}, 'model.pt')"
+)
+
+
+def _numpy_safe_globals() -> list:
+    """numpy scalars need ``multiarray.scalar`` (under its numpy 1 and 2 names), ``dtype`` and dtype classes."""
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    allowed: list = [np.dtype, scalar, (scalar, "numpy.core.multiarray.scalar")]
+    allowed.append((scalar, "numpy._core.multiarray.scalar"))
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtypes through their classes
+    if dtypes is not None:
+        allowed += [
+            getattr(dtypes, name) for name in dtypes.__all__ if isinstance(getattr(dtypes, name), type)
+        ]
+    return allowed
+
+
+SAFE_GLOBALS: list = [argparse.Namespace, *_numpy_safe_globals()]
+"""Globals allowed while unpickling: an ``argparse.Namespace`` of run arguments and numpy scalars."""
+
+
+@dataclass(frozen=True)
+class SparseCheckpoint:
+    """The layers of a sparse checkpoint, keyed by module path (SPEC §1)."""
+
+    path: str
+    """The file read (or a label such as ``state dict`` for an in-memory object)."""
+    format: str
+    """Detected format: a key of :data:`FORMATS`."""
+    container: str
+    """``torch`` (a ``torch.save`` file or in-memory object) or ``safetensors``."""
+    layers: tuple[LayerRecord, ...]
+    """Layers in file order, each with its bool mask and weights (or None)."""
+    skipped: tuple[SkippedTensor, ...] = ()
+    """Layer-like tensors that are not layers, with their reason."""
+    notes: tuple[str, ...] = ()
+    """Notes and warnings for the user (how masks were read, collapsed layers)."""
+    meta: dict = field(default_factory=dict)
+    """The checkpoint's ``meta`` (mask checkpoints, safetensors metadata); empty otherwise."""
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """Module path -> bool mask."""
+        return {layer.name: layer.mask for layer in self.layers}
+
+    @property
+    def weights(self) -> dict[str, torch.Tensor | None]:
+        """Module path -> weights (None when the file holds masks only)."""
+        return {layer.name: layer.weight for layer in self.layers}
+
+
+def load_sparse_checkpoint(path: str | Path) -> SparseCheckpoint:
+    """Read a sparse checkpoint file in any supported format (see the module docstring).
+
+    Raises :class:`fullspectrum.errors.CheckpointError` (missing, corrupt, unsafe,
+    no layers) or :class:`fullspectrum.errors.MaskError` (non-binary mask, shape
+    mismatch, NaN/Inf weights), one line naming the file and the layer.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        obj, meta = _load_safetensors(path)
+        return interpret_checkpoint(obj, source=str(path), container="safetensors", meta=meta)
+    return interpret_checkpoint(safe_torch_load(path), source=str(path))
+
+
+def existing_file(path: str | Path) -> Path:
+    """``path`` as a Path, or a CheckpointError if it is missing or not a file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    return path
+
+
+def safe_torch_load(path: str | Path):
+    """``torch.load(path, weights_only=True, map_location="cpu")`` with :data:`SAFE_GLOBALS` allowed.
+
+    Unsafe globals, corrupt or truncated files become one-line CheckpointErrors.
+    """
+    path = existing_file(path)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        names = _unsafe_globals(path, str(error))
+        if names:
+            raise CheckpointError(
+                f"{path}: needs unsafe pickled globals ({', '.join(names)}), refused because unpickling "
+                f"them could run code; {RESAVE_HINT}"
+            ) from None
+        raise CheckpointError(f"{path}: {_DAMAGED} ({_first_line(error)})") from None
+    except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
+        raise CheckpointError(f"{path}: {_DAMAGED} ({_first_line(error)})") from None
+
+
+def _unsafe_globals(path: Path, message: str) -> list[str]:
+    allowed = {_qualified_name(g) for g in SAFE_GLOBALS}
+    names: list[str] = []
+    try:
+        names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in allowed]
+    except Exception:  # legacy (non-zip) files cannot be scanned; the error message still names one
+        pass
+    names += re.findall(r"Unsupported global: GLOBAL (\S+)", message)
+    names += re.findall(r"but got <class '([^']+)'>", message)
+    return list(dict.fromkeys(names))
+
+
+def _qualified_name(entry) -> str:
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f"{entry.__module__}.{entry.__qualname__}"
+
+
+_DAMAGED = "corrupt, truncated or not a PyTorch checkpoint"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    line = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+def _load_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    path = existing_file(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            meta = dict(handle.metadata() or {})
+    except Exception as error:
+        raise CheckpointError(
+            f"{path}: corrupt or truncated safetensors file ({_first_line(error)})"
+        ) from None
+    meta.pop("format", None)  # safetensors' own "pt" marker
+    if tensors and all(
+        k.startswith(("masks.", "state_dict.")) for k in tensors
+    ):  # a flattened mask checkpoint
+        nested: dict[str, dict] = {"masks": {}, "state_dict": {}}
+        for key, value in tensors.items():
+            group, _, name = key.partition(".")
+            nested[group][name] = value
+        return nested, meta
+    return tensors, meta
+
+
+def interpret_checkpoint(
+    obj, *, source: str = "state dict", container: str = "torch", meta: dict | None = None
+) -> SparseCheckpoint:
+    """Find the layers in a loaded checkpoint object (any format of :data:`FORMATS`)."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{source}: holds a {type(obj).__name__}, not a state dict or a {{'state_dict', 'masks'}} mapping"
+        )
+    masks = next((obj[k] for k in MASK_KEYS if isinstance(obj.get(k), Mapping) and obj[k]), None)
+    if masks is not None:
+        _check_tensors(masks, source=source, what="masks")
+        state = find_state_dict({k: v for k, v in obj.items() if k not in MASK_KEYS})
+        file_meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else None
+        fmt = "mask_checkpoint" if file_meta is not None else "masks_and_state_dict"
+        selection = layers_from_state_dict(state, masks, source=source)
+        meta = dict(file_meta or meta or {})
+    else:
+        state = find_state_dict(obj)
+        if state is None:
+            raise CheckpointError(
+                f"{source}: no state dict found (looked for tensors at the top level and under "
+                f"{', '.join(repr(k) for k in NESTING_KEYS)})"
+            )
+        fmt = _state_dict_format(state)
+        if fmt == "masks":
+            masks_only = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+            selection = layers_from_state_dict(None, masks_only, source=source)
+        else:
+            selection = layers_from_state_dict(state, source=source)
+    if not selection.layers:
+        raise CheckpointError(f"{source}: no layers found (no 2-D to 5-D '*.weight' tensor of a Conv/Linear)")
+    return SparseCheckpoint(
+        path=source,
+        format=fmt,
+        container=container,
+        layers=selection.layers,
+        skipped=selection.skipped,
+        notes=(f"read as {FORMATS[fmt]}", *selection.notes),
+        meta=dict(meta or {}),
+    )
+
+
+def find_state_dict(obj, depth: int = 0) -> Mapping | None:
+    """The state dict inside ``obj``: under a :data:`NESTING_KEYS` key, else ``obj`` if it holds tensors."""
+    if not isinstance(obj, Mapping) or depth > 3:
+        return None
+    for key in NESTING_KEYS:
+        found = find_state_dict(obj.get(key), depth + 1) if key in obj else None
+        if found is not None:
+            return found
+    if any(isinstance(value, torch.Tensor) for value in obj.values()):
+        return obj
+    return None
+
+
+def _state_dict_format(state: Mapping) -> str:
+    keys = [k for k in state if isinstance(k, str)]
+    if any(k.endswith("_mask") and f"{k[: -len('_mask')]}_orig" in state for k in keys):
+        return "prune"
+    tensors = [v for v in state.values() if isinstance(v, torch.Tensor) and v.dim() >= 2]
+    if tensors and all(_is_binary(t) for t in tensors):
+        return "masks"
+    return "plain"
+
+
+def _is_binary(tensor: torch.Tensor) -> bool:
+    if tensor.dtype == torch.bool:
+        return True
+    if tensor.is_floating_point() or tensor.dtype in (torch.int8, torch.uint8, torch.int32, torch.int64):
+        return bool(((tensor == 0) | (tensor == 1)).all())
+    return False
+
+
+def _check_tensors(mapping: Mapping, *, source: str, what: str) -> None:
+    for key, value in mapping.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: {what} entry {key!r} is a {type(value).__name__}, not a tensor")

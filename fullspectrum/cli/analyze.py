@@ -1,0 +1,133 @@
+"""``fullspectrum analyze PATH``: the full-spectrum table of a sparse checkpoint (SPEC §8).
+
+The default ``table`` format prints the per-layer table and the network means
+(SPEC §4). ``csv``, ``json`` (a list of records) and ``parquet`` give one row per
+layer and nothing else, with the columns of ``analyze``; ``parquet`` needs
+``--out``. Notes, warnings and skipped tensors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("table", "csv", "json", "parquet")
+CONVENTIONS = ("fs23", "r23")
+_PROGRESS_MIN_LAYERS = 8  # below this a bar only flickers
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="full-spectrum metrics of every layer of a sparse checkpoint",
+        description=(
+            "Per-layer full-spectrum metrics (Ramanujan gap, weighted spectral gap, nested regular "
+            "subgraphs) of a sparse checkpoint: torch.nn.utils.prune state dicts, plain state dicts, "
+            "mask checkpoints, sparselearning/ITOP files, .safetensors."
+        ),
+    )
+    parser.add_argument("path", metavar="PATH", help="checkpoint file (.pt, .pth, .tar, .safetensors)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--out", metavar="FILE", help="write to FILE instead of stdout (required for parquet)"
+    )
+    parser.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="fs23",
+        help="fs23 (NeurIPS 2023, default) or r23 (ICLR 2023) definitions of the iterative means",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fullspectrum.errors import FullSpectrumError
+
+    out = Path(args.out) if args.out else None
+    if args.format == "parquet" and out is None:
+        raise FullSpectrumError("--format parquet writes a binary file: give --out FILE")
+    if out is not None and not out.parent.is_dir():
+        raise FullSpectrumError(f"--out {out}: folder {out.parent} does not exist")
+    if out is not None and out.is_dir():
+        raise FullSpectrumError(f"--out {out}: is a folder, give a file name")
+
+    table = _analyze_with_progress(args.path, args.convention)
+    for note in table.attrs.get("notes", []):
+        print(f"fullspectrum: {_as_note(note)}", file=sys.stderr)
+    for name, reason in table.attrs.get("skipped", []):
+        print(f"fullspectrum: note: skipped {name}: {reason}", file=sys.stderr)
+
+    machine = table.copy()
+    machine.attrs = {}
+    if args.format == "parquet":
+        machine.to_parquet(out, index=False)
+        return 0
+    if args.format == "csv":
+        text = machine.to_csv(index=False)
+    elif args.format == "json":
+        text = machine.to_json(orient="records", indent=1) + "\n"
+    else:
+        text = render_table(table, convention=args.convention)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+    return 0
+
+
+def _analyze_with_progress(path: str, convention: str):
+    from tqdm import tqdm
+
+    from fullspectrum.network_analysis import analyze
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="layers", unit="layer", file=sys.stderr, leave=False,
+                       disable=None if total >= _PROGRESS_MIN_LAYERS else True)  # fmt: skip
+        bar.update(done - bar.n)
+
+    try:
+        return analyze(path, convention=convention, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _as_note(note: str) -> str:
+    return note if note.startswith("warning:") else f"note: {note}"
+
+
+def render_table(table, *, convention: str) -> str:
+    """The readable per-layer table followed by the network means (SPEC §4)."""
+    import pandas as pd
+
+    from fullspectrum.network_analysis import parse_shape
+    from fullspectrum.spectrum import network_summary
+
+    with pd.option_context("display.width", 250, "display.max_columns", None):
+        layers = table.to_string(index=False, float_format=_number)
+        summary_input = table.drop(columns=["layer", "kind", "shape"]).copy()
+        summary_input["numel"] = [_numel(parse_shape(s)) for s in table["shape"]]
+        summary = network_summary(summary_input).drop(labels=["numel"], errors="ignore")
+        means = summary.to_frame().T.to_string(index=False, float_format=_number)
+    header = (
+        f"Network ({len(table)} layers, convention {convention}): counts summed, density = total edges / "
+        "total weights, in_regime = fraction of layers in the regime, other values = mean over layers "
+        "(NaN skipped)"
+    )
+    return f"{layers}\n\n{header}\n{means}\n"
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count

@@ -1,0 +1,146 @@
+"""The project's mask checkpoint file (SPEC §8): masks, the weights they were made for, and meta.
+
+Written by ``prune --out`` and by PAGS/PEGS (FS23, Hoang et al. NeurIPS 2023)
+as ``pags_mask.pt`` / ``base_mask.pt``; read by ``analyze`` and ``train --mask``.
+The file is ``torch.save`` of::
+
+    {"masks": {param_name: bool tensor}, "state_dict": {...}, "meta": {...}}
+
+with ``param_name`` like ``layer1.0.conv1.weight``, ``state_dict`` the weights
+the masks were made for (the initialisation, or PEGS's warmed-up weights) and
+``meta`` only strings and numbers (generator, density, seed, versions), so it
+loads with ``torch.load(..., weights_only=True)``. Files are written atomically
+(a temporary file in the same folder, then ``os.replace``), so a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fullspectrum.checkpoints import safe_torch_load
+from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
+from fullspectrum.spectrum.graph import check_mask
+
+MetaValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class MaskCheckpoint:
+    """A loaded mask checkpoint (SPEC §8)."""
+
+    masks: dict[str, torch.Tensor]
+    """Parameter name (``layer1.0.conv1.weight``) -> bool mask on the CPU."""
+    state_dict: dict[str, torch.Tensor]
+    """The weights the masks were made for (CPU tensors)."""
+    meta: dict[str, MetaValue]
+    """Strings and numbers only: generator, density, seed, versions..."""
+
+
+def save_mask_checkpoint(
+    path: str | Path,
+    masks: Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
+    meta: Mapping[str, object] | None = None,
+) -> Path:
+    """Validate and write a mask checkpoint atomically; returns the path written.
+
+    Masks must be binary and, where ``state_dict`` holds the same name, of its
+    weight's shape; ``meta`` values must be strings or numbers (numpy scalars are
+    converted). Bad input raises a :class:`fullspectrum.errors.FullSpectrumError`.
+    """
+    path = Path(path)
+    payload = {
+        "masks": _clean_masks(masks, source=str(path)),
+        "state_dict": _clean_state_dict(state_dict, source=str(path)),
+        "meta": _clean_meta(meta or {}, source=str(path)),
+    }
+    _check_shapes(payload["masks"], payload["state_dict"], source=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_mask_checkpoint(path: str | Path) -> MaskCheckpoint:
+    """Read a mask checkpoint with ``weights_only=True``; a file of another layout is a CheckpointError."""
+    obj = safe_torch_load(path)
+    source = str(path)
+    if not isinstance(obj, Mapping) or not {"masks", "state_dict", "meta"} <= set(obj):
+        raise CheckpointError(
+            f"{source}: not a mask checkpoint (expected the keys 'masks', 'state_dict' and 'meta'); "
+            "use load_sparse_checkpoint for other sparse checkpoints"
+        )
+    for key in ("masks", "state_dict", "meta"):
+        if not isinstance(obj[key], Mapping):
+            raise CheckpointError(f"{source}: '{key}' is a {type(obj[key]).__name__}, not a mapping")
+    masks = _clean_masks(obj["masks"], source=source)
+    state_dict = _clean_state_dict(obj["state_dict"], source=source)
+    _check_shapes(masks, state_dict, source=source)
+    return MaskCheckpoint(masks=masks, state_dict=state_dict, meta=_clean_meta(obj["meta"], source=source))
+
+
+def _clean_masks(masks: Mapping, *, source: str) -> dict[str, torch.Tensor]:
+    cleaned: dict[str, torch.Tensor] = {}
+    for name, mask in masks.items():
+        if not isinstance(name, str):
+            raise MaskError(f"{source}: mask name {name!r} is not a string")
+        if not isinstance(mask, torch.Tensor):
+            raise MaskError(f"{source}: mask {name} is a {type(mask).__name__}, not a tensor")
+        check_mask(mask, name=f"{source}: mask {name}")
+        cleaned[name] = mask.detach().to(device="cpu", dtype=torch.bool).contiguous()
+    return cleaned
+
+
+def _clean_state_dict(state_dict: Mapping, *, source: str) -> dict[str, torch.Tensor]:
+    cleaned: dict[str, torch.Tensor] = {}
+    for name, tensor in state_dict.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{source}: state_dict entry {name!r} is not a named tensor")
+        cleaned[name] = tensor.detach().cpu()
+    return cleaned
+
+
+def _clean_meta(meta: Mapping, *, source: str) -> dict[str, MetaValue]:
+    cleaned: dict[str, MetaValue] = {}
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise FullSpectrumError(f"{source}: meta key {key!r} is not a string")
+        if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy / 0-d torch scalar
+            value = value.item() if getattr(value, "ndim", 0) == 0 else value
+        if not isinstance(value, str | numbers.Number) or isinstance(value, complex):
+            raise FullSpectrumError(
+                f"{source}: meta {key!r} is a {type(value).__name__}; meta holds only strings and numbers"
+            )
+        cleaned[key] = value
+    return cleaned
+
+
+def _check_shapes(
+    masks: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor], *, source: str
+) -> None:
+    if not state_dict:
+        return
+    for name, mask in masks.items():
+        weight = state_dict.get(name, state_dict.get(f"{name}_orig"))  # plain or torch.nn.utils.prune form
+        if weight is None:
+            raise MaskError(f"{source}: mask {name} has no weight of that name in the state_dict")
+        if tuple(weight.shape) != tuple(mask.shape):
+            raise MaskError(
+                f"{source}: mask {name} has shape {tuple(mask.shape)} but its weight has {tuple(weight.shape)}"
+            )
