@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import pytest
 import torch
@@ -28,6 +27,8 @@ from fullspectrum.pruning import (
 )
 
 N_CLASSES = 5
+# tiny nets at low density collapse layers now and then; the collapse test checks the warning itself
+pytestmark = pytest.mark.filterwarnings("ignore::fullspectrum.pruning.LayerCollapseWarning")
 
 
 def tiny_cnn() -> nn.Module:
@@ -74,9 +75,7 @@ def fast_options(method: str) -> dict:
 @pytest.mark.parametrize("density", [0.05, 0.3, 1.0])
 def test_exact_density_shapes_and_dtype(method, density):
     model = tiny_cnn()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LayerCollapseWarning)
-        result = generate_masks(model, method, density, data=image_batches(), seed=3, **fast_options(method))
+    result = generate_masks(model, method, density, data=image_batches(), seed=3, **fast_options(method))
     layers = maskable_parameters(model)
     assert list(result.masks) == [name for name, _, _ in layers]
     for name, _, param in layers:
@@ -85,8 +84,8 @@ def test_exact_density_shapes_and_dtype(method, density):
     total = sum(param.numel() for _, _, param in layers)
     assert result.total == total
     assert result.kept == round(density * total)
-    if GENERATORS[method].scope == "layer" and method == "random":
-        for name, mask in result.masks.items():
+    if method == "random":
+        for mask in result.masks.values():
             assert abs(int(mask.sum()) - density * mask.numel()) < 1.0
 
 
@@ -229,7 +228,11 @@ def test_synflow_one_round_equals_hand_computed_flow_and_ignores_data():
         torch.testing.assert_close(scores[name], expected[name])
     masks = [
         generate_masks(model, "synflow", 0.1, data=data, rounds=5).masks
-        for data in (image_batches(seed=1), image_batches(seed=2), [(torch.zeros(3, 3, 8, 8), torch.zeros(3))])
+        for data in (
+            image_batches(seed=1),
+            image_batches(seed=2),
+            [(torch.zeros(3, 3, 8, 8), torch.zeros(3))],
+        )
     ]
     masks.append(generate_masks(model, "synflow", 0.1, input_shape=(3, 8, 8), rounds=5).masks)
     assert all(torch.equal(masks[0][name], other[name]) for other in masks[1:] for name in names)
@@ -250,19 +253,22 @@ def test_erk_densities_follow_the_formula_with_dense_layers():
     # the fc takes the rest of the budget: (0.5 * 4036 - 36) / 4000
     assert densities["conv"] == 1.0
     assert densities["fc"] == pytest.approx((0.5 * 4036 - 36) / 4000)
-    shapes = {"a": (16, 3, 3, 3), "b": (32, 16, 3, 3), "c": (64, 32, 3, 3), "d": (10, 64)}
+    shapes = {"a": (16, 3, 3, 3), "b": (64, 16, 3, 3), "c": (128, 64, 3, 3), "d": (10, 128)}
     for kind in ("erk", "er"):
         densities = erk_densities(shapes, 0.1, kind)
         score = {
-            n: sum(s) / math.prod(s) if kind == "erk" else (s[0] + s[1]) / (s[0] * s[1]) for n, s in shapes.items()
+            n: sum(s) / math.prod(s) if kind == "erk" else (s[0] + s[1]) / (s[0] * s[1])
+            for n, s in shapes.items()
         }
         sparse = [n for n in shapes if densities[n] < 1.0]
+        assert 0 < len(sparse) < len(shapes)
         epsilon = densities[sparse[0]] / score[sparse[0]]
         assert all(densities[n] == pytest.approx(epsilon * score[n]) for n in sparse)
         assert all(epsilon * score[n] > 1.0 for n in shapes if n not in sparse)
         kept = sum(densities[n] * math.prod(s) for n, s in shapes.items())
         assert kept == pytest.approx(0.1 * sum(math.prod(s) for s in shapes.values()))
     assert erk_densities(shapes, 0.1, "erk")["a"] == 1.0  # the small first conv ends dense
+    assert erk_densities(shapes, 0.05, "erk")["a"] < 1.0 and erk_densities(shapes, 0.05, "er")["d"] < 1.0
     assert erk_densities(shapes, 1.0) == {n: 1.0 for n in shapes}
 
 
@@ -333,7 +339,10 @@ def test_random_scores_are_iid_uniform_and_reseeded():
 def test_top_k_breaks_ties_by_layer_then_index():
     scores = {"a": torch.tensor([1.0, 2.0, 2.0]), "b": torch.tensor([[2.0, 3.0], [2.0, float("nan")]])}
     masks = top_k_global(scores, 3)
-    assert masks["a"].tolist() == [False, True, True] and masks["b"].tolist() == [[False, True], [False, False]]
+    assert masks["a"].tolist() == [False, True, True] and masks["b"].tolist() == [
+        [False, True],
+        [False, False],
+    ]
     masks = top_k_global(scores, 5)
     assert masks["b"].tolist() == [[True, True], [True, False]]
     per_layer = top_k_per_layer(scores, {"a": 1, "b": 2})
