@@ -42,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     "FullSpectrumError": "fullspectrum.errors",
     "MaskError": "fullspectrum.errors",
     "CheckpointError": "fullspectrum.errors",
+    "train": "fullspectrum.training",
+    "resume": "fullspectrum.training",
+    "TrainConfig": "fullspectrum.training",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
