@@ -142,7 +142,8 @@ class MaskResult:
             "collapsed_layers": ",".join(self.collapsed_layers),
         }
         for key, value in self.settings.items():
-            meta.setdefault(key, value if isinstance(value, (str, int, float)) else str(value))
+            if value is not None:  # an option left at "automatic" (e.g. the default budget) is omitted
+                meta.setdefault(key, value if isinstance(value, (str, int, float)) else str(value))
         return meta
 
 

@@ -1,0 +1,137 @@
+"""``fullspectrum prune``: a pruning-at-initialisation mask as a SPEC §8 mask checkpoint.
+
+Builds ``--model`` for ``--data`` with its initialisation seeded by ``--seed``,
+scores it with ``--method`` (SPEC §6b: random, er, erk, magnitude, snip,
+iter_snip, grasp, synflow) on the first ``--examples`` training examples
+(default 10 × classes) and writes ``{"masks", "state_dict", "meta"}`` to
+``--out``: the masks, the initial weights they were made for, and how they
+were made. ``fullspectrum analyze`` and ``fullspectrum train --mask`` read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import warnings
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prune",
+        help="generate a pruning-at-initialisation mask (SNIP, GraSP, SynFlow, ERK, ...)",
+        description=(
+            "Generate a mask for every Conv/Linear weight of a freshly initialised model at an exact "
+            "global density and write it, with the initial weights, as a mask checkpoint."
+        ),
+    )
+    parser.add_argument(
+        "--model", required=True, help="model name (mlp, lenet5, conv6, resnet20, resnet18, ...)"
+    )
+    parser.add_argument(
+        "--data", required=True, help="dataset name (digits, mnist1d, cifar10, cifar100, synthetic)"
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files")
+    parser.add_argument(
+        "--method", required=True, help="mask generator (random, er, erk, magnitude, snip, ...)"
+    )
+    parser.add_argument("--density", required=True, type=float, help="fraction of weights kept, in (0, 1]")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the mask")
+    parser.add_argument("--split-seed", type=int, default=0, help="train/validation split seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=128, help="scoring minibatch size (default 128)")
+    parser.add_argument("--examples", type=int, help="examples to score on (default 10 x classes)")
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of iter_snip (default 20) or synflow (default 100)"
+    )
+    parser.add_argument("--train-mode", action="store_true", help="score in train mode (default: eval mode)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    parser.add_argument("--out", required=True, metavar="FILE", help="mask checkpoint to write (.pt)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    import fullspectrum
+    from fullspectrum.data import load_dataset, make_loader
+    from fullspectrum.mask_checkpoint import save_mask_checkpoint
+    from fullspectrum.models import build_model
+    from fullspectrum.pruning import generate_masks
+    from fullspectrum.pruning.generate import _lookup
+
+    generator = _lookup(args.method)  # an unknown method fails before any data is loaded
+    device = _device(args.device)
+    options = _options(args, generator)
+
+    splits = load_dataset(args.data, data_dir=args.data_dir, split_seed=args.split_seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = build_model(args.model, splits.num_classes, splits.input_shape)
+    initial = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    model.to(device)
+    loader = make_loader(splits.train, args.batch_size, shuffle=True, seed=args.seed)
+
+    with tqdm(desc=f"{args.method}", unit="step", file=sys.stderr, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = generate_masks(
+                model, args.method, args.density, data=loader, seed=args.seed, progress=progress, **options
+            )
+    for warning in caught:
+        print(f"fullspectrum: warning: {warning.message}", file=sys.stderr)
+
+    meta = {
+        **result.meta(),
+        "model": args.model,
+        "data": args.data,
+        "seed": args.seed,
+        "split_seed": args.split_seed,
+        "batch_size": args.batch_size,
+        "device": str(device),
+        "fullspectrum_version": fullspectrum.__version__,
+        "torch_version": str(torch.__version__),  # a str subclass that weights_only loading refuses
+        "python_version": platform.python_version(),
+    }
+    path = save_mask_checkpoint(args.out, result.masks, initial, meta)
+    print(
+        f"wrote {path}: {args.method} on {args.model}/{args.data}, kept {result.kept} of {result.total} "
+        f"weights (density {result.kept / result.total:.6g}), {result.examples_used} examples"
+        + (f", collapsed layers: {', '.join(result.collapsed_layers)}" if result.collapsed_layers else "")
+    )
+    return 0
+
+
+def _device(name: str):
+    import torch
+
+    from fullspectrum.errors import FullSpectrumError
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FullSpectrumError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _options(args: argparse.Namespace, generator) -> dict:
+    from fullspectrum.errors import FullSpectrumError
+
+    requested = {"n_examples": args.examples, "rounds": args.rounds}
+    if args.train_mode:
+        requested["train_mode"] = True
+    options = {}
+    for key, value in requested.items():
+        if value is None:
+            continue
+        if key not in generator.options:
+            flag = {"n_examples": "--examples", "rounds": "--rounds", "train_mode": "--train-mode"}[key]
+            raise FullSpectrumError(f"{flag} does not apply to --method {generator.name} (it uses no {key})")
+        options[key] = value
+    return options
