@@ -21,7 +21,7 @@ import argparse
 import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +110,9 @@ def load_sparse_checkpoint(path: str | Path) -> SparseCheckpoint:
     path = Path(path)
     if path.suffix == ".safetensors":
         obj, meta = _load_safetensors(path)
-        return interpret_checkpoint(obj, source=str(path), container="safetensors", meta=meta)
+        checkpoint = interpret_checkpoint(obj, source=str(path), container="safetensors", meta=meta)
+        note = "safetensors keeps tensors in name order, not the model's: layers are listed in name order"
+        return replace(checkpoint, notes=(*checkpoint.notes, note))
     return interpret_checkpoint(safe_torch_load(path), source=str(path))
 
 

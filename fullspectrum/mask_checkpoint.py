@@ -123,12 +123,23 @@ def _clean_meta(meta: Mapping, *, source: str) -> dict[str, MetaValue]:
             raise FullSpectrumError(f"{source}: meta key {key!r} is not a string")
         if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy / 0-d torch scalar
             value = value.item() if getattr(value, "ndim", 0) == 0 else value
-        if not isinstance(value, str | numbers.Number) or isinstance(value, complex):
+        if not isinstance(value, str | numbers.Real):
             raise FullSpectrumError(
                 f"{source}: meta {key!r} is a {type(value).__name__}; meta holds only strings and numbers"
             )
-        cleaned[key] = value
+        cleaned[str(key)] = _plain(value)
     return cleaned
+
+
+def _plain(value: str | numbers.Real) -> MetaValue:
+    """Subclasses (``torch.__version__``'s TorchVersion, numpy scalars) as plain built-ins.
+
+    A subclass would pickle as a global that ``weights_only=True`` refuses.
+    """
+    for kind in (str, bool, int):
+        if isinstance(value, kind):
+            return kind(value)
+    return float(value)
 
 
 def _check_shapes(

@@ -105,14 +105,11 @@ def render_table(table, *, convention: str) -> str:
     """The readable per-layer table followed by the network means (SPEC §4)."""
     import pandas as pd
 
-    from fullspectrum.network_analysis import parse_shape
     from fullspectrum.spectrum import network_summary
 
     with pd.option_context("display.width", 250, "display.max_columns", None):
         layers = table.to_string(index=False, float_format=_number)
-        summary_input = table.drop(columns=["layer", "kind", "shape"]).copy()
-        summary_input["numel"] = [_numel(parse_shape(s)) for s in table["shape"]]
-        summary = network_summary(summary_input).drop(labels=["numel"], errors="ignore")
+        summary = network_summary(table.drop(columns=["layer", "kind", "shape"]))
         means = summary.to_frame().T.to_string(index=False, float_format=_number)
     header = (
         f"Network ({len(table)} layers, convention {convention}): counts summed, density = total edges / "
@@ -124,10 +121,3 @@ def render_table(table, *, convention: str) -> str:
 
 def _number(value: float) -> str:
     return f"{value:.6g}"
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
