@@ -114,10 +114,20 @@ def _create_statements() -> Iterator[str]:
         yield f"CREATE INDEX IF NOT EXISTS {table}_step ON {table} (step)"
 
 
-def connect_writer(path: Path) -> sqlite3.Connection:
-    """The run's single writing connection: WAL mode, full fsync per commit, tables created."""
+def connect_writer(path: Path, *, create: bool) -> sqlite3.Connection:
+    """The run's single writing connection: WAL mode, full fsync per commit.
+
+    ``create`` makes the tables; otherwise the database must already hold them
+    (:class:`RunError`, or ``sqlite3.DatabaseError`` for a file that is no database).
+    """
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if not create:
+            check_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
         conn.close()

@@ -85,7 +85,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         "kind": _text(info.get("kind")),
         "model": _text(config.get("model")),
         "data": _text(config.get("data")),
-        "method": _text(config.get("method", config.get("generator"))),
+        "method": _text(config.get("method") or config.get("generator")),
         "density": _number(config.get("density"), float),
         "seed": _number(info.get("seed"), int),
         "final_accuracy": _number(final.get("test_accuracy"), float),

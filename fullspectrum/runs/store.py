@@ -163,7 +163,7 @@ class RunStore:
         path.mkdir(parents=True, exist_ok=True)
         (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
         lock_handle = _take_writer_lock(path)
-        conn = db.connect_writer(path / DB_FILE)
+        conn = db.connect_writer(path / DB_FILE, create=True)
         now = utc_now()
         info = {
             "format": RUN_FORMAT,
@@ -189,7 +189,7 @@ class RunStore:
             raise RunError(f"{path}: not a run directory (no such folder)")
         read_info(path)
         if not (path / DB_FILE).is_file():
-            raise RunError(f"{path}: corrupt run ({DB_FILE} missing)")
+            raise RunError(f"{path}: {DB_FILE} missing")
         if readonly:
             store = cls(path, None)
             with store._reader():
@@ -197,11 +197,13 @@ class RunStore:
             return store
         lock_handle = _take_writer_lock(path)
         try:
-            conn = db.connect_writer(path / DB_FILE)
-            db.check_schema(conn, path / DB_FILE)
+            conn = db.connect_writer(path / DB_FILE, create=False)
         except sqlite3.DatabaseError as error:
             _release_writer_lock(path, lock_handle)
             raise RunError(f"{path / DB_FILE}: unreadable ({error})") from None
+        except BaseException:
+            _release_writer_lock(path, lock_handle)
+            raise
         (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
         return cls(path, conn, lock_handle)
 
