@@ -206,7 +206,9 @@ def interpret_checkpoint(
         raise CheckpointError(
             f"{source}: holds a {type(obj).__name__}, not a state dict or a {{'state_dict', 'masks'}} mapping"
         )
-    masks = next((obj[k] for k in MASK_KEYS if isinstance(obj.get(k), Mapping) and obj[k]), None)
+    masks = next((obj[k] for k in MASK_KEYS if isinstance(obj.get(k), Mapping)), None)
+    if masks is not None and not masks:
+        raise CheckpointError(f"{source}: no layers found (its mapping of masks is empty)")
     if masks is not None:
         _check_tensors(masks, source=source, what="masks")
         state = find_state_dict({k: v for k, v in obj.items() if k not in MASK_KEYS})

@@ -107,9 +107,12 @@ def strip_wrappers(name: str) -> str:
 def module_path(param_name: str) -> str:
     """``module.layer1.0.conv1.weight`` -> ``layer1.0.conv1`` (a module path stays as is)."""
     name = strip_wrappers(param_name)
-    if name == "weight":
+    if name in ("weight", "weight_mask", "weight_orig"):
         return ROOT_NAME
-    return name[: -len(".weight")] if name.endswith(".weight") else name
+    for suffix in (".weight", ".weight_mask", ".weight_orig"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def make_record(name: str, kind: str, mask, weight, *, source: str = "") -> LayerRecord:
@@ -226,8 +229,12 @@ def layers_from_state_dict(
     Linear/Conv by shape.
     Layers without weights (``masks`` only) are analysed without weights.
     """
-    tensors = {strip_wrappers(k): v for k, v in (state_dict or {}).items() if isinstance(v, torch.Tensor)}
-    given = {module_path(k): torch.as_tensor(v) for k, v in (masks or {}).items()}
+    tensors = {
+        strip_wrappers(k): v
+        for k, v in (state_dict or {}).items()
+        if isinstance(k, str) and isinstance(v, torch.Tensor)
+    }
+    given = {module_path(str(k)): torch.as_tensor(v) for k, v in (masks or {}).items()}
     weights: dict[str, torch.Tensor] = {}
     prune_masks: dict[str, torch.Tensor] = {}
     skipped: dict[str, str] = {}  # name -> reason, in order

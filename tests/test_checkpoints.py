@@ -440,3 +440,20 @@ def test_load_mask_checkpoint_refuses_other_files(net, tmp_path):
     torch.save(net.state_dict(), tmp_path / "sd.pt")
     with pytest.raises(CheckpointError, match="not a mask checkpoint"):
         load_mask_checkpoint(tmp_path / "sd.pt")
+
+
+def test_analyze_reports_skipped_tensors_and_progress():
+    calls: list[tuple[int, int]] = []
+    table = analyze(Zoo(), progress=lambda done, total: calls.append((done, total)))
+    assert list(table["layer"]) == ["conv1d", "conv3d", "head"]
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    skipped = dict(table.attrs["skipped"])
+    assert {"grouped", "depthwise", "transposed", "embedding", "attention.out_proj"} <= set(skipped)
+    assert all(reason for reason in skipped.values())
+
+
+def test_empty_masks_mapping_has_no_layers(net):
+    with pytest.raises(CheckpointError, match="no layers"):
+        analyze({"masks": {}, "state_dict": orig_state_dict(net), "meta": {}})
+    with pytest.raises(FullSpectrumError, match="no Conv/Linear layers"):
+        analyze(nn.Sequential(nn.ReLU(), nn.Embedding(3, 2)))
