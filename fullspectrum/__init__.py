@@ -45,6 +45,12 @@ _EXPORTS: dict[str, str] = {
     "train": "fullspectrum.training",
     "resume": "fullspectrum.training",
     "TrainConfig": "fullspectrum.training",
+    "build_model": "fullspectrum.models",
+    "MODEL_NAMES": "fullspectrum.models",
+    "load_dataset": "fullspectrum.data",
+    "make_loader": "fullspectrum.data",
+    "DatasetSplits": "fullspectrum.data",
+    "DATASET_NAMES": "fullspectrum.data",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
