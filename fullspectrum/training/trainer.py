@@ -128,14 +128,20 @@ class _Session:
         from fullspectrum.mask_checkpoint import load_mask_checkpoint
 
         loaded = load_mask_checkpoint(path)
-        if loaded.state_dict:
+        if loaded.state_dict:  # the initial weights the masks were made for (e.g. PEGS's warmed-up ones)
             try:
-                self.model.load_state_dict(loaded.state_dict)
+                result = self.model.load_state_dict(loaded.state_dict, strict=False)
             except RuntimeError as error:
-                first = str(error).strip().splitlines()[0]
+                first = str(error).strip().splitlines()[-1].strip()
                 raise MaskError(
                     f"{path}: its state_dict does not fit model {self.config.model!r} ({first})"
                 ) from None
+            missing = [name for name in self.weights if name in result.missing_keys]
+            if result.unexpected_keys or missing:
+                raise MaskError(
+                    f"{path}: its state_dict does not fit model {self.config.model!r} "
+                    f"(unknown {result.unexpected_keys[:3]}, missing weights {missing[:3]})"
+                )
         return dict(loaded.masks)
 
     def restore(self, payload: dict) -> None:

@@ -1,0 +1,145 @@
+"""``fullspectrum train``: dense, static, ITOP-Rand/SET or RigL training with spectral tracking (SPEC §6, §8).
+
+``fullspectrum train --model mlp --data digits --method itop --out runs/itop``
+writes a run directory; ``fullspectrum train --resume runs/itop`` continues an
+interrupted or killed one from its last checkpoint (a finished run: says so and
+exits 0). The first Ctrl-C stops at the next iteration, saves a checkpoint and
+exits 130 with a resumable run; a second one stops at once (the last snapshot's
+checkpoint stays valid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from fullspectrum.cli import EXIT_INTERRUPTED, EXIT_OK
+
+# TrainConfig field -> command-line flag, for the options a fresh run takes
+RUN_FLAGS = {
+    "model": "--model",
+    "data": "--data",
+    "method": "--method",
+    "density": "--density",
+    "init": "--init",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "delta_t": "--delta-t",
+    "snapshot_every": "--snapshot-every",
+    "mask": "--mask",
+    "seed": "--seed",
+    "device": "--device",
+    "data_dir": "--data-dir",
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a sparse network (dense, static, itop, rigl) and record its full spectrum",
+        description=(
+            "Train with a mask per Conv/Linear weight, rewired every ΔT iterations (ITOP-Rand/SET: random "
+            "growth; RigL: gradient growth), recording every layer's full-spectrum coordinate into a run "
+            "directory. Options left out take the dataset's preset (written into the run's config)."
+        ),
+    )
+    parser.add_argument(
+        "--model", help="architecture (default mlp): mlp, lenet5, conv6, resnet20/18/34, vgg16"
+    )
+    parser.add_argument(
+        "--data", help="dataset (default digits): digits, mnist1d, cifar10, cifar100, synthetic"
+    )
+    parser.add_argument("--method", choices=("dense", "static", "itop", "rigl"), help="default itop")
+    parser.add_argument("--density", type=float, help="fraction of weights kept (default 0.05)")
+    parser.add_argument(
+        "--init", choices=("uniform", "er", "erk"), help="initial layer densities (default erk)"
+    )
+    parser.add_argument("--epochs", type=int, help="epochs (default: the dataset's preset)")
+    parser.add_argument("--batch-size", type=int, help="minibatch size (default: preset)")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default: preset)")
+    parser.add_argument("--delta-t", type=int, help="iterations between mask updates (default: preset)")
+    parser.add_argument(
+        "--snapshot-every", type=int, help="iterations between spectral snapshots (default: preset)"
+    )
+    parser.add_argument(
+        "--mask", metavar="FILE", help="mask checkpoint: initial mask and weights (static, itop, rigl)"
+    )
+    parser.add_argument("--out", metavar="DIR", help="run directory to create")
+    parser.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    parser.add_argument("--seed", type=int, help="seed of weights, masks, data order and growth (default 0)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA when present)")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder of datasets that need files (CIFAR)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fullspectrum.errors import FullSpectrumError
+    from fullspectrum.training import TrainConfig, resume, train
+
+    given = {field: getattr(args, field) for field in RUN_FLAGS if getattr(args, field) is not None}
+    if args.resume is not None:
+        if given or args.out is not None:
+            flags = ", ".join(RUN_FLAGS.get(f, "--out") for f in [*given, *(["out"] if args.out else [])])
+            raise FullSpectrumError(f"--resume continues a run with its own config; drop {flags}")
+        call = lambda progress, stop: resume(args.resume, progress=progress, stop_event=stop)  # noqa: E731
+    else:
+        if args.out is None:
+            raise FullSpectrumError("give --out DIR for a new run (or --resume DIR to continue one)")
+        config = TrainConfig(**given)
+        call = lambda progress, stop: train(config, args.out, progress=progress, stop_event=stop)  # noqa: E731
+    result = _with_progress_and_sigint(call)
+    if result.already_finished:
+        print(f"{result.run_dir}: this run has already finished (test accuracy {_fmt(result.test_accuracy)})")
+        return EXIT_OK
+    if result.status == "interrupted":
+        print(
+            f"fullspectrum: interrupted at step {result.step}/{result.total_steps}; "
+            f"continue with: fullspectrum train --resume {result.run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"{result.run_dir}: finished {result.step} iterations; test accuracy {_fmt(result.test_accuracy)}, "
+        f"exploration rate {result.exploration_rate:.3f}"
+    )
+    return EXIT_OK
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _with_progress_and_sigint(call):
+    """Run ``call(progress, stop_event)`` with a tqdm bar on stderr; first Ctrl-C = graceful stop."""
+    from tqdm import tqdm
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nfullspectrum: stopping after this iteration (Ctrl-C again to stop now)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    bars: list[tqdm] = []  # made on the first call, so a finished run prints no empty bar
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, initial=done, unit="it", file=sys.stderr, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        return call(progress, stop)
+    finally:
+        for bar in bars:
+            bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
