@@ -28,6 +28,7 @@ from fullspectrum.runs import (
     RunError,
     RunStore,
     effective_status,
+    run_file,
 )
 from fullspectrum.runs import store as store_module
 from fullspectrum.runs.database import DTYPES
@@ -202,7 +203,7 @@ store.add_evals(0, [{{"split": "val", "loss": 1.0, "accuracy": 0.5}}])
 os._exit(0)  # killed: no finish, no close
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
-    monkeypatch.setattr(store_module, "HEARTBEAT_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(run_file, "HEARTBEAT_TIMEOUT_S", 0.0)
     time.sleep(0.01)
     (summary,) = fullspectrum.list_runs(tmp_path)
     assert summary.status == "interrupted" and summary.steps == 0 and summary.error is None
@@ -541,3 +542,35 @@ def test_open_reports_a_broken_run_in_one_line(tmp_path, damage, message):
         with pytest.raises(RunError, match=message) as error:
             RunStore.open(run, readonly=readonly)
         assert "\n" not in str(error.value) and str(run) in str(error.value)
+
+
+def test_close_leaves_wal_mode_unless_a_reader_holds_the_database(tmp_path):
+    import sqlite3
+
+    run = tmp_path / "run"
+    store = new_store(run)
+    store.add_evals(0, [{"split": "val", "accuracy": 0.5}])
+    store.close()
+    assert not list(run.glob("metrics.sqlite-*")) and not (run / ".writer.lock").exists()
+    before = folder_files(run)
+    assert RunStore.open(run).evals()["accuracy"].tolist() == [0.5]
+    assert RunStore.open(run).status == "running"  # close() is not finish()
+    assert folder_files(run) == before, "reading a closed run creates no -wal/-shm"
+
+    store = RunStore.open(run, readonly=False)
+    assert (run / "metrics.sqlite").read_bytes()[18] == 2
+    store.add_evals(1, [{"split": "val", "accuracy": 0.6}])
+    reader = sqlite3.connect(f"file:{run / 'metrics.sqlite'}?mode=ro", uri=True, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM evals").fetchone() == (2,)  # holds a read lock
+    store.close()  # cannot leave WAL now, but closes without error
+    reader.close()
+    assert RunStore.open(run).evals()["step"].tolist() == [0, 1]
+
+
+def test_module_doctests_run():
+    import doctest
+
+    from fullspectrum.runs import store as module
+
+    assert doctest.testmod(module).failed == 0

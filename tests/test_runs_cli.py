@@ -116,6 +116,7 @@ def test_list_runs_reports_corrupt_runs_and_still_lists_the_others(runs_root):
     )
     assert runs["b_pags"].method == "snip" and runs["b_pags"].kind == "pags"
     assert runs["nested/c_live"].status == "running" and runs["nested/c_live"].final_accuracy is None
+    assert not list((runs_root / "nested" / "c_live").glob("metrics.sqlite-*")), "listing creates no files"
     expected_errors = {
         "d_garbage_json": "run.json: corrupt",
         "e_no_db": "metrics.sqlite missing",

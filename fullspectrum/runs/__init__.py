@@ -15,7 +15,8 @@ from fullspectrum.runs.database import (
 )
 from fullspectrum.runs.export import EXPORT_FORMATS, export_run
 from fullspectrum.runs.listing import RunSummary, list_runs
-from fullspectrum.runs.store import HEARTBEAT_TIMEOUT_S, RUN_KINDS, RunStore, effective_status
+from fullspectrum.runs.run_file import HEARTBEAT_TIMEOUT_S, effective_status
+from fullspectrum.runs.store import RUN_KINDS, RunStore
 
 __all__ = [
     "EVAL_COLUMNS",

@@ -263,14 +263,18 @@ def switch_to_rollback_journal(
     readers have let go (they hold connections only for one query).
     """
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
-            if mode.lower() == "delete":
-                return
-        except sqlite3.OperationalError:
-            pass
-        if time.monotonic() > deadline:
-            raise RunError(f"{path}: could not leave WAL mode, another process keeps the database open")
-        time.sleep(0.05)
+    conn.execute(f"PRAGMA busy_timeout = {int(min(timeout_s, 1.0) * 1000)}")  # short waits, many tries
+    try:
+        while True:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+                if mode.lower() == "delete":
+                    return
+            except sqlite3.OperationalError:
+                pass
+            if time.monotonic() > deadline:
+                raise RunError(f"{path}: could not leave WAL mode, another process keeps the database open")
+            time.sleep(0.05)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fullspectrum.runs.database import RunError
-from fullspectrum.runs.store import DB_FILE, RUN_FILE, RunStore, effective_status, read_info
+from fullspectrum.runs.run_file import DB_FILE, RUN_FILE, effective_status, read_info
+from fullspectrum.runs.store import RunStore
 
 _SKIP_DIRS = {"masks", "__pycache__", "node_modules"}
 

@@ -28,15 +28,11 @@ readers, one transaction per snapshot) and is switched to a rollback journal by
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import json
 import os
-import platform
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -44,83 +40,25 @@ import torch
 
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.runs import database as db
-from fullspectrum.runs import mask_files
+from fullspectrum.runs import mask_files, run_file
 from fullspectrum.runs.atomic import write_json_atomic
 from fullspectrum.runs.database import RunError
+from fullspectrum.runs.run_file import (
+    DB_FILE,
+    RUN_FILE,
+    RUN_FORMAT,
+    collect_versions,
+    effective_status,
+    read_info,
+    release_writer_lock,
+    take_writer_lock,
+    utc_now,
+)
 
-try:  # POSIX: an advisory lock stops two writers on one run
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
-RUN_FILE = "run.json"
-DB_FILE = "metrics.sqlite"
-LOCK_FILE = ".writer.lock"
 RUN_KINDS = ("train", "pags", "analysis")
 END_STATUSES = ("finished", "failed", "interrupted")
-RUN_FORMAT = 1
-HEARTBEAT_TIMEOUT_S = 60.0
-"""A ``running`` run whose heartbeat is older than this is reported ``interrupted``."""
 AUTO_HEARTBEAT_S = 5.0
 """Writes refresh the heartbeat themselves when the last one is older than this."""
-
-
-def utc_now() -> str:
-    """The time stamps of ``run.json``: ISO 8601, UTC, milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def collect_versions() -> dict[str, str | None]:
-    """Versions every run records (python, platform, torch, numpy, scipy, pandas, sqlite, fullspectrum)."""
-    from fullspectrum import __version__
-
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "numpy": version("numpy"),
-        "scipy": version("scipy"),
-        "pandas": pd.__version__,
-        "sqlite": sqlite3.sqlite_version,
-        "fullspectrum": __version__,
-    }
-
-
-def effective_status(info: dict, *, timeout_s: float | None = None, now: float | None = None) -> str:
-    """``info["status"]``, except a ``running`` run with a stale (or no) heartbeat is ``interrupted``."""
-    status = str(info.get("status", "unknown"))
-    if status != "running":
-        return status
-    timeout_s = HEARTBEAT_TIMEOUT_S if timeout_s is None else timeout_s
-    try:
-        beat = datetime.fromisoformat(str(info["heartbeat"])).timestamp()
-    except (KeyError, ValueError):
-        return "interrupted"
-    return "running" if (time.time() if now is None else now) - beat <= timeout_s else "interrupted"
-
-
-def read_info(run_dir: Path) -> dict:
-    """Parse ``run.json``; a missing, unparsable or incomplete file raises :class:`RunError`."""
-    file = Path(run_dir) / RUN_FILE
-    if not file.is_file():
-        raise RunError(f"{run_dir}: not a run directory (no {RUN_FILE})")
-    try:
-        info = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunError(f"{file}: corrupt ({error})") from None
-    if not isinstance(info, dict):
-        raise RunError(f"{file}: corrupt (expected a JSON object, got {type(info).__name__})")
-    missing = [key for key in ("status", "kind", "config") if key not in info]
-    if missing:
-        raise RunError(f"{file}: corrupt (missing {', '.join(missing)})")
-    return info
 
 
 def _folder_writable(folder: Path) -> bool:
@@ -136,7 +74,7 @@ class RunStore:
     def __init__(self, path: Path, conn: sqlite3.Connection | None, lock_handle=None) -> None:
         self.path = Path(path)
         """The run directory."""
-        self.heartbeat_timeout_s = HEARTBEAT_TIMEOUT_S
+        self.heartbeat_timeout_s = run_file.HEARTBEAT_TIMEOUT_S
         """Heartbeat age after which a ``running`` run reads as ``interrupted``."""
         self._conn = conn
         self._lock_handle = lock_handle
@@ -162,7 +100,7 @@ class RunStore:
             )
         path.mkdir(parents=True, exist_ok=True)
         (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
-        lock_handle = _take_writer_lock(path)
+        lock_handle = take_writer_lock(path)
         conn = db.connect_writer(path / DB_FILE, create=True)
         now = utc_now()
         info = {
@@ -195,14 +133,14 @@ class RunStore:
             with store._reader():
                 pass
             return store
-        lock_handle = _take_writer_lock(path)
+        lock_handle = take_writer_lock(path)
         try:
             conn = db.connect_writer(path / DB_FILE, create=False)
         except sqlite3.DatabaseError as error:
-            _release_writer_lock(path, lock_handle)
+            release_writer_lock(path, lock_handle)
             raise RunError(f"{path / DB_FILE}: unreadable ({error})") from None
         except BaseException:
-            _release_writer_lock(path, lock_handle)
+            release_writer_lock(path, lock_handle)
             raise
         (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
         return cls(path, conn, lock_handle)
@@ -328,8 +266,15 @@ class RunStore:
             write_json_atomic(self.path / RUN_FILE, info)
 
     def close(self) -> None:
-        """Let go of the database (the run keeps its status; an unfinished run reads as interrupted later)."""
+        """Let go of the database; the run keeps its status (an unfinished one reads as interrupted later).
+
+        The database also leaves WAL mode when no reader holds it, so readers of
+        the closed run create no ``-wal``/``-shm`` files; a resume switches back.
+        """
         with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(RunError, sqlite3.Error):
+                    db.switch_to_rollback_journal(self._conn, self.path / DB_FILE, timeout_s=1.0)
             self._close_connection()
 
     def __enter__(self) -> RunStore:
@@ -342,7 +287,7 @@ class RunStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-            _release_writer_lock(self.path, self._lock_handle)
+            release_writer_lock(self.path, self._lock_handle)
             self._lock_handle = None
 
     def _require_writer(self) -> sqlite3.Connection:
@@ -411,24 +356,3 @@ class RunStore:
     def __repr__(self) -> str:
         mode = "writer" if self._conn is not None else "reader"
         return f"RunStore({str(self.path)!r}, {mode})"
-
-
-def _take_writer_lock(path: Path):
-    """Hold an exclusive advisory lock for this process's lifetime as writer (released on death)."""
-    if fcntl is None:  # pragma: no cover
-        return None
-    handle = open(path / LOCK_FILE, "a+b")  # noqa: SIM115 - kept open while writing
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise RunError(f"{path}: another process is writing this run") from None
-    return handle
-
-
-def _release_writer_lock(path: Path, handle) -> None:
-    if handle is None:
-        return
-    with contextlib.suppress(OSError):
-        (path / LOCK_FILE).unlink()
-    handle.close()
