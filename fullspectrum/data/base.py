@@ -65,6 +65,14 @@ class ArrayDataset(Dataset):
         x = self.x[index]
         return (self.transform(x) if self.transform is not None else x), self.targets[index]
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Batched fetch (used by ``DataLoader``): one gather and one transform per batch."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        x, y = self.x[index], self.targets[index]
+        if self.transform is not None:
+            x = self.transform(x)
+        return list(zip(x.unbind(0), y.unbind(0)))
+
     def tensors(self, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``limit`` (default all) examples as model-ready ``(x, y)`` tensors."""
         x, y = self.x[:limit], self.targets[:limit]

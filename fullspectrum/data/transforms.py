@@ -33,14 +33,20 @@ class ChannelNormalize:
     flat: bool = False
     """Examples are stored flattened to ``C·spatial`` values."""
 
+    def __post_init__(self) -> None:
+        # (x·scale - mean) / std folded into one multiply-add per channel, shape (C, 1)
+        channels = self.image_shape[0]
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(channels, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(channels, 1)
+        object.__setattr__(self, "_gain", self.scale / std)
+        object.__setattr__(self, "_offset", -mean / std)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         example_dims = 1 if self.flat else len(self.image_shape)
         lead = x.shape[: x.dim() - example_dims]
-        channels = self.image_shape[0]
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(channels, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(channels, 1)
-        out = x.to(torch.float32).mul(self.scale).reshape(*lead, channels, -1)  # (..., C, H*W)
-        return out.sub(mean).div(std).reshape(x.shape)
+        gain, offset = self._gain.to(x.device), self._offset.to(x.device)
+        out = x.to(torch.float32).reshape(*lead, self.image_shape[0], -1)  # (..., C, H*W)
+        return torch.addcmul(offset, out, gain).reshape(x.shape)
 
     def black(self) -> tuple[float, ...]:
         """The normalised value of a zero pixel in each channel."""
@@ -81,13 +87,10 @@ class RandomCropFlip:
         cols = (
             torch.where(flips[:, None], torch.arange(width - 1, -1, -1), torch.arange(width)) + offsets[:, 1:]
         )
-        device = images.device
-        out = padded[
-            torch.arange(batch, device=device)[:, None, None, None],
-            torch.arange(channels, device=device)[None, :, None, None],
-            rows.to(device)[:, None, :, None],
-            cols.to(device)[:, None, None, :],
-        ]  # (B, C, H, W)
+        padded_width = width + 2 * pad
+        source = (rows[:, :, None] * padded_width + cols[:, None, :]).reshape(batch, 1, height * width)
+        source = source.to(images.device).expand(batch, channels, height * width)  # flat positions in the pad
+        out = padded.reshape(batch, channels, -1).gather(2, source)  # (B, C, H*W)
         return out.reshape(x.shape)
 
     def describe(self) -> str:
