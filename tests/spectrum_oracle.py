@@ -52,7 +52,9 @@ def oracle_spectrum(mask: np.ndarray, weight: np.ndarray | None, convention: str
         "n_right": len(live_rows),
     }
     if result["edges"] == 0:
-        nan_fields = "d_left d_right sigma1 sigma2 omega1 omega2 delta_r delta_s lambda_w delta_r_imdb lambda_imsg"
+        nan_fields = (
+            "d_left d_right sigma1 sigma2 omega1 omega2 delta_r delta_s lambda_w delta_r_imdb lambda_imsg"
+        )
         result.update({k: NAN for k in nan_fields.split()})
         result.update(n_classes=0, in_regime=False)
         return result

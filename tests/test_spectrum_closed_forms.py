@@ -82,7 +82,14 @@ def test_single_edge():
     mask[2, 1, 0, 1] = True
     weight = np.full(mask.shape, -2.5)
     s = layer_spectrum(mask, weight)
-    assert (s.n_left, s.n_right, s.edges, s.dead_left, s.dead_right, s.dead_in_channels) == (1, 1, 1, 11, 3, 2)
+    assert (s.n_left, s.n_right, s.edges, s.dead_left, s.dead_right, s.dead_in_channels) == (
+        1,
+        1,
+        1,
+        11,
+        3,
+        2,
+    )
     assert (s.sigma1, s.sigma2, s.omega1, s.omega2) == (1.0, 0.0, 2.5, 0.0)
     assert s.delta_r == 0.0 and s.lambda_w == 2.5 and not s.in_regime
     assert math.isnan(s.delta_r_imdb) and s.n_classes == 0

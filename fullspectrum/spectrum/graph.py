@@ -32,7 +32,9 @@ def check_mask(mask, *, name: str = "mask") -> np.ndarray:
     """Validate a 0/1 mask of shape ``(out, in, *kernel)`` and return it as bool."""
     array = to_numpy(mask, name=name)
     if array.ndim < 2:
-        raise MaskError(f"{name}: a layer mask needs shape (out, in) or (out, in, *kernel), got {array.shape}")
+        raise MaskError(
+            f"{name}: a layer mask needs shape (out, in) or (out, in, *kernel), got {array.shape}"
+        )
     if array.dtype == bool:
         return array
     if not np.all(np.isfinite(array)) or not np.all((array == 0) | (array == 1)):

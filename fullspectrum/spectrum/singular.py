@@ -43,45 +43,71 @@ def top_singular_values(matrix: sp.spmatrix, k: int = 2) -> np.ndarray:
     want = min(k, available)
     if matrix.nnz == 0:
         return np.zeros(want)
-    values: list[np.ndarray] = []
-    for block in _components(matrix):
-        values.append(_component_top(block, want))
-    merged = np.sort(np.concatenate(values))[::-1][:want]
+    values = _per_component_top(matrix, want)
+    merged = np.sort(values)[::-1][:want]
     if merged.size < want:  # the rest of the spectrum is zero
         merged = np.concatenate([merged, np.zeros(want - merged.size)])
     return merged
 
 
-def _components(matrix: sp.csr_matrix) -> list[sp.csr_matrix]:
-    """Connected components of the bipartite graph, as sub-biadjacencies.
+# Components whose larger side is at most this are solved together, padded with
+# zeros into one batched LAPACK call (sparse masks split into many tiny trees).
+_BATCH_SIDE = 48
 
-    Rows or columns with no entry (zero singular directions) are dropped; the
-    caller pads with zeros.
-    """
+
+def _per_component_top(matrix: sp.csr_matrix, want: int) -> np.ndarray:
+    """Top ``want`` singular values of every connected component, concatenated."""
     rows, cols = matrix.shape
     coo = matrix.tocoo()
     # Bipartite graph on rows (0..rows-1) and columns (rows..rows+cols-1).
-    adjacency = sp.csr_matrix(
-        (np.ones(coo.nnz), (coo.row, coo.col + rows)), shape=(rows + cols, rows + cols)
-    )
+    adjacency = sp.csr_matrix((np.ones(coo.nnz), (coo.row, coo.col + rows)), shape=(rows + cols,) * 2)
     count, labels = connected_components(adjacency, directed=False)
     if count == 1:
-        return [matrix]
+        return _component_top(matrix, want)
     row_labels, col_labels = labels[:rows], labels[rows:]
-    edge_labels = row_labels[coo.row]
-    order = np.argsort(edge_labels, kind="stable")
-    bounds = np.searchsorted(edge_labels[order], np.arange(count + 1))
-    blocks = []
-    for label in range(count):
-        idx = order[bounds[label] : bounds[label + 1]]
-        if idx.size == 0:  # an isolated vertex
+    row_rank, row_sizes = _rank_within_groups(row_labels, count)
+    col_rank, col_sizes = _rank_within_groups(col_labels, count)
+    edge_label = row_labels[coo.row]
+    results = []
+    side = np.maximum(row_sizes, col_sizes)
+    has_edges = (row_sizes > 0) & (col_sizes > 0)
+    small = has_edges & (side <= _BATCH_SIDE)
+    # Batched dense SVD of the small components, bucketed by size to limit padding.
+    for low, high in ((0, 4), (4, 12), (12, 24), (24, _BATCH_SIDE)):
+        bucket = np.flatnonzero(small & (side > low) & (side <= high))
+        if bucket.size == 0:
             continue
-        r = np.flatnonzero(row_labels == label) if idx.size > 64 else np.unique(coo.row[idx])
-        c = np.flatnonzero(col_labels == label) if idx.size > 64 else np.unique(coo.col[idx])
-        r_pos = np.searchsorted(r, coo.row[idx])
-        c_pos = np.searchsorted(c, coo.col[idx])
-        blocks.append(sp.csr_matrix((coo.data[idx], (r_pos, c_pos)), shape=(r.size, c.size)))
-    return blocks
+        slot = np.full(count, -1)
+        slot[bucket] = np.arange(bucket.size)
+        in_bucket = slot[edge_label] >= 0
+        stack = np.zeros((bucket.size, high, high))
+        stack[slot[edge_label[in_bucket]], row_rank[coo.row[in_bucket]], col_rank[coo.col[in_bucket]]] = (
+            coo.data[in_bucket]
+        )
+        singular = np.linalg.svd(stack, compute_uv=False)  # (bucket, high), descending
+        results.append(singular[:, :want].ravel())
+    large = np.flatnonzero(has_edges & ~small)
+    if large.size:
+        order = np.argsort(edge_label, kind="stable")
+        bounds = np.searchsorted(edge_label[order], np.arange(count + 1))
+        for label in large:
+            idx = order[bounds[label] : bounds[label + 1]]
+            block = sp.csr_matrix(
+                (coo.data[idx], (row_rank[coo.row[idx]], col_rank[coo.col[idx]])),
+                shape=(row_sizes[label], col_sizes[label]),
+            )
+            results.append(_component_top(block, want))
+    return np.concatenate(results) if results else np.zeros(0)
+
+
+def _rank_within_groups(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each item inside its group (groups in label order) and group sizes."""
+    sizes = np.bincount(labels, minlength=count)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(labels.size, dtype=np.int64)
+    rank[order] = np.arange(labels.size) - starts[labels[order]]
+    return rank, sizes
 
 
 def _component_top(block: sp.csr_matrix, want: int) -> np.ndarray:
@@ -137,9 +163,16 @@ def golub_kahan_top(block: sp.csr_matrix, want: int) -> np.ndarray:
         beta = np.linalg.norm(w)
         scale = max(scale, beta)
         n = step + 1
+        broke_down = beta <= 1e-13 * max(scale, 1.0)
+        # The small SVD is the per-step overhead: test convergence every few steps only.
+        if not (broke_down or n == max_steps or (n >= want + 2 and n % 4 == 0)):
+            betas[step] = beta
+            right[step + 1] = w / beta
+            u_prev = u
+            continue
         bidiagonal = _bidiagonal(alphas[:n], betas[: n - 1])
         x, theta, _ = la.svd(bidiagonal, check_finite=False, lapack_driver="gesvd")
-        if beta <= 1e-13 * max(scale, 1.0):
+        if broke_down:
             return _pad(theta[:want], want)
         if n >= want:
             residuals = beta * np.abs(x[-1, :want])  # error bounds of the top Ritz values
