@@ -574,3 +574,16 @@ def test_module_doctests_run():
     from fullspectrum.runs import store as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_written_files_are_readable_like_ordinary_files(tmp_path):
+    from fullspectrum.runs.atomic import FILE_MODE
+
+    store = new_store(tmp_path / "run")
+    store.save_masks(0, {"a.weight": torch.ones(2, 3, dtype=torch.bool)})
+    store.close()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert FILE_MODE == 0o666 & ~umask
+    for file in (tmp_path / "run" / "run.json", tmp_path / "run" / "masks" / "step_00000000.npz"):
+        assert stat.S_IMODE(file.stat().st_mode) == FILE_MODE, file

@@ -22,6 +22,16 @@ from typing import IO, Any
 TMP_SUFFIX = ".tmp"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()
+"""Mode of written files: what ``open()`` would give (``mkstemp`` alone gives 0600, unreadable to others)."""
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable (no-op where folders cannot be opened, e.g. Windows)."""
     if not hasattr(os, "O_DIRECTORY"):
@@ -43,6 +53,8 @@ def write_atomic(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
