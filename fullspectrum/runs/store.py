@@ -101,7 +101,11 @@ class RunStore:
         path.mkdir(parents=True, exist_ok=True)
         (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
         lock_handle = take_writer_lock(path)
-        conn = db.connect_writer(path / DB_FILE, create=True)
+        try:
+            conn = db.connect_writer(path / DB_FILE, create=True)
+        except BaseException:
+            release_writer_lock(path, lock_handle)
+            raise
         now = utc_now()
         info = {
             "format": RUN_FORMAT,
@@ -116,8 +120,13 @@ class RunStore:
             "heartbeat": now,
             "final": {},
         }
-        write_json_atomic(path / RUN_FILE, info)
-        return cls(path, conn, lock_handle)
+        store = cls(path, conn, lock_handle)
+        try:
+            write_json_atomic(path / RUN_FILE, info)
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     @classmethod
     def open(cls, path, *, readonly: bool = True) -> RunStore:
