@@ -1,0 +1,168 @@
+"""2-D embedding of a scored PAGS/PEGS population (FS23 §5, the PAGS lab's map).
+
+Each candidate of a population (and the base mask ``-1`` and the assembled mask
+``-2``) is described by the concatenation, layer by layer, of its 4-D
+full-spectrum vector ``u = (delta_r, lambda_w, delta_r_imdb, lambda_imsg)``
+(SPEC §4: non-finite entries set to 0). Candidates that land close together
+have similar per-layer spectra. UMAP (``umap-learn``) draws the map; a
+population too small for a meaningful neighbour graph (fewer than
+``MIN_UMAP_CANDIDATES`` rows) falls back to PCA, and the result says so.
+
+The PAGS worker calls :func:`embed_population` once sampling ends and stores
+the frame in the run (:func:`save_embedding` / :func:`load_embedding`), so the
+app never computes it in a page.
+
+>>> import pandas as pd
+>>> rows = [
+...     {"candidate": c, "layer": layer, "delta_r": c + k, "lambda_w": 0.0, "delta_r_imdb": 1.0, "lambda_imsg": 0.0}
+...     for c in range(4) for k, layer in enumerate(["fc1", "fc2"])
+... ]
+>>> emb = embed_population(pd.DataFrame(rows))
+>>> emb.method, list(emb.frame.columns)
+('pca', ['candidate', 'x', 'y'])
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.runs.atomic import write_atomic
+
+U_COLUMNS = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")
+"""The 4 components of SPEC §4's scoring vector ``u``, as population columns."""
+MIN_UMAP_CANDIDATES = 15
+"""Below this many rows the neighbour graph UMAP needs is too thin: use PCA."""
+EMBEDDING_FILE = "embedding.csv"
+"""Artifact name inside a PAGS run directory."""
+METHODS = ("auto", "umap", "pca")
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A 2-D map of a population, one row per candidate."""
+
+    frame: pd.DataFrame
+    """Columns ``candidate`` (int; -1 base, -2 assembled), ``x``, ``y``, ordered by candidate."""
+    method: str
+    """``"umap"`` or ``"pca"``: what actually drew the map."""
+    note: str
+    """One plain sentence on how the map was made (fallbacks included), for chart titles."""
+
+
+def population_matrix(population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(candidates, X, layers)``: X[i] is candidate i's per-layer ``u`` vectors concatenated.
+
+    Layers appear in their first-seen order; a layer missing for a candidate
+    contributes zeros, non-finite values become 0 (SPEC §4).
+    """
+    missing = [c for c in ("candidate", "layer", *U_COLUMNS) if c not in population.columns]
+    if missing:
+        raise FullSpectrumError(f"population: missing columns {missing}")
+    layers = list(dict.fromkeys(population["layer"].astype(str)))
+    wide = population.assign(layer=population["layer"].astype(str)).pivot_table(
+        index="candidate", columns="layer", values=list(U_COLUMNS), aggfunc="first", dropna=False
+    )
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([U_COLUMNS, layers]))
+    # column order: layer-major, then the 4 components (u of layer 1, u of layer 2, ...)
+    wide = wide[[(component, layer) for layer in layers for component in U_COLUMNS]]
+    matrix = wide.to_numpy(dtype=np.float64, copy=True)  # (candidates, 4 * layers)
+    matrix[~np.isfinite(matrix)] = 0.0
+    return wide.index.to_numpy(dtype=np.int64), matrix, layers
+
+
+def _pca(matrix: np.ndarray) -> np.ndarray:
+    """First two principal-component scores (zeros where a population has no spread)."""
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    coords = np.zeros((matrix.shape[0], 2))
+    if matrix.shape[0] < 2 or not np.any(centred):
+        return coords
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    k = min(2, s.size)
+    scores = u[:, :k] * s[:k]
+    # deterministic signs: the largest-magnitude score of each component is positive
+    for j in range(k):
+        if scores[np.argmax(np.abs(scores[:, j])), j] < 0:
+            scores[:, j] *= -1
+    coords[:, :k] = scores
+    return coords
+
+
+def _umap(matrix: np.ndarray, seed: int) -> np.ndarray:
+    import umap  # heavy import (numba); only when a map is actually drawn
+
+    scaled = matrix - matrix.mean(axis=0)
+    spread = scaled.std(axis=0)
+    scaled = np.divide(scaled, spread, out=np.zeros_like(scaled), where=spread > 0)
+    n_neighbors = int(min(15, matrix.shape[0] - 1))
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, init="random")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap's n_jobs / random_state notice
+        return np.asarray(reducer.fit_transform(scaled), dtype=np.float64)
+
+
+def embed_population(population: pd.DataFrame, *, seed: int = 0, method: str = "auto") -> Embedding:
+    """Map every candidate of ``population`` (``POPULATION_COLUMNS`` rows) to 2-D.
+
+    ``method="auto"`` uses UMAP for at least :data:`MIN_UMAP_CANDIDATES` rows
+    (base and assembled included) and PCA below; ``"umap"``/``"pca"`` force one
+    (UMAP on fewer than 4 rows still falls back to PCA). The same input and
+    seed give the same map.
+    """
+    if method not in METHODS:
+        raise FullSpectrumError(f"unknown embedding method '{method}'; choose from {', '.join(METHODS)}")
+    candidates, matrix, layers = population_matrix(population)
+    n = candidates.size
+    if n == 0:
+        frame = pd.DataFrame({"candidate": pd.Series([], dtype="int64"), "x": [], "y": []})
+        return Embedding(frame, "pca", "empty population: nothing to map")
+    described = f"{n} masks x {len(layers)} layers (per-layer u = Δr, λ, Δr_imdb, λ_imsg)"
+    if method == "pca" or (method == "auto" and n < MIN_UMAP_CANDIDATES) or n < 4:
+        coords = _pca(matrix)
+        reason = (
+            "requested" if method == "pca" else f"fewer than {MIN_UMAP_CANDIDATES} masks, too few for UMAP"
+        )
+        note = f"PCA of {described}; {reason}"
+        used = "pca"
+    else:
+        coords = _umap(matrix, seed)
+        note = f"UMAP of {described}, seed {seed}"
+        used = "umap"
+    frame = pd.DataFrame({"candidate": candidates, "x": coords[:, 0], "y": coords[:, 1]})
+    return Embedding(frame.sort_values("candidate", ignore_index=True), used, note)
+
+
+def save_embedding(run_dir: str | Path, embedding: Embedding) -> Path:
+    """Write ``embedding.csv`` (with the method and note as comment lines) into a run directory."""
+    path = Path(run_dir) / EMBEDDING_FILE
+    header = f"# method: {embedding.method}\n# note: {embedding.note}\n"
+    body = embedding.frame.to_csv(index=False)
+    write_atomic(path, lambda file: file.write((header + body).encode("utf-8")))
+    return path
+
+
+def load_embedding(run_dir: str | Path) -> Embedding | None:
+    """The stored embedding of a run, or None when the run has none."""
+    path = Path(run_dir) / EMBEDDING_FILE
+    if not path.exists():
+        return None
+    method, note = "pca", ""
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            if not line.startswith("#"):
+                break
+            key, _, value = line[1:].strip().partition(": ")
+            method = value if key == "method" else method
+            note = value if key == "note" else note
+    try:
+        frame = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise FullSpectrumError(f"{path}: unreadable embedding ({error})") from error
+    if list(frame.columns) != ["candidate", "x", "y"]:
+        raise FullSpectrumError(f"{path}: expected columns candidate,x,y, got {list(frame.columns)}")
+    return Embedding(frame, method, note)

@@ -1,0 +1,125 @@
+"""Tests for analysis.embedding: the PAGS population map (UMAP, PCA fallback)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.embedding import (
+    MIN_UMAP_CANDIDATES,
+    embed_population,
+    load_embedding,
+    population_matrix,
+    save_embedding,
+)
+from fullspectrum.errors import FullSpectrumError
+
+LAYERS = ("conv1", "fc1", "fc2")
+
+
+def _population(n: int, *, seed: int = 0, clusters: bool = False) -> pd.DataFrame:
+    """Candidates 0..n-1 plus base (-1) and assembled (-2); two far-apart clusters if asked."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for candidate in [-2, -1, *range(n)]:
+        offset = 50.0 if clusters and candidate >= 0 and candidate % 2 else 0.0
+        for layer in LAYERS:
+            u = rng.normal(size=4) + offset
+            rows.append(
+                {
+                    "candidate": candidate,
+                    "layer": layer,
+                    "delta_r": u[0],
+                    "lambda_w": u[1],
+                    "delta_r_imdb": u[2],
+                    "lambda_imsg": u[3],
+                    "score": float(np.linalg.norm(u)),
+                    "won": False,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_matrix_is_layer_major_concatenation_with_nan_as_zero():
+    population = _population(3)
+    population.loc[(population.candidate == 1) & (population.layer == "fc1"), "lambda_w"] = np.nan
+    candidates, matrix, layers = population_matrix(population)
+    assert layers == list(LAYERS)
+    assert candidates.tolist() == [-2, -1, 0, 1, 2]
+    assert matrix.shape == (5, 4 * len(LAYERS))
+    row = population[population.candidate == 1].set_index("layer")
+    expected = np.concatenate(
+        [
+            row.loc[layer, ["delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg"]].to_numpy(float)
+            for layer in LAYERS
+        ]
+    )
+    expected[~np.isfinite(expected)] = 0.0
+    np.testing.assert_array_equal(matrix[candidates.tolist().index(1)], expected)
+    assert matrix[3, 5] == 0.0  # fc1's lambda_w of candidate 1
+
+
+def test_small_population_falls_back_to_pca_and_says_so():
+    population = _population(MIN_UMAP_CANDIDATES - 5)
+    emb = embed_population(population, seed=3)
+    assert emb.method == "pca"
+    assert "PCA" in emb.note and "too few" in emb.note
+    assert emb.frame["candidate"].tolist() == sorted(population["candidate"].unique())
+    assert np.isfinite(emb.frame[["x", "y"]].to_numpy()).all()
+    again = embed_population(population, seed=3)
+    pd.testing.assert_frame_equal(emb.frame, again.frame)
+
+
+def test_pca_matches_numpy_principal_components():
+    population = _population(8)
+    _, matrix, _ = population_matrix(population)
+    emb = embed_population(population, method="pca")
+    centred = matrix - matrix.mean(axis=0)
+    eigenvalues = np.sort(np.linalg.eigvalsh(centred.T @ centred))[::-1]
+    coords = emb.frame[["x", "y"]].to_numpy()
+    # the variance along each PCA axis is the corresponding eigenvalue of the scatter matrix
+    np.testing.assert_allclose((coords**2).sum(axis=0), eigenvalues[:2], rtol=1e-8)
+    assert abs(coords[:, 0] @ coords[:, 1]) < 1e-8  # uncorrelated axes
+
+
+def test_pca_separates_two_clusters():
+    emb = embed_population(_population(10, clusters=True), method="pca")
+    pcs = emb.frame.set_index("candidate")["x"]
+    odd = pcs[[c for c in range(10) if c % 2]]
+    even = pcs[[c for c in range(10) if not c % 2]]
+    assert odd.min() > even.max() or odd.max() < even.min()
+
+
+def test_degenerate_populations():
+    one = _population(0).query("candidate == -1")
+    emb = embed_population(one)
+    assert emb.frame[["x", "y"]].to_numpy().tolist() == [[0.0, 0.0]]
+    empty = embed_population(_population(0).iloc[:0])
+    assert len(empty.frame) == 0
+    with pytest.raises(FullSpectrumError, match="missing columns"):
+        embed_population(pd.DataFrame({"candidate": [0]}))
+    with pytest.raises(FullSpectrumError, match="unknown embedding method 'tsne'"):
+        embed_population(_population(2), method="tsne")
+
+
+def test_save_load_round_trip(tmp_path):
+    emb = embed_population(_population(5))
+    save_embedding(tmp_path, emb)
+    back = load_embedding(tmp_path)
+    assert back.method == emb.method and back.note == emb.note
+    pd.testing.assert_frame_equal(back.frame, emb.frame, check_exact=False, rtol=1e-12)
+    assert load_embedding(tmp_path / "nowhere") is None
+
+
+@pytest.mark.slow
+def test_umap_for_large_population_separates_clusters():
+    population = _population(MIN_UMAP_CANDIDATES + 5, clusters=True)
+    emb = embed_population(population, seed=0)
+    assert emb.method == "umap" and "UMAP" in emb.note
+    xy = emb.frame.set_index("candidate")[["x", "y"]]
+    odd = xy.loc[[c for c in range(20) if c % 2]].to_numpy()
+    even = xy.loc[[c for c in range(20) if not c % 2]].to_numpy()
+    within = max(np.ptp(odd, axis=0).max(), np.ptp(even, axis=0).max())
+    between = np.linalg.norm(odd.mean(axis=0) - even.mean(axis=0))
+    assert between > within
