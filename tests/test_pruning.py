@@ -149,6 +149,10 @@ def test_budget_defaults_to_ten_examples_per_class():
     assert generate_masks(tiny_cnn(), "snip", 0.1, data=data, n_examples=20).examples_used == 20
     assert generate_masks(tiny_cnn(), "snip", 0.1, data=data[:1]).examples_used == 16  # data ran out
     assert generate_masks(tiny_cnn(), "erk", 0.1, data=data).examples_used == 0
+    assert generate_masks(tiny_cnn(), "grasp", 0.1, data=data, n_examples="all").examples_used == 80
+    for bad in (0, -3, 2.5, "some"):
+        with pytest.raises(MaskError, match="n_examples"):
+            generate_masks(tiny_cnn(), "snip", 0.1, data=data, n_examples=bad)
 
 
 def test_a_dataloader_is_accepted_and_batches_combine_into_the_full_gradient():

@@ -61,10 +61,8 @@ class MaskGenerator:
     """For layer-wise generators: layer shapes and global density -> density per layer."""
 
 
-_DATA_OPTIONS = {
-    "n_examples": None,
-    "train_mode": False,
-}  # budget default 10 x n_classes; eval mode (SPEC §6b)
+# n_examples None: 10 x n_classes (SPEC §6b), "all": every batch given; scoring in eval mode by default
+_DATA_OPTIONS = {"n_examples": None, "train_mode": False}
 
 GENERATORS: Mapping[str, MaskGenerator] = types.MappingProxyType(
     {
@@ -184,8 +182,8 @@ def _score(
                 raise MaskError(f"mask generator {method!r} needs data: pass data=(x, y) minibatches")
             batches, input_shape = take_examples(model, data, options["n_examples"], device)
         elif method == "synflow" and input_shape is None and data is not None:
-            x = next(iter(data))[0]  # only the shape is read: SynFlow is data-free
-            input_shape = tuple(x.shape[1:])
+            first = next(iter(data), None)  # only the shape is read: SynFlow is data-free
+            input_shape = None if first is None else tuple(first[0].shape[1:])
         ctx = ScoringContext(
             model=model,
             layers=layers,
@@ -234,7 +232,7 @@ def generate_masks(
 
     ``data`` yields ``(x, y)`` minibatches (a ``DataLoader`` or a list); the
     data-driven generators use the first ``n_examples`` examples (default
-    ``10 × n_classes``). Deterministic for a seed and the same batches; never
+    ``10 × n_classes``; ``"all"``: every batch given). Deterministic for a seed and the same batches; never
     changes the model's weights, gradients, buffers or train/eval mode, nor the
     global RNG. Options per generator: ``GENERATORS[method].options``.
     """

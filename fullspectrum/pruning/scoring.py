@@ -16,6 +16,7 @@ method, so a shuffling ``DataLoader`` cannot change the data between rounds.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -80,7 +81,7 @@ def scoring_mode(model: nn.Module, train: bool) -> Iterator[None]:
 @contextlib.contextmanager
 def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global RNG (dropout in train mode, loaders without a generator) and restore it."""
-    devices = [device] if device.type == "cuda" else []
+    devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
@@ -94,15 +95,20 @@ def output_size(model: nn.Module, x: Tensor) -> int:
 
 
 def take_examples(
-    model: nn.Module, data: Iterable[Batch], n_examples: int | None, device: torch.device
+    model: nn.Module, data: Iterable[Batch], n_examples: int | str | None, device: torch.device
 ) -> tuple[list[Batch], tuple[int, ...]]:
     """The first ``n_examples`` examples of ``data`` (default ``10 × n_classes``) as batches on ``device``.
 
-    Returns the batches (the last one cut to fit the budget) and the shape of
-    one example. Fewer examples are returned if ``data`` runs out.
+    ``n_examples="all"`` takes every batch ``data`` yields (PAGS scores each
+    candidate on exactly the minibatches it is given). Returns the batches (the
+    last one cut to fit the budget) and the shape of one example. Fewer
+    examples are returned if ``data`` runs out.
     """
+    if n_examples is not None and n_examples != "all":
+        if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples <= 0:
+            raise MaskError(f"n_examples must be a positive int or 'all', got {n_examples!r}")
     batches: list[Batch] = []
-    taken, budget, input_shape = 0, n_examples, None
+    taken, budget, input_shape = 0, math.inf if n_examples == "all" else n_examples, None
     for batch in data:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise MaskError("data must yield (inputs, targets) minibatches")
@@ -111,9 +117,7 @@ def take_examples(
             input_shape = tuple(x.shape[1:])
             if budget is None:
                 budget = EXAMPLES_PER_CLASS * output_size(model, x)
-        if budget is not None and budget <= 0:
-            raise MaskError(f"n_examples must be positive, got {budget}")
-        keep = min(len(x), budget - taken)
+        keep = int(min(len(x), budget - taken))
         batches.append((x[:keep], y[:keep]))
         taken += keep
         if taken >= budget:
