@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "full_spectrum_vector": "fullspectrum.spectrum",
     "moving_distance": "fullspectrum.spectrum",
     "network_summary": "fullspectrum.spectrum",
+    "graphon_estimate": "fullspectrum.graphon",
+    "Graphon": "fullspectrum.graphon",
     "analyze": "fullspectrum.network_analysis",
     "load_sparse_checkpoint": "fullspectrum.checkpoints",
     "SparseCheckpoint": "fullspectrum.checkpoints",
