@@ -386,3 +386,15 @@ def test_apply_masks_installs_prune_masks():
         apply_masks(tiny_mlp(), {"9.weight": torch.ones(2, 2, dtype=torch.bool)})
     with pytest.raises(MaskError, match="shape"):
         apply_masks(tiny_mlp(), {"0.weight": torch.ones(2, 2, dtype=torch.bool)})
+
+
+def test_mask_checkpoint_round_trip_through_the_package(tmp_path):
+    from fullspectrum.pruning import load_mask_checkpoint, save_mask_checkpoint
+
+    model = tiny_cnn()
+    result = generate_masks(model, "snip", 0.2, data=image_batches(), seed=5)
+    path = save_mask_checkpoint(tmp_path / "m.pt", result.masks, model.state_dict(), result.meta())
+    loaded = load_mask_checkpoint(path)
+    assert all(torch.equal(loaded.masks[n], result.masks[n]) for n in result.masks)
+    assert loaded.meta["generator"] == "snip" and loaded.meta["kept"] == result.kept
+    assert loaded.meta["examples_used"] == 10 * N_CLASSES and loaded.meta["seed"] == 5
