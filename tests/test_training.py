@@ -439,3 +439,15 @@ def test_bad_mask_file_is_one_line_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):
         train(small_config(method="static", mask=str(tmp_path / "bad.pt")), tmp_path / "run")
+
+
+def test_spectra_in_a_worker_process_give_the_same_rows(tmp_path, itop_run):
+    from fullspectrum.runs import RunStore
+    from fullspectrum.training import train
+
+    result = train(small_config(spectra_worker=True), tmp_path / "run")
+    assert result.test_accuracy == itop_run[0].test_accuracy
+    store = RunStore.open(tmp_path / "run")
+    for table in ("layers", "evals", "events"):
+        pd_equal(getattr(store, table)(), getattr(itop_run[1], table)())
+    assert store.mask_steps() == itop_run[1].mask_steps()

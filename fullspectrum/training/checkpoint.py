@@ -62,12 +62,21 @@ def restore_rng(state: dict) -> None:
     random.setstate((python["version"], tuple(int(v) for v in python["state"].tolist()), python["gauss"]))
 
 
-def save_checkpoint(path: Path | str, payload: dict) -> None:
-    """Write ``payload`` (plus format tags) to ``path`` atomically."""
+def serialize(payload: dict) -> bytes:
+    """The checkpoint file's bytes for ``payload`` (plus format tags), captured now, written later."""
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (temporary file, fsync, ``os.replace``)."""
     write_atomic(path, lambda handle: handle.write(data))
+
+
+def save_checkpoint(path: Path | str, payload: dict) -> None:
+    """Write ``payload`` (plus format tags) to ``path`` atomically."""
+    write_bytes(path, serialize(payload))
 
 
 def load_checkpoint(path: Path | str) -> dict:

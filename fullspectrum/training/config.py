@@ -117,6 +117,8 @@ class TrainConfig:
     """Extra keyword arguments of ``build_model`` (e.g. ``{"widths": [256, 128]}`` for the MLP)."""
     record_spectra: bool = True
     """Record per-layer spectra at snapshots; False only to measure their overhead."""
+    spectra_worker: bool | None = None
+    """Compute snapshot spectra in a worker process, off the training loop (None: on CUDA only)."""
 
     def __post_init__(self) -> None:
         get_method(self.method)

@@ -28,9 +28,9 @@ from fullspectrum.data.loaders import derived_seed
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
 from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
-from fullspectrum.training.recording import autocast, evaluate, finite_or_none, layer_rows, layer_spectra
-from fullspectrum.training.recording import start_vectors as spectra_start_vectors
+from fullspectrum.training.recording import autocast, evaluate, finite_or_none
 from fullspectrum.training.rewire import get_method, prune_rate, rewire
+from fullspectrum.training.snapshots import SnapshotWriter
 from fullspectrum.training.sparse import SparseState, layer_densities, maskable_weights, random_masks
 
 Progress = Callable[[int, int], None]
@@ -102,7 +102,8 @@ class _Session:
         self.growth = torch.Generator().manual_seed(derived_seed(config.seed, GROWTH_STREAM))
         self.step = 0
         self.state: SparseState | None = None
-        self.start: dict[str, torch.Tensor] = {}
+        background = config.spectra_worker if config.spectra_worker is not None else device.type == "cuda"
+        self.writer = SnapshotWriter(store, background=background, record_spectra=config.record_spectra)
         self.epoch_start_loader_state = self.train_loader.generator.get_state()
         self.iterator = None
         self.val_accuracy: float | None = None
@@ -150,7 +151,7 @@ class _Session:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = SparseState.from_state_dict(payload["sparse"]).to(self.device)
         self.state.check(self.weights, source="training checkpoint")
-        self.start = dict(payload["start_vectors"])
+        self.writer.load_start(self.weights)
         self.step = int(payload["step"])
         self.val_accuracy = payload.get("val_accuracy")
         self.growth.set_state(payload["growth_rng"])
@@ -166,13 +167,13 @@ class _Session:
             self.train_loader.augment_generator.set_state(payload["augment_now"])
         ckpt.restore_rng(payload["rng"])
 
-    def save_checkpoint(self) -> None:
+    def checkpoint_bytes(self) -> bytes:
+        """The training checkpoint of this moment, serialised (written once its rows are)."""
         payload = {
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "sparse": self.state.state_dict(),
-            "start_vectors": self.start,
             "val_accuracy": self.val_accuracy,
             "growth_rng": self.growth.get_state(),
             "loader_epoch_start": self.epoch_start_loader_state,
@@ -180,7 +181,7 @@ class _Session:
             "augment_now": self._augment_state(),
             "rng": ckpt.capture_rng(self.device),
         }
-        ckpt.save_checkpoint(self.store.artifact_path(ckpt.CHECKPOINT_NAME), payload)
+        return ckpt.serialize(payload)
 
     def _augment_state(self) -> torch.Tensor | None:
         generator = getattr(self.train_loader, "augment_generator", None)
@@ -197,6 +198,7 @@ class _Session:
                 if stop_event is not None and stop_event.is_set():
                     return self.interrupt()
                 self.train_step()
+                self.writer.poll()
                 if progress is not None:
                     progress(self.step, self.total_steps)
             return self.finish()
@@ -243,29 +245,26 @@ class _Session:
             self.record(events=events, snapshot=snapshot, evaluate_val=evaluate_val)
 
     def record(self, *, events, snapshot: bool, evaluate_val: bool) -> None:
-        """Write this step's rows in one transaction; at a snapshot also masks and a checkpoint."""
-        rows, evals = [], []
-        rate = self.state.exploration_rate()
-        if snapshot and self.config.record_spectra:
-            spectra = layer_spectra(self.state, self.weights)
-            if self.step == 0:
-                self.start = spectra_start_vectors(spectra)
-            rows = layer_rows(spectra, self.start, self.state)
+        """This step's rows: evaluations now; at a snapshot, spectra, masks and checkpoint via the writer."""
+        evals = []
         if evaluate_val:
             loss, accuracy = evaluate(self.model, self.val_loader, self.device)
             self.val_accuracy = finite_or_none(accuracy)
+            rate = self.state.exploration_rate()
             evals.append({"split": "val", "loss": loss, "accuracy": accuracy, "exploration_rate": rate})
-        self.store.add_snapshot(self.step, rows, evals, list(events))
         if snapshot:
-            self.store.save_masks(self.step, {name: mask.cpu() for name, mask in self.state.masks.items()})
-            self.save_checkpoint()
+            self.writer.submit(self.step, self.state, self.weights, evals, events, self.checkpoint_bytes())
+        else:
+            self.store.add_snapshot(self.step, [], evals, list(events))
 
     def interrupt(self) -> TrainResult:
-        self.save_checkpoint()
+        self.writer.flush()
+        ckpt.write_bytes(self.store.artifact_path(ckpt.CHECKPOINT_NAME), self.checkpoint_bytes())
         self.store.finish(status="interrupted")
         return self._result("interrupted", test_accuracy=None)
 
     def finish(self) -> TrainResult:
+        self.writer.flush()
         loss, accuracy = evaluate(self.model, self.test_loader, self.device)
         rate = self.state.exploration_rate()
         self.store.add_evals(
@@ -317,6 +316,7 @@ def _run(session: _Session, progress, stop_event) -> TrainResult:
         _end(session.store, "failed")
         raise
     finally:
+        session.writer.close()
         session.store.close()
 
 

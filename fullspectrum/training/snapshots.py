@@ -1,0 +1,143 @@
+"""Spectral snapshots written off the training loop's critical path (SPEC §8).
+
+A snapshot needs every layer's ``layer_spectrum`` (FS23's full-spectrum
+metrics): CPU work that, for a ResNet-18, takes seconds, while a GPU trains on.
+So a snapshot captures what it needs at its step (masks, masked weights,
+exploration rates, evaluations, mask-update events and the serialised training
+checkpoint), hands the spectra to a worker process, and is *written* later,
+in step order, once its spectra are back: layer rows, evaluations and events in
+one transaction, then the mask snapshot, then the checkpoint. A checkpoint is
+therefore on disk only when every row up to its step is, and a run killed with
+snapshots still pending resumes from the last written one (rows after it are
+deleted). Without a worker (CPU runs) the same path runs inline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fullspectrum.layer_selection import module_path as layer_name
+from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum, moving_distance
+from fullspectrum.training import checkpoint as ckpt
+
+MAX_PENDING = 2
+"""Snapshots allowed in flight before the loop waits (bounds memory: each holds a checkpoint)."""
+
+
+def compute_spectra(masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]) -> dict[str, dict]:
+    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name (runs in a worker)."""
+    return {
+        name: layer_spectrum(mask, weights[name], name=layer_name(name)).as_dict()
+        for name, mask in masks.items()
+    }
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C is the trainer's to handle (it stops gracefully and still needs this worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass
+class _Pending:
+    step: int
+    spectra: Future | None
+    rates: dict[str, float]
+    evals: list[dict]
+    events: list[dict]
+    masks: dict[str, torch.Tensor]
+    checkpoint: bytes
+
+
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+class SnapshotWriter:
+    """Writes snapshots to a run store in step order; spectra inline or in one worker process."""
+
+    def __init__(self, store, *, background: bool, record_spectra: bool = True) -> None:
+        self.store = store
+        self.record_spectra = record_spectra
+        self.start: dict[str, np.ndarray] = {}
+        """Step-0 vectors ``u(0)`` per parameter name (set when step 0 is written, or by resume)."""
+        self._pending: deque[_Pending] = deque()
+        self._executor = None
+        if background and record_spectra:
+            context = multiprocessing.get_context("spawn")  # never fork a process that holds CUDA
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_ignore_sigint
+            )
+
+    def submit(self, step: int, state, weights: Mapping[str, torch.Tensor], evals, events, checkpoint: bytes):
+        """Capture a snapshot at ``step``; it is written once its spectra are computed."""
+        masks = {name: mask.detach().cpu().clone() for name, mask in state.masks.items()}
+        spectra = None
+        if self.record_spectra:
+            mask_arrays = {name: mask.numpy() for name, mask in masks.items()}
+            weight_arrays = {
+                name: (weights[name].detach().float().cpu() * masks[name]).numpy() for name in masks
+            }
+            if self._executor is not None:
+                spectra = self._executor.submit(compute_spectra, mask_arrays, weight_arrays)
+            else:
+                spectra = _done(compute_spectra(mask_arrays, weight_arrays))
+        rates = state.layer_exploration_rates()
+        self._pending.append(_Pending(step, spectra, rates, list(evals), list(events), masks, checkpoint))
+        while len(self._pending) > MAX_PENDING:
+            self._write(self._pending.popleft())
+        self.poll()
+
+    def poll(self) -> None:
+        """Write every snapshot at the front of the queue whose spectra are ready."""
+        while self._pending and (self._pending[0].spectra is None or self._pending[0].spectra.done()):
+            self._write(self._pending.popleft())
+
+    def flush(self) -> None:
+        """Wait for and write every pending snapshot."""
+        while self._pending:
+            self._write(self._pending.popleft())
+
+    def close(self) -> None:
+        """Drop pending snapshots (a crash path: their checkpoint was never written) and stop the worker."""
+        self._pending.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _write(self, item: _Pending) -> None:
+        rows = []
+        if item.spectra is not None:
+            spectra = item.spectra.result()
+            if item.step == 0:
+                self.start = {name: full_spectrum_vector(row) for name, row in spectra.items()}
+            for name, spectrum in spectra.items():
+                distance = moving_distance(full_spectrum_vector(spectrum), self.start[name])
+                rows.append(
+                    {
+                        "layer": layer_name(name),
+                        **spectrum,
+                        "moving_distance": distance,
+                        "exploration_rate": item.rates[name],
+                    }
+                )
+        self.store.add_snapshot(item.step, rows, item.evals, item.events)
+        self.store.save_masks(item.step, item.masks)
+        ckpt.write_bytes(self.store.artifact_path(ckpt.CHECKPOINT_NAME), item.checkpoint)
+
+    def load_start(self, parameter_names) -> None:
+        """``u(0)`` of every layer from the store's step-0 rows (for a resumed run)."""
+        if not self.record_spectra:
+            return
+        layers = self.store.layers()
+        start = layers[layers.step == 0].set_index("layer")
+        self.start = {name: full_spectrum_vector(start.loc[layer_name(name)]) for name in parameter_names}
