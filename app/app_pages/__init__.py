@@ -1,0 +1,1 @@
+"""One thin file per page: widgets -> cached loader -> library call -> chart builder -> render."""

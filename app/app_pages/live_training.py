@@ -1,0 +1,143 @@
+"""Live training page: configure an ITOP-Rand/RigL/static run (ITOP21, FS23), start it in a worker
+process, watch its trajectories, exploration rate and accuracy update, stop it, resume it.
+
+The page never trains: ``fullspectrum.jobs`` starts ``fullspectrum train`` as a
+separate process writing a run directory, and a fragment polls that directory.
+A refresh or a second tab finds the job again from the run store.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from app import state, widgets
+from app.charts.trajectories import metrics_figure, trajectory_figure
+from fullspectrum import jobs
+from fullspectrum.errors import FullSpectrumError
+
+MODELS = ("mlp", "lenet5", "conv6", "resnet20", "resnet18", "resnet34", "vgg16")
+DATASETS = ("digits", "mnist1d", "synthetic", "cifar10", "cifar100")
+METHODS = ("itop", "rigl", "static")
+_WATCHED = "live_run"
+
+st.title("Live training")
+
+# -- configure and start -------------------------------------------------------------------------------
+with st.form("live_config"):
+    first, second, third = st.columns(3)
+    model = first.selectbox("Model", MODELS, key="live_model")
+    data = first.selectbox("Data", DATASETS, key="live_data")
+    method = second.selectbox(
+        "Method",
+        METHODS,
+        key="live_method",
+        help="itop: random growth (ITOP-Rand/SET); rigl: gradient growth",
+    )
+    density = second.number_input(
+        "Density (fraction kept)", min_value=0.001, max_value=1.0, value=0.05, step=0.01, key="live_density"
+    )
+    epochs = third.number_input("Epochs", min_value=1, max_value=1000, value=5, key="live_epochs")
+    delta_t = third.number_input(
+        "ΔT (iterations between mask updates, 0 = preset)", min_value=0, value=0, key="live_delta_t"
+    )
+    snapshot_every = first.number_input(
+        "Snapshot interval (iterations, 0 = preset)", min_value=0, value=0, key="live_snapshot_every"
+    )
+    seed = second.number_input("Seed", min_value=0, value=0, key="live_seed")
+    name = third.text_input("Run name", value="", placeholder="auto", key="live_name")
+    started = st.form_submit_button("Start training", type="primary")
+
+if started:
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()) or f"{model}_{data}_{method}_d{density:g}_s{seed}"
+    run_dir = state.workspace_root() / f"{label}_{time.strftime('%Y%m%d-%H%M%S')}"
+    options = {
+        "model": model,
+        "data": data,
+        "method": method,
+        "density": density,
+        "epochs": int(epochs),
+        "delta_t": int(delta_t) or None,
+        "snapshot_every": int(snapshot_every) or None,
+        "seed": int(seed),
+        "device": "cpu",
+    }
+    try:
+        jobs.start_training(options, run_dir)
+    except (FullSpectrumError, OSError) as error:
+        widgets.error_box(error, what="Could not start training")
+    else:
+        st.session_state[_WATCHED] = str(run_dir)
+
+# -- which job to watch --------------------------------------------------------------------------------
+workspace = state.workspace_root()
+running = jobs.find_running(workspace)
+for root in widgets.run_roots():
+    if Path(root).absolute() != workspace:
+        running += jobs.find_running(root)
+watchable = [str(job.run_dir) for job in running]
+watched = st.session_state.get(_WATCHED)
+if watched and watched not in watchable:
+    watchable.insert(0, watched)
+if not watchable:
+    st.info(
+        "No training job yet. Configure a run above and press **Start training**; it runs in a separate "
+        f"process and writes its run into `{workspace}`, so you can leave this page and come back."
+    )
+    st.stop()
+watched = st.selectbox(
+    "Job", watchable, index=watchable.index(watched) if watched in watchable else 0,
+    format_func=lambda path: Path(path).name, key="live_job",
+)  # fmt: skip
+st.session_state[_WATCHED] = watched
+
+
+def _live_panel(run_dir: str, was_active: bool) -> None:
+    """Poll one run: status, progress, stop/resume, charts. Reruns the page when the job starts/stops."""
+    job = jobs.job_state(run_dir)
+    widgets.job_progress(job)
+    buttons = st.columns(4)
+    if job.active and buttons[0].button("Stop", key="live_stop"):
+        if jobs.stop(run_dir):
+            st.toast("Stopping: the run saves a checkpoint and is left resumable.")
+        else:
+            st.warning("No live worker for this run.")
+    if job.status == "interrupted" and job.kind == "train" and buttons[1].button("Resume", key="live_resume"):
+        try:
+            jobs.resume_training(run_dir)
+        except FullSpectrumError as error:
+            widgets.error_box(error, what="Could not resume")
+        else:
+            st.rerun()
+    if job.status == "corrupt":
+        widgets.error_box(job.error or "unreadable run", what="This run cannot be read")
+    stamp = state.run_stamp(run_dir)
+    layers = evals = None
+    if job.status not in ("starting", "corrupt", "unknown"):
+        try:
+            layers = state.run_layers(run_dir, stamp)
+            evals = state.run_evals(run_dir, stamp)
+            network = state.network_means(run_dir, stamp)
+        except FullSpectrumError as error:
+            widgets.error_box(error, what="This run cannot be read")
+    if layers is not None and not layers.empty:
+        last = int(layers["step"].max())
+        left, right = st.columns(2)
+        left.plotly_chart(trajectory_figure(layers, step=last, network=network), key="live_3d")
+        right.plotly_chart(
+            metrics_figure(layers, evals, network=network, step=last),
+            key="live_metrics",
+        )
+    elif job.active:
+        st.caption("Waiting for the first snapshot…")
+    with st.expander("Worker log"):
+        st.code(jobs.read_log(run_dir, max_chars=2000) or "(empty)", language="text")
+    if job.active != was_active:
+        st.rerun()  # polling starts or stops with the job
+
+
+active = jobs.job_state(watched).active
+st.fragment(_live_panel, run_every=state.POLL_S if active else None)(watched, active)

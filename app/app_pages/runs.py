@@ -1,0 +1,168 @@
+"""Runs page: every run in the chosen folders, filters, a details panel, CSV downloads, checkpoint upload.
+
+An uploaded checkpoint is saved into the workspace and analysed by a worker
+(``fullspectrum ingest``: ``weights_only=True``, never executed) into an
+``analysis`` run that then appears here like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import state, widgets
+from app.charts.runs import evals_figure, overview_figure
+from fullspectrum import jobs
+from fullspectrum.errors import FullSpectrumError
+
+TABLE_COLUMNS = ["kind", "model", "data", "method", "density", "seed", "status", "final_accuracy", "steps"]
+FILTERS = ("kind", "method", "data", "status")
+UPLOAD_TYPES = ["pt", "pth", "tar", "bin", "ckpt", "safetensors"]
+_INGESTS = "_ingest_jobs"
+_RESULTS = "_ingest_results"
+
+st.title("Runs")
+runs = widgets.load_runs()
+
+if runs.empty:
+    st.info(
+        "No runs yet. Train one with `fullspectrum train --out cached_runs/my_run` (or on the "
+        "**Live training** page), add a folder of runs in the sidebar, or upload a checkpoint below."
+    )
+else:
+    columns = st.columns(len(FILTERS) + 1)
+    shown = runs
+    for column, name in zip(columns, FILTERS, strict=False):
+        options = sorted(runs[name].dropna().astype(str).unique())
+        picked = column.multiselect(name, options, key=f"runs_filter_{name}")
+        if picked:
+            shown = shown[shown[name].astype(str).isin(picked)]
+    densities = sorted(runs["density"].dropna().unique())
+    picked_density = columns[-1].multiselect("density", densities, key="runs_filter_density")
+    if picked_density:
+        shown = shown[shown["density"].isin(picked_density)]
+    st.caption(f"{len(shown)} of {len(runs)} runs")
+    table = shown[TABLE_COLUMNS].assign(run=shown["path"].map(lambda p: Path(p).name))
+    selection = st.dataframe(
+        table[["run", *TABLE_COLUMNS]],
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="runs_table",
+        column_config={
+            "density": st.column_config.NumberColumn(format="%.3f"),
+            "final_accuracy": st.column_config.NumberColumn("final accuracy", format="%.4f"),
+        },
+    )
+    rows = selection.selection.rows if selection is not None else []
+    if rows:
+        clicked = shown.iloc[rows[0]]["path"]
+        if clicked != st.session_state.get("selected_run"):
+            widgets.select_run(clicked)
+            st.rerun()
+    corrupt = runs[runs["status"] == "corrupt"]
+    for _, row in corrupt.iterrows():
+        widgets.error_box(row["error"] or "unreadable run", what=f"Corrupt run {Path(row['path']).name}")
+    if runs["final_accuracy"].notna().any():
+        st.plotly_chart(overview_figure(shown))
+
+# -- details of the selected run -----------------------------------------------------------------------
+selected = st.session_state.get("selected_run")
+if selected and not runs.empty and selected in set(runs["path"]):
+    st.subheader(f"Details: {Path(selected).name}")
+    summary = runs[runs["path"] == selected].iloc[0]
+    if summary["status"] == "corrupt":
+        widgets.error_box(summary["error"] or "unreadable run", what="This run cannot be read")
+    else:
+        stamp = state.run_stamp(selected)
+        try:
+            info = state.run_info(selected, stamp)
+            evals = state.run_evals(selected, stamp)
+        except FullSpectrumError as error:
+            widgets.error_box(error, what="This run cannot be read")
+        else:
+            left, right = st.columns([1, 2])
+            with left:
+                st.markdown(f"**{info.get('kind')}** run · status **{summary['status']}**")
+                st.caption(f"`{selected}`")
+                final = info.get("final") or {}
+                if final:
+                    st.dataframe(
+                        pd.DataFrame({"value": {k: str(v) for k, v in final.items()}}),
+                    )
+                with st.expander("config, seed, versions"):
+                    st.code(
+                        json.dumps(
+                            {k: info.get(k) for k in ("config", "seed", "device", "versions", "created")},
+                            indent=2,
+                        ),
+                        language="json",
+                    )
+                st.markdown("**Download tables (CSV)**")
+                for table_name in ("layers", "evals", "events", "population"):
+                    try:
+                        data = state.table_csv(selected, stamp, table_name)
+                    except FullSpectrumError as error:
+                        widgets.error_box(error, what=table_name)
+                        continue
+                    st.download_button(
+                        f"{table_name}.csv",
+                        data=data,
+                        file_name=f"{Path(selected).name}_{table_name}.csv",
+                        mime="text/csv",
+                        key=f"download_{table_name}",
+                    )
+            with right:
+                if evals.empty:
+                    st.caption("No evaluations recorded in this run.")
+                else:
+                    st.plotly_chart(evals_figure(evals))
+
+# -- upload a checkpoint -------------------------------------------------------------------------------
+st.subheader("Analyse a checkpoint")
+st.caption(
+    f"Up to {state.UPLOAD_LIMIT_MB} MB. Read with `weights_only=True` (pickled code never runs) and "
+    f"analysed by a worker into an analysis run in `{state.workspace_root()}`."
+)
+upload = st.file_uploader("Checkpoint file", type=UPLOAD_TYPES, key="runs_upload")
+if upload is not None and st.button("Analyse checkpoint", key="runs_analyse"):
+    if upload.size > state.UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"{upload.name}: {upload.size / 2**20:.0f} MB is over the {state.UPLOAD_LIMIT_MB} MB limit")
+    else:
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(upload.name).stem)[:60] or "checkpoint"
+        run_dir = state.workspace_root() / f"upload_{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        source = run_dir / f"source{Path(upload.name).suffix}"
+        source.write_bytes(upload.getbuffer())
+        jobs.start_ingest(source, run_dir)
+        st.session_state.setdefault(_INGESTS, []).append(str(run_dir))
+
+
+def _ingest_panel() -> None:
+    """Poll the upload workers; when one ends, rerun the whole page so the new run is listed."""
+    pending = st.session_state.get(_INGESTS, [])
+    still = []
+    for run_dir in pending:
+        job = jobs.job_state(run_dir)
+        if job.active:
+            st.info(f"Analysing {Path(run_dir).name}…")
+            still.append(run_dir)
+        else:
+            st.session_state.setdefault(_RESULTS, {})[run_dir] = (job.status, job.error)
+    if len(still) != len(pending):
+        st.session_state[_INGESTS] = still
+        st.rerun()
+
+
+for run_dir, (status, error) in st.session_state.get(_RESULTS, {}).items():
+    if status == "finished":
+        st.success(f"{Path(run_dir).name}: analysed; pick it in the sidebar or the table above.")
+    else:
+        widgets.error_box(error or status, what=f"{Path(run_dir).name} could not be analysed")
+if st.session_state.get(_INGESTS):
+    st.fragment(_ingest_panel, run_every=state.POLL_S)()

@@ -1,0 +1,1 @@
+"""Pure chart builders of the app: ``DataFrame -> plotly Figure``, testable without Streamlit."""

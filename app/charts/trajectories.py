@@ -1,0 +1,275 @@
+"""Chart builders for full-spectrum trajectories (FS23 §4, Fig. 3; SPEC §4). Pure: DataFrames in, Figures out.
+
+* :func:`trajectory_figure`: each layer's 3-D coordinate ``(Δr, λ, Δr_imdb)``
+  over training, lines with markers coloured by step, one highlighted marker
+  per layer at a chosen step, the network-mean trajectory; points with a NaN
+  coordinate are not drawn and the title says how many were left out.
+* :func:`metrics_figure`: ℓ2-moving distance, exploration rate and accuracy over steps.
+* :func:`correlation_figure`: final distance vs final accuracy across runs
+  beside density vs final accuracy (MGE24's baseline), with Pearson ρ and Spearman.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COORDINATES = ("delta_r", "lambda_w", "delta_r_imdb")
+"""The plotted 3-D coordinate (SPEC §4)."""
+AXIS_TITLES = {
+    "delta_r": "Δr (Ramanujan gap)",
+    "lambda_w": "λ (weighted spectral gap)",
+    "delta_r_imdb": "Δr_imdb (regular subgraphs)",
+}
+HIGHLIGHT_NAME = "at selected step"
+NETWORK_NAME = "network mean"
+STEP_COLORSCALE = "Viridis"
+
+
+def nearest_step(steps, step: int | None) -> int | None:
+    """The last recorded step at or before ``step`` (the first one if none is); ``None`` without steps."""
+    steps = sorted({int(s) for s in steps})
+    if not steps:
+        return None
+    if step is None:
+        return steps[-1]
+    before = [s for s in steps if s <= step]
+    return before[-1] if before else steps[0]
+
+
+def drawable(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows whose three coordinates are finite, and how many rows were left out."""
+    values = frame[list(COORDINATES)].to_numpy(dtype=float) if len(frame) else np.empty((0, 3))
+    keep = np.isfinite(values).all(axis=1)
+    return frame[keep], int((~keep).sum())
+
+
+def trajectory_figure(
+    layers: pd.DataFrame,
+    *,
+    selected_layers: list[str] | None = None,
+    step: int | None = None,
+    network: pd.DataFrame | None = None,
+) -> go.Figure:
+    """3-D trajectories: one trace per layer, the network mean, and the points at ``step``.
+
+    ``layers`` has ``step``, ``layer`` and :data:`COORDINATES`; ``network`` (optional)
+    has ``step`` and :data:`COORDINATES` (one row per step).
+    """
+    names = list(dict.fromkeys(layers["layer"])) if selected_layers is None else list(selected_layers)
+    shown = layers[layers["layer"].isin(names)]
+    all_steps = shown["step"] if network is None else pd.concat([shown["step"], network["step"]])
+    low, high = (float(all_steps.min()), float(all_steps.max())) if len(all_steps) else (0.0, 1.0)
+    figure = go.Figure()
+    left_out = 0
+    highlight = []
+    for index, name in enumerate(names):
+        points, missing = drawable(shown[shown["layer"] == name].sort_values("step"))
+        left_out += missing
+        figure.add_trace(_path_trace(points, name, low, high, show_scale=index == 0))
+        highlight.append(_at_step(points, step, name))
+    if network is not None and len(network):
+        points, missing = drawable(network.sort_values("step"))
+        left_out += missing
+        trace = _path_trace(points, NETWORK_NAME, low, high, show_scale=not names)
+        trace.line.update(width=7, color="black")
+        figure.add_trace(trace)
+        highlight.append(_at_step(points, step, NETWORK_NAME))
+    marked = pd.concat([h for h in highlight if len(h)]) if any(len(h) for h in highlight) else None
+    if marked is not None:
+        figure.add_trace(
+            go.Scatter3d(
+                x=marked["delta_r"],
+                y=marked["lambda_w"],
+                z=marked["delta_r_imdb"],
+                mode="markers",
+                name=HIGHLIGHT_NAME,
+                text=marked["label"],
+                hovertemplate="%{text}<br>step %{customdata}<extra></extra>",
+                customdata=marked["step"],
+                marker={"size": 9, "symbol": "diamond", "color": "crimson", "line": {"width": 1}},
+            )
+        )
+    title = "Full-spectrum trajectories"
+    if step is not None:
+        title += f" · marker at step {nearest_step(shown['step'], step)}"
+    if left_out:
+        title += f" · {left_out} point{'s' if left_out != 1 else ''} with a NaN coordinate not drawn"
+    figure.update_layout(
+        title=title,
+        scene={
+            "xaxis": {"title": {"text": AXIS_TITLES["delta_r"]}},
+            "yaxis": {"title": {"text": AXIS_TITLES["lambda_w"]}},
+            "zaxis": {"title": {"text": AXIS_TITLES["delta_r_imdb"]}},
+        },
+        legend={"itemsizing": "constant"},
+        margin={"l": 0, "r": 0, "t": 40, "b": 0},
+        height=600,
+        meta={"left_out": left_out},
+    )
+    return figure
+
+
+def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, show_scale: bool):
+    return go.Scatter3d(
+        x=points["delta_r"],
+        y=points["lambda_w"],
+        z=points["delta_r_imdb"],
+        mode="lines+markers",
+        name=name,
+        customdata=points["step"],
+        hovertemplate=f"{name}<br>step %{{customdata}}<br>Δr %{{x:.3f}}<br>λ %{{y:.3f}}"
+        "<br>Δr_imdb %{z:.3f}<extra></extra>",
+        line={"width": 3},
+        marker={
+            "size": 3,
+            "color": points["step"],
+            "colorscale": STEP_COLORSCALE,
+            "cmin": low,
+            "cmax": high,
+            "showscale": show_scale,
+            "colorbar": {"title": {"text": "step"}, "x": 1.02},
+        },
+    )
+
+
+def _at_step(points: pd.DataFrame, step: int | None, label: str) -> pd.DataFrame:
+    if step is None or points.empty:
+        return points.iloc[0:0].assign(label=[])
+    at = nearest_step(points["step"], step)
+    return points[points["step"] == at].assign(label=label)
+
+
+def metrics_figure(
+    layers: pd.DataFrame,
+    evals: pd.DataFrame,
+    *,
+    selected_layers: list[str] | None = None,
+    network: pd.DataFrame | None = None,
+    step: int | None = None,
+) -> go.Figure:
+    """Three rows over steps: ℓ2-moving distance (layers + network mean), exploration rate, accuracy."""
+    figure = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        subplot_titles=("ℓ2-moving distance", "exploration rate", "accuracy"),
+    )
+    names = list(dict.fromkeys(layers["layer"])) if selected_layers is None else list(selected_layers)
+    for name in names:
+        rows = layers[layers["layer"] == name].sort_values("step")
+        figure.add_trace(
+            go.Scatter(
+                x=rows["step"],
+                y=rows["moving_distance"],
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                line={"width": 1},
+            ),  # fmt: skip
+            row=1,
+            col=1,
+        )
+    if network is not None and len(network) and "moving_distance" in network:
+        figure.add_trace(
+            go.Scatter(
+                x=network["step"],
+                y=network["moving_distance"],
+                mode="lines",
+                name=NETWORK_NAME,
+                line={"width": 3, "color": "black"},
+            ),  # fmt: skip
+            row=1,
+            col=1,
+        )
+    rate = evals.dropna(subset=["exploration_rate"]).drop_duplicates("step").sort_values("step")
+    figure.add_trace(
+        go.Scatter(x=rate["step"], y=rate["exploration_rate"], mode="lines+markers", name="exploration rate"),
+        row=2,
+        col=1,
+    )
+    for split in ("train", "val", "test"):
+        rows = evals[evals["split"] == split].sort_values("step")
+        if len(rows):
+            mode = "markers" if split == "test" else "lines+markers"
+            figure.add_trace(
+                go.Scatter(x=rows["step"], y=rows["accuracy"], mode=mode, name=f"{split} accuracy"),
+                row=3,
+                col=1,
+            )
+    if step is not None:
+        for row in (1, 2, 3):
+            figure.add_vline(x=step, line={"dash": "dot", "color": "crimson"}, row=row, col=1)
+    figure.update_xaxes(title_text="step", row=3, col=1)
+    figure.update_yaxes(title_text="‖u(t) − u(0)‖", row=1, col=1)
+    figure.update_yaxes(title_text="R_s", row=2, col=1)
+    figure.update_yaxes(title_text="accuracy", row=3, col=1)
+    figure.update_layout(height=650, margin={"t": 40, "b": 40})
+    return figure
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2f}"
+
+
+def correlation_figure(study) -> go.Figure:
+    """FS23 Fig. 3 beside the density-only plot, for an ``analysis.correlation.CorrelationStudy``."""
+    points = study.points
+    left = (
+        f"final distance vs accuracy: ρ {_fmt(study.distance.pearson)}, "
+        f"Spearman {_fmt(study.distance.spearman)} (n={study.distance.n})"
+    )
+    right = (
+        f"density vs accuracy: ρ {_fmt(study.density.pearson)}, "
+        f"Spearman {_fmt(study.density.spearman)} (n={study.density.n})"
+    )
+    figure = make_subplots(rows=1, cols=2, subplot_titles=(left, right), horizontal_spacing=0.1)
+    for density, group in points.groupby("density", sort=True):
+        name = f"density {density:g}"
+        text = group["label"].astype(str) + " · " + group["method"].astype(str)
+        figure.add_trace(
+            go.Scatter(
+                x=group["final_distance"],
+                y=group["final_accuracy"],
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                text=text,
+                marker={"size": 10},
+                hovertemplate="%{text}<br>distance %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
+            ),  # fmt: skip
+            row=1,
+            col=1,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=group["density"],
+                y=group["final_accuracy"],
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                text=text,
+                marker={"size": 10},
+                hovertemplate="%{text}<br>density %{x:g}<br>accuracy %{y:.3f}<extra></extra>",
+            ),  # fmt: skip
+            row=1,
+            col=2,
+        )
+    figure.update_xaxes(title_text="final ℓ2-moving distance (network mean)", row=1, col=1)
+    figure.update_xaxes(title_text="density", row=1, col=2)
+    figure.update_yaxes(title_text="final test accuracy", row=1, col=1)
+    figure.update_yaxes(title_text="final test accuracy", row=1, col=2)
+    title = "Across runs: does the spectrum say more than density?"
+    if study.left_out:
+        title += (
+            f" · {study.left_out} run{'s' if study.left_out != 1 else ''} without a final accuracy left out"
+        )
+    figure.update_layout(title=title, height=450, margin={"t": 80}, meta={"left_out": study.left_out})
+    figure.update_annotations(font_size=12)
+    return figure

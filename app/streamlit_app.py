@@ -1,0 +1,44 @@
+"""Entry point of the fullspectrum lab (issue 5): navigation, the shared sidebar, then the page.
+
+Run with ``fullspectrum app`` (or ``streamlit run app/streamlit_app.py``). Pages
+are thin files in ``app/app_pages/``; a page whose file is not there yet is left
+out of the navigation rather than breaking the app.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # `from app import ...` works however streamlit was started
+    sys.path.insert(0, str(HERE.parent))
+
+from app import widgets  # noqa: E402
+
+# (file, title, icon): the six pages agreed for issue 5, in menu order
+PAGES = (
+    ("runs.py", "Runs", ":material/folder_open:"),
+    ("trajectories.py", "Trajectories", ":material/timeline:"),
+    ("graph_inspector.py", "Graph inspector", ":material/hub:"),
+    ("pags_lab.py", "PAGS lab", ":material/science:"),
+    ("compare_masks.py", "Compare masks", ":material/compare:"),
+    ("live_training.py", "Live training", ":material/play_circle:"),
+)
+
+
+def main() -> None:
+    st.set_page_config(page_title="fullspectrum", page_icon=":material/hub:", layout="wide")
+    pages = [
+        st.Page(str(HERE / "app_pages" / file), title=title, icon=icon, default=(file == "runs.py"))
+        for file, title, icon in PAGES
+        if (HERE / "app_pages" / file).is_file()
+    ]
+    navigation = st.navigation(pages)
+    widgets.sidebar()
+    navigation.run()
+
+
+main()

@@ -1,0 +1,94 @@
+"""A sparse checkpoint as an ``analysis`` run (SPEC §8; FS23's full-spectrum coordinate of one mask).
+
+Users bring checkpoints made elsewhere (``torch.nn.utils.prune`` state dicts,
+ITOP/RigL runs, mask checkpoints). :func:`ingest_checkpoint` reads one safely
+(``weights_only=True``, through :func:`~fullspectrum.checkpoints.load_sparse_checkpoint`),
+computes every layer's full spectrum (:func:`~fullspectrum.network_analysis.analyze`)
+and writes a run directory of kind ``analysis`` with one snapshot at step 0, so
+the app and the ``runs``/``export`` commands treat it like any other run:
+
+* ``layers`` rows at step 0 (moving distance 0: the mask is its own start;
+  exploration rate = the layer's density, the OR of the only mask seen);
+* the masks under ``masks/`` (step 0), keyed by parameter name;
+* the checkpoint file itself, copied in as ``source<suffix>`` (weights for later views);
+* ``run.json``: ``config`` (source, detected format, model/data/method from the
+  checkpoint's ``meta`` when it says so, overall density), notes and skipped tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from fullspectrum.checkpoints import existing_file, load_sparse_checkpoint
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.network_analysis import analyze
+from fullspectrum.runs import RunStore
+from fullspectrum.spectrum import SPECTRUM_FIELDS
+
+SOURCE_STEM = "source"
+"""The copied checkpoint is ``RUN_DIR/source<suffix>``."""
+META_KEYS = ("model", "data", "method", "generator", "seed")
+"""Keys of a checkpoint's ``meta`` copied into the run's config."""
+
+
+def ingest_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    convention: str = "fs23",
+    progress: Callable[[int, int], None] | None = None,
+) -> RunStore:
+    """Analyse ``checkpoint`` into a new ``analysis`` run at ``out_dir``; returns the (finished) store.
+
+    Bad files raise :class:`~fullspectrum.errors.CheckpointError`/``MaskError``
+    before anything is written; a failure after the run exists leaves it ``failed``.
+    """
+    source = existing_file(checkpoint)
+    loaded = load_sparse_checkpoint(source)  # weights_only=True; raises one-line errors
+    table = analyze(loaded, convention=convention, progress=progress)
+    edges = int(table["edges"].sum())
+    total = sum(layer.mask.numel() for layer in loaded.layers)
+    meta = {key: loaded.meta[key] for key in META_KEYS if key in loaded.meta}
+    config = {
+        "model": meta.get("model", "uploaded"),
+        "data": meta.get("data"),
+        "method": meta.get("method") or meta.get("generator"),
+        "density": edges / total if total else 0.0,
+        "source": source.name,
+        "format": loaded.format,
+        "convention": convention,
+    }
+    store = RunStore.create(
+        out_dir, kind="analysis", config=config, seed=int(meta.get("seed", 0)), device="cpu"
+    )
+    try:
+        rows = []
+        for record in table.to_dict("records"):
+            row = {field: record[field] for field in ("layer", *SPECTRUM_FIELDS)}
+            rows.append({**row, "moving_distance": 0.0, "exploration_rate": record["density"]})
+        store.add_snapshot(0, rows)
+        store.save_masks(0, {_param_name(layer.name): layer.mask.to(torch.bool) for layer in loaded.layers})
+        copy = store.path / f"{SOURCE_STEM}{''.join(source.suffixes[-1:])}"
+        if source.resolve() != copy.resolve():
+            shutil.copyfile(source, copy)
+        store.update_info(
+            source_file=copy.name,
+            notes=list(table.attrs.get("notes", [])),
+            skipped=[list(item) for item in table.attrs.get("skipped", [])],
+        )
+        store.finish(final={"layers": len(rows), "edges": edges})
+    except BaseException:
+        with contextlib.suppress(FullSpectrumError, OSError):
+            store.finish(status="failed")
+        raise
+    return store
+
+
+def _param_name(module_path: str) -> str:
+    """``layer1.0.conv1`` -> ``layer1.0.conv1.weight`` (the run store's mask keys)."""
+    return "weight" if module_path == "(root)" else f"{module_path}.weight"

@@ -1,0 +1,71 @@
+"""Small real runs for the app tests: spectra of random masks through the run store (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fullspectrum.runs import RunStore
+from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum, moving_distance
+
+SHAPES = {"fc1": (12, 16), "fc2": (10, 12), "fc3": (4, 10)}
+"""Layer -> (out, in): three Linear layers."""
+
+
+def make_run(
+    path: Path,
+    *,
+    density: float,
+    seed: int,
+    accuracy: float | None,
+    method: str = "itop",
+    steps: tuple[int, ...] = (0, 10, 20, 30),
+    finish: bool = True,
+) -> Path:
+    """A ``train`` run whose layers' masks are re-drawn at every step; its metrics are real spectra."""
+    rng = np.random.default_rng(seed)
+    config = {"model": "mlp", "data": "digits", "method": method, "density": density, "epochs": 3,
+              "eval_every": 10}  # fmt: skip
+    store = RunStore.create(path, kind="train", config=config, seed=seed, device="cpu")
+    start = {}
+    explored = {name: np.zeros(shape, dtype=bool) for name, shape in SHAPES.items()}
+    for step in steps:
+        rows = []
+        for name, shape in SHAPES.items():
+            mask = rng.random(shape) < max(density, 0.3)
+            explored[name] |= mask
+            spectrum = layer_spectrum(mask, rng.standard_normal(shape) * mask, name=name)
+            vector = full_spectrum_vector(spectrum)
+            start.setdefault(name, vector)
+            rows.append({"layer": name, **spectrum.as_dict(),
+                         "moving_distance": moving_distance(vector, start[name]),
+                         "exploration_rate": float(explored[name].mean())})  # fmt: skip
+        evals = [
+            {"split": "val", "loss": 1.0 / (step + 1), "accuracy": 0.1 + step / 100, "exploration_rate": 0.3}
+        ]
+        store.add_snapshot(step, rows, evals)
+    if finish:
+        store.add_evals(
+            steps[-1], [{"split": "test", "loss": 0.5, "accuracy": accuracy, "exploration_rate": 0.4}]
+        )
+        store.finish(final={"test_accuracy": accuracy, "steps": steps[-1]})
+    else:
+        store.close()
+    return path
+
+
+def make_runs(root: Path) -> list[Path]:
+    """Six finished runs at two densities with accuracies rising with their index."""
+    runs = []
+    for index, (density, seed) in enumerate([(0.05, 0), (0.05, 1), (0.05, 2), (0.2, 0), (0.2, 1), (0.2, 2)]):
+        method = "itop" if index % 2 == 0 else "rigl"
+        runs.append(make_run(root / f"run_{index}", density=density, seed=seed, accuracy=0.5 + 0.05 * index,
+                             method=method))  # fmt: skip
+    return runs
+
+
+def make_corrupt_run(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "run.json").write_text("{ not json")
+    return path
