@@ -8,9 +8,9 @@ have similar per-layer spectra. UMAP (``umap-learn``) draws the map; a
 population too small for a meaningful neighbour graph (fewer than
 ``MIN_UMAP_CANDIDATES`` rows) falls back to PCA, and the result says so.
 
-The PAGS worker calls :func:`embed_population` once sampling ends and stores
-the frame in the run (:func:`save_embedding` / :func:`load_embedding`), so the
-app never computes it in a page.
+The PAGS worker calls :func:`embedding_table` once sampling ends and stores it
+in the run as ``embedding.csv`` (``run_pags(..., embed=embedding_table)``;
+:func:`load_embedding` reads it back), so the app never computes it in a page.
 
 >>> import pandas as pd
 >>> rows = [
@@ -137,6 +137,16 @@ def embed_population(population: pd.DataFrame, *, seed: int = 0, method: str = "
     return Embedding(frame.sort_values("candidate", ignore_index=True), used, note)
 
 
+def embedding_table(population: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """:func:`embed_population` as one table: ``candidate, x, y, method, note`` (the last two constant).
+
+    A drop-in for ``fullspectrum.sampling.run_pags(..., embed=embedding_table)``,
+    which writes the table as ``embedding.csv``; :func:`load_embedding` reads it back.
+    """
+    embedding = embed_population(population, seed=seed)
+    return embedding.frame.assign(method=embedding.method, note=embedding.note)
+
+
 def save_embedding(run_dir: str | Path, embedding: Embedding) -> Path:
     """Write ``embedding.csv`` (with the method and note as comment lines) into a run directory."""
     path = Path(run_dir) / EMBEDDING_FILE
@@ -163,6 +173,8 @@ def load_embedding(run_dir: str | Path) -> Embedding | None:
         frame = pd.read_csv(path, comment="#")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise FullSpectrumError(f"{path}: unreadable embedding ({error})") from error
-    if list(frame.columns) != ["candidate", "x", "y"]:
+    if not {"candidate", "x", "y"} <= set(frame.columns):
         raise FullSpectrumError(f"{path}: expected columns candidate,x,y, got {list(frame.columns)}")
-    return Embedding(frame, method, note)
+    if "method" in frame.columns and len(frame):  # written by embedding_table
+        method, note = str(frame["method"].iloc[0]), str(frame["note"].iloc[0]) if "note" in frame else ""
+    return Embedding(frame[["candidate", "x", "y"]], method, note)

@@ -9,6 +9,7 @@ import pytest
 from analysis.embedding import (
     MIN_UMAP_CANDIDATES,
     embed_population,
+    embedding_table,
     load_embedding,
     population_matrix,
     save_embedding,
@@ -123,3 +124,13 @@ def test_umap_for_large_population_separates_clusters():
     within = max(np.ptp(odd, axis=0).max(), np.ptp(even, axis=0).max())
     between = np.linalg.norm(odd.mean(axis=0) - even.mean(axis=0))
     assert between > within
+
+
+def test_embedding_table_round_trips_through_a_plain_csv(tmp_path):
+    population = _population(5)
+    table = embedding_table(population, seed=1)
+    assert list(table.columns) == ["candidate", "x", "y", "method", "note"]
+    table.to_csv(tmp_path / "embedding.csv", index=False)  # what run_pags does with it
+    back = load_embedding(tmp_path)
+    assert back.method == "pca" and back.note.startswith("PCA of 7 masks")
+    np.testing.assert_allclose(back.frame[["x", "y"]].to_numpy(), table[["x", "y"]].to_numpy())
