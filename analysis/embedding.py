@@ -178,3 +178,31 @@ def load_embedding(run_dir: str | Path) -> Embedding | None:
     if "method" in frame.columns and len(frame):  # written by embedding_table
         method, note = str(frame["method"].iloc[0]), str(frame["note"].iloc[0]) if "note" in frame else ""
     return Embedding(frame[["candidate", "x", "y"]], method, note)
+
+
+def network_points(population: pd.DataFrame) -> pd.DataFrame:
+    """One row per candidate: its network-mean ``delta_r, lambda_w, delta_r_imdb, lambda_imsg`` (SPEC §4:
+    NaN-skipping unweighted means over layers), mean ``score`` and ``layers_won``; for the 3-D scatter."""
+    grouped = population.groupby("candidate", sort=True)
+    frame = grouped[[*U_COLUMNS, "score"]].mean()  # pandas' mean skips NaN
+    frame["layers_won"] = grouped["won"].sum().astype(int) if "won" in population else 0
+    return frame.reset_index()
+
+
+def layer_winners(population: pd.DataFrame) -> pd.DataFrame:
+    """Per layer (first-seen order): the candidate that won it (-1: the base mask was kept), its score
+    and ``delta_r_imdb``, with the base mask's for comparison."""
+    layers = list(dict.fromkeys(population["layer"]))
+    won = population[population["won"].astype(bool)].drop_duplicates("layer").set_index("layer")
+    base = population[population["candidate"] == -1].set_index("layer")
+    rows = []
+    for layer in layers:
+        row = {"layer": layer, "winner": int(won.loc[layer, "candidate"]) if layer in won.index else -1}
+        row["score"] = float(won.loc[layer, "score"]) if layer in won.index else np.nan
+        row["delta_r_imdb"] = float(won.loc[layer, "delta_r_imdb"]) if layer in won.index else np.nan
+        row["base_score"] = float(base.loc[layer, "score"]) if layer in base.index else np.nan
+        row["base_delta_r_imdb"] = float(base.loc[layer, "delta_r_imdb"]) if layer in base.index else np.nan
+        rows.append(row)
+    return pd.DataFrame(
+        rows, columns=["layer", "winner", "score", "delta_r_imdb", "base_score", "base_delta_r_imdb"]
+    )

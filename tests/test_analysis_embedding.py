@@ -10,7 +10,9 @@ from analysis.embedding import (
     MIN_UMAP_CANDIDATES,
     embed_population,
     embedding_table,
+    layer_winners,
     load_embedding,
+    network_points,
     population_matrix,
     save_embedding,
 )
@@ -134,3 +136,20 @@ def test_embedding_table_round_trips_through_a_plain_csv(tmp_path):
     back = load_embedding(tmp_path)
     assert back.method == "pca" and back.note.startswith("PCA of 7 masks")
     np.testing.assert_allclose(back.frame[["x", "y"]].to_numpy(), table[["x", "y"]].to_numpy())
+
+
+def test_network_points_and_layer_winners():
+    population = _population(3)
+    population.loc[(population.candidate == 2) & (population.layer == "fc1"), "won"] = True
+    population.loc[(population.candidate == -1) & (population.layer.isin(["conv1", "fc2"])), "won"] = True
+    population.loc[(population.candidate == 0) & (population.layer == "fc2"), "delta_r"] = np.nan
+    points = network_points(population)
+    assert points["candidate"].tolist() == [-2, -1, 0, 1, 2]
+    mine = population[population.candidate == 0]
+    assert points.set_index("candidate").loc[0, "delta_r"] == pytest.approx(mine["delta_r"].dropna().mean())
+    assert points.set_index("candidate")["layers_won"].to_dict() == {-2: 0, -1: 2, 0: 0, 1: 0, 2: 1}
+    winners = layer_winners(population)
+    assert winners["layer"].tolist() == list(LAYERS)
+    assert winners["winner"].tolist() == [-1, 2, -1]
+    won_row = population[(population.candidate == 2) & (population.layer == "fc1")].iloc[0]
+    assert winners.loc[1, "score"] == pytest.approx(won_row["score"])
