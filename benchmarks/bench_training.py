@@ -1,0 +1,148 @@
+"""Snapshot overhead of sparse training (issue 4, "Speed"): target <= 1.10.
+
+The overhead is the ratio of training time with spectral snapshots to training
+time without them, at the default snapshot interval:
+
+* **MLP on digits**: two whole default ITOP runs (the digits preset: 20+
+  snapshots), one with ``record_spectra=False``; masks and checkpoints are
+  written in both, so the ratio isolates the spectra.
+* **ResNet-18 on synthetic 3×32×32**: a few timed iterations give the time of
+  one iteration, one snapshot's spectra are timed, and the ratio at CIFAR's
+  interval (``snapshot_every`` = 1500) is ``(I·t_iter + t_blocking) / (I·t_iter)``,
+  where ``t_blocking`` is the whole spectra time when they run inline and only
+  the capture (copies + checkpoint serialisation) when a worker process computes
+  them (the default on CUDA), provided the worker keeps up (``t_spectra < I·t_iter``).
+
+Usage: ``python benchmarks/bench_training.py [--device auto|cpu|cuda] [--iters 3] [--batch N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fullspectrum.models import build_model
+from fullspectrum.training import (
+    SparseState,
+    TrainConfig,
+    layer_densities,
+    maskable_weights,
+    random_masks,
+    train,
+)
+from fullspectrum.training.recording import autocast
+from fullspectrum.training.snapshots import compute_spectra
+from fullspectrum.training.trainer import resolve_device
+
+TARGET = 1.10
+
+
+def timed_run(config: TrainConfig, root: Path, name: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    result = train(config, root / name)
+    return time.perf_counter() - start, result.total_steps
+
+
+def bench_mlp(device: str, root: Path) -> None:
+    base = TrainConfig(device=device)
+    timed_run(TrainConfig(device=device, epochs=1, record_spectra=False), root, "warm-up")  # imports, caches
+    plain, steps = timed_run(TrainConfig(**{**base.__dict__, "record_spectra": False}), root, "plain")
+    spectral, _ = timed_run(base, root, "spectral")
+    snapshots = len(list((root / "spectral" / "masks").iterdir()))
+    print(f"MLP/digits ({steps} iterations, {snapshots} snapshots, device {device}):")
+    print(
+        f"  without spectra {plain:7.2f} s   with spectra {spectral:7.2f} s   ratio {spectral / plain:6.2f}"
+    )
+
+
+def bench_resnet18(device: torch.device, iters: int, batch: int) -> None:
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, (3, 32, 32)).to(device)
+    weights = maskable_weights(model)
+    shapes = {name: tuple(w.shape) for name, w in weights.items()}
+    masks = random_masks(shapes, layer_densities(shapes, 0.05, "erk"), torch.Generator().manual_seed(0))
+    state = SparseState.from_masks(masks).to(device)
+    state.apply(weights)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, 32, 32, generator=generator).to(device)  # (batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,), generator=generator).to(device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        state.apply(weights, optimizer)
+
+    step()  # warm-up
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    synchronize(device)
+    t_iter = (time.perf_counter() - start) / iters
+
+    start = time.perf_counter()
+    cpu_masks = {name: mask.cpu().clone() for name, mask in state.masks.items()}
+    arrays = {name: (weights[name].detach().float().cpu() * cpu_masks[name]).numpy() for name in cpu_masks}
+    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "sparse": state.state_dict()}
+    torch.save(payload, tempfile.SpooledTemporaryFile())
+    t_capture = time.perf_counter() - start
+    start = time.perf_counter()
+    compute_spectra({name: mask.numpy() for name, mask in cpu_masks.items()}, arrays)
+    t_spectra = time.perf_counter() - start
+
+    interval = TrainConfig(model="resnet18", data="cifar10").resolved(391).snapshot_every
+    work = interval * t_iter
+    inline = (work + t_capture + t_spectra) / work
+    worker = (work + t_capture) / work
+    print(f"ResNet-18/synthetic 3x32x32 (batch {batch}, {iters} iterations, device {device}):")
+    print(
+        f"  iteration {t_iter * 1e3:8.1f} ms   snapshot spectra {t_spectra:6.2f} s   capture {t_capture:5.2f} s"
+    )
+    print(
+        f"  at snapshot_every={interval}: ratio inline {inline:6.3f}   with a spectra worker {worker:6.3f}",
+        end="",
+    )
+    print("" if t_spectra < work else "   (the worker would fall behind)")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--iters", type=int, default=3, help="timed ResNet-18 iterations")
+    parser.add_argument("--batch", type=int, help="ResNet-18 batch (default 128 on CUDA, 32 on CPU)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--skip-mlp", action="store_true")
+    parser.add_argument("--skip-resnet", action="store_true")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"snapshot overhead, target <= {TARGET:.2f} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
+    if not args.skip_mlp:
+        root = Path(tempfile.mkdtemp(prefix="bench_training_"))
+        try:
+            bench_mlp(str(device), root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    if not args.skip_resnet:
+        bench_resnet18(device, args.iters, args.batch or (128 if device.type == "cuda" else 32))
+
+
+if __name__ == "__main__":
+    main()
