@@ -53,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     "make_loader": "fullspectrum.data",
     "DatasetSplits": "fullspectrum.data",
     "DATASET_NAMES": "fullspectrum.data",
+    "run_pags": "fullspectrum.sampling",
+    "SamplingConfig": "fullspectrum.sampling",
+    "SamplingResult": "fullspectrum.sampling",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

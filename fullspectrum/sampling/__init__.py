@@ -1,0 +1,56 @@
+"""PAGS and PEGS: pruning at initialisation as graph sampling (SPEC §5; Hoang et al., NeurIPS 2023).
+
+``run_pags(SamplingConfig(...), out_dir)`` draws a population of candidate
+masks from a pruning-at-initialisation generator, each with the base mask's
+per-layer budgets, scores every layer by its full-spectrum vector and
+assembles the best layer of each into one mask; ``warmup_iters > 0`` is PEGS
+(after a dense warm-up). Modules: :mod:`~fullspectrum.sampling.config`
+(the config), :mod:`~fullspectrum.sampling.setup` (base mask and budgets),
+:mod:`~fullspectrum.sampling.candidates` (one candidate),
+:mod:`~fullspectrum.sampling.selection` (per-layer rules),
+:mod:`~fullspectrum.sampling.workers` (parallel population),
+:mod:`~fullspectrum.sampling.warmup` (PEGS's warm-up),
+:mod:`~fullspectrum.sampling.result` (the result and its tables),
+:mod:`~fullspectrum.sampling.pags` (the job).
+"""
+
+from fullspectrum.sampling.candidates import (
+    CandidateResult,
+    PopulationContext,
+    candidate_seeds,
+    generator_kind,
+)
+from fullspectrum.sampling.config import SCORE_ORIGINS, SamplingConfig
+from fullspectrum.sampling.pags import EMBEDDING_FILE, Candidate, regenerate_candidate, run_pags, sample
+from fullspectrum.sampling.result import ASSEMBLED, BASE, SamplingResult
+from fullspectrum.sampling.selection import SELECTION_RULES, LayerPoint, LayerSelection, get_rule, select
+from fullspectrum.sampling.setup import BASE_MASK_FILE, PAGS_MASK_FILE, SamplingSetup, prepare, setup_from_run
+from fullspectrum.sampling.warmup import warm_up
+
+__all__ = [
+    "ASSEMBLED",
+    "BASE",
+    "BASE_MASK_FILE",
+    "EMBEDDING_FILE",
+    "PAGS_MASK_FILE",
+    "SCORE_ORIGINS",
+    "SELECTION_RULES",
+    "Candidate",
+    "CandidateResult",
+    "LayerPoint",
+    "LayerSelection",
+    "PopulationContext",
+    "SamplingConfig",
+    "SamplingResult",
+    "SamplingSetup",
+    "candidate_seeds",
+    "generator_kind",
+    "get_rule",
+    "prepare",
+    "regenerate_candidate",
+    "run_pags",
+    "sample",
+    "select",
+    "setup_from_run",
+    "warm_up",
+]

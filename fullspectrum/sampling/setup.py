@@ -1,0 +1,181 @@
+"""Everything a PAGS / PEGS sampling fixes before drawing candidates (SPEC §5 step 1; FS23).
+
+``prepare(config)`` builds the model at its seeded initialisation (the same
+initialisation ``fullspectrum prune`` and ``fullspectrum train`` make for that
+seed), warms it up densely for PEGS, makes the base mask with the generator on
+its normal data budget (10 × classes examples, SPEC §6b; the same call, loader
+and seed as ``fullspectrum prune``) and reads off the per-layer budgets
+``k_j``. ``setup_from_run(run_dir)`` rebuilds the same setup from a finished
+run's config and ``base_mask.pt``, without warming up or pruning again, so any
+candidate can be regenerated later.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.pruning import LayerCollapseWarning, compute_scores, generate_masks
+from fullspectrum.sampling.candidates import PopulationContext, generator_kind, layer_table
+from fullspectrum.sampling.config import SamplingConfig
+from fullspectrum.sampling.warmup import warm_up
+from fullspectrum.spectrum import full_spectrum_vector
+
+BASE_MASK_FILE = "base_mask.pt"
+PAGS_MASK_FILE = "pags_mask.pt"
+
+
+@dataclass(frozen=True)
+class SamplingSetup:
+    """A prepared sampling: data, weights, base mask, budgets and what every candidate shares."""
+
+    config: SamplingConfig
+    """The resolved config (``batch_size`` and ``warmup_lr`` filled in)."""
+    splits: object
+    """The dataset's ``DatasetSplits`` (candidates draw minibatches from ``splits.train``)."""
+    state_dict: dict[str, Tensor]
+    """The weights candidates are drawn at (initial, or warmed up for PEGS), on the CPU."""
+    base_masks: dict[str, Tensor]
+    """The base mask (parameter name -> bool CPU tensor), in layer order."""
+    base_layers: list[dict]
+    """``layer_spectrum`` fields, ``score`` and ``param`` of every base-mask layer."""
+    context: PopulationContext
+    """What the candidate evaluators need (budgets ``k_j``, weights, reference vectors)."""
+    warmup_loss: float = float("nan")
+    """Last warm-up minibatch loss (NaN for PAGS or a setup rebuilt from a run)."""
+    base_meta: dict | None = None
+    """The base ``MaskResult.meta()`` (generator, examples used, options), when just generated."""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Per-layer budgets ``k_j`` (parameter name -> kept weights)."""
+        return self.context.counts
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FullSpectrumError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def _load(config: SamplingConfig):
+    from fullspectrum.data import load_dataset
+    from fullspectrum.models import build_model
+
+    splits = load_dataset(
+        config.data, data_dir=config.data_dir, split_seed=config.split_seed, **dict(config.data_options)
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # the initialisation ``prune`` and ``train`` make for this seed
+        model = build_model(
+            config.model, splits.num_classes, splits.input_shape, **dict(config.model_options)
+        )
+    return splits, model
+
+
+def prepare(config: SamplingConfig, *, progress: Callable[[int, int], None] | None = None) -> SamplingSetup:
+    """Initialise (and for PEGS warm up) the model, make the base mask and its budgets.
+
+    ``progress(done, total)`` follows the warm-up iterations.
+    """
+    from fullspectrum.data import make_loader
+
+    config = config.resolved()
+    device = resolve_device(config.device)
+    splits, model = _load(config)
+    model.to(device)
+    warmup_loss = warm_up(
+        model,
+        splits,
+        config.warmup_iters,
+        batch_size=config.batch_size,
+        lr=config.warmup_lr,
+        seed=config.seed,
+        progress=progress,
+    )
+    state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+    loader = make_loader(splits.train, config.batch_size, shuffle=True, seed=config.seed)  # as ``prune``
+    options = dict(config.generator_options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LayerCollapseWarning)  # meta and the summary report it
+        base = generate_masks(
+            model, config.generator, config.density, data=loader, seed=config.seed, **options
+        )
+    fixed = None
+    if generator_kind(config.generator) == "noisy":
+        fixed = compute_scores(
+            model, config.generator, loader, config.seed, density=config.density, **options
+        )
+        fixed = {name: score.detach().cpu() for name, score in fixed.items()}
+    masks = {name: mask.detach().cpu() for name, mask in base.masks.items()}
+    return _finish(config, splits, state_dict, masks, str(device), fixed, warmup_loss, base.meta())
+
+
+def setup_from_run(run_dir: str | Path, *, device: str = "cpu") -> SamplingSetup:
+    """The setup of a PAGS run rebuilt from ``run.json`` and ``base_mask.pt`` (no warm-up, no pruning)."""
+    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.runs import RunStore
+
+    store = RunStore.open(run_dir)
+    info = store.info
+    if info.get("kind") != "pags":
+        raise FullSpectrumError(f"{run_dir}: a {info.get('kind')!r} run, not a PAGS run")
+    config = SamplingConfig.from_dict({**info["config"], "device": device}).resolved()
+    checkpoint = load_mask_checkpoint(store.artifact_path(BASE_MASK_FILE))
+    splits, model = _load(config)
+    model.load_state_dict(checkpoint.state_dict)
+    model.to(resolve_device(device))
+    fixed = None
+    if generator_kind(config.generator) == "noisy":
+        from fullspectrum.data import make_loader
+
+        loader = make_loader(splits.train, config.batch_size, shuffle=True, seed=config.seed)
+        options = dict(config.generator_options)
+        fixed = compute_scores(
+            model, config.generator, loader, config.seed, density=config.density, **options
+        )
+        fixed = {name: score.detach().cpu() for name, score in fixed.items()}
+    return _finish(config, splits, checkpoint.state_dict, checkpoint.masks, device, fixed, float("nan"), None)
+
+
+def _finish(config, splits, state_dict, masks, device, fixed, warmup_loss, meta) -> SamplingSetup:
+    base_layers = layer_table(masks, state_dict)  # scores from the origin
+    reference = None
+    if config.score_from == "base":
+        reference = {row["param"]: full_spectrum_vector(row) for row in base_layers}
+        for row in base_layers:
+            row["score"] = 0.0  # the base mask's distance from itself
+    context = PopulationContext(
+        model=config.model,
+        num_classes=splits.num_classes,
+        input_shape=tuple(splits.input_shape),
+        model_options=dict(config.model_options),
+        state_dict=state_dict,
+        device=device,
+        generator=config.generator,
+        density=float(config.density),
+        counts={name: int(mask.sum()) for name, mask in masks.items()},
+        generator_options=dict(config.generator_options),
+        fixed_scores=fixed,
+        reference=None if reference is None else {k: np.asarray(v) for k, v in reference.items()},
+    )
+    return SamplingSetup(
+        config=config,
+        splits=splits,
+        state_dict=state_dict,
+        base_masks=masks,
+        base_layers=base_layers,
+        context=context,
+        warmup_loss=warmup_loss,
+        base_meta=meta,
+    )

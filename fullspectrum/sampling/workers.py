@@ -1,0 +1,140 @@
+"""Generating and scoring a PAGS / PEGS population in worker processes (SPEC §5; FS23).
+
+Candidates are independent, so they are spread over ``workers`` processes of a
+``concurrent.futures.ProcessPoolExecutor`` started with ``forkserver`` (or
+``spawn`` where the OS lacks it): never a fork of a process holding CUDA or
+thread state; the fork server imports torch once, so workers start quickly. Each worker rebuilds the model once from
+the ``PopulationContext`` (model name, classes, input shape, state dict) and
+then only receives candidate indices and their minibatches. Results come back
+in index order, whatever order the workers finish in, and at most
+``2 × workers`` candidates are in flight, so memory stays bounded.
+
+A result must not depend on the number of workers. Every candidate is
+therefore computed single-threaded (torch and the BLAS under NumPy/SciPy),
+in the workers and in the in-process path used for ``workers == 1`` alike, so
+floating-point reductions run in the same order everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import torch
+
+from fullspectrum.sampling.candidates import CandidateEvaluator, CandidateResult, PopulationContext
+
+Batches = list | None
+Progress = Callable[[int, int], None]
+IN_FLIGHT_PER_WORKER = 2
+"""Candidates submitted ahead per worker: enough to keep each busy, few enough to bound memory."""
+PRELOAD = ["fullspectrum.sampling.workers"]
+"""Imported once by the fork server, so each worker starts with torch already loaded."""
+
+_EVALUATOR: CandidateEvaluator | None = None  # one per worker process, built by _init_worker
+_LIMITS = None  # keeps the BLAS thread limit of a worker alive
+
+
+def _blas_limits():
+    """Limit NumPy/SciPy's BLAS to one thread if ``threadpoolctl`` is available (else a no-op)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one torch thread and one BLAS thread, then restore both."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _blas_limits():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where the OS has it (fast: forks of a clean server), else ``spawn``."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _init_worker(context: PopulationContext) -> None:
+    global _EVALUATOR, _LIMITS
+    torch.set_num_threads(1)
+    _LIMITS = _blas_limits()
+    _EVALUATOR = CandidateEvaluator(context)
+
+
+def _evaluate(seed: int, index: int, batches: Batches) -> CandidateResult:
+    return _EVALUATOR.evaluate(seed, index, batches)
+
+
+def evaluate_population(
+    context: PopulationContext,
+    seed: int,
+    indices: Sequence[int],
+    batches_of: Callable[[int], Batches],
+    *,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> Iterator[CandidateResult]:
+    """Yield the scored candidates ``indices`` in that order.
+
+    ``batches_of(i)`` gives candidate ``i``'s minibatches (``None`` for
+    data-free generators); it runs in this process, just before ``i`` is
+    submitted. ``progress(done, total)`` is called after each candidate.
+    """
+    total = len(indices)
+    if workers <= 1:
+        with single_threaded():
+            evaluator = CandidateEvaluator(context)
+        for done, index in enumerate(indices, start=1):
+            with single_threaded():
+                result = evaluator.evaluate(seed, index, batches_of(index))
+            if progress is not None:
+                progress(done, total)
+            yield result
+        return
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_mp_context(),
+        initializer=_init_worker,
+        initargs=(context,),
+    )
+    pending: deque[Future] = deque()
+    upcoming = iter(indices)
+    try:
+        for index in upcoming:
+            pending.append(pool.submit(_evaluate, seed, index, batches_of(index)))
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
+                break
+        done = 0
+        while pending:
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool as error:
+                raise RuntimeError(
+                    f"a sampling worker process died ({error}); a script that uses workers > 1 must "
+                    "start the sampling under `if __name__ == '__main__':` (spawned workers import it)"
+                ) from error
+            next_index = next(upcoming, None)
+            if next_index is not None:
+                pending.append(pool.submit(_evaluate, seed, next_index, batches_of(next_index)))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
