@@ -439,6 +439,7 @@ def test_bad_mask_file_is_one_line_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):
         train(small_config(method="static", mask=str(tmp_path / "bad.pt")), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing is created for a run that cannot start
 
 
 def test_spectra_in_a_worker_process_give_the_same_rows(tmp_path, itop_run):

@@ -336,6 +336,10 @@ def train(
     from fullspectrum.runs import RunStore
 
     device = resolve_device(config.device)
+    if config.mask is not None:  # a bad file fails before any run directory exists
+        from fullspectrum.mask_checkpoint import load_mask_checkpoint
+
+        load_mask_checkpoint(config.mask)
     splits = _load_splits(config)
     torch.manual_seed(config.seed)  # model initialisation draws from torch's global generator
     np.random.seed(derived_seed(config.seed, 0) % 2**32)
@@ -343,10 +347,13 @@ def train(
     store = RunStore.create(
         out_dir, kind="train", config=resolved.as_dict(), seed=config.seed, device=str(device)
     )
+    session = None
     try:
         session = _Session(resolved, store, device, splits)
         session.initialise()
     except BaseException:
+        if session is not None:
+            session.writer.close()
         _end(store, "failed")
         store.close()
         raise
@@ -377,6 +384,7 @@ def resume(
     from fullspectrum.runs import RunStore
 
     store = RunStore.open(run_dir, readonly=False)
+    session = None
     try:
         info = store.info
         if info.get("kind") != "train":
@@ -388,19 +396,21 @@ def resume(
         splits = _load_splits(config)
         checkpoint_path = store.artifact_path(ckpt.CHECKPOINT_NAME)
         payload = ckpt.load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+        torch.manual_seed(config.seed)
+        np.random.seed(derived_seed(config.seed, 0) % 2**32)
+        session = _Session(config, store, device, splits)
+        if payload is None:  # killed before the step-0 checkpoint: start over
+            store.truncate_after(-1)
+            session.initialise()
+        else:
+            store.truncate_after(int(payload["step"]))
+            session.restore(payload)
         store.update_info(status="running")
     except BaseException:
-        store.close()
+        if session is not None:
+            session.writer.close()
+        store.close()  # the run stays as it was: still resumable once the problem is fixed
         raise
-    torch.manual_seed(config.seed)
-    np.random.seed(derived_seed(config.seed, 0) % 2**32)
-    session = _Session(config, store, device, splits)
-    if payload is None:  # killed before the step-0 checkpoint: start over
-        store.truncate_after(-1)
-        session.initialise()
-    else:
-        store.truncate_after(int(payload["step"]))
-        session.restore(payload)
     return _run(session, progress, stop_event)
 
 
