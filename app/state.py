@@ -163,3 +163,130 @@ def table_csv(path: str, stamp: tuple, table: str) -> bytes:
     """One of a run's tables (``layers``, ``evals``, ``events``, ``population``) as CSV bytes."""
     loaders = {"layers": run_layers, "evals": run_evals, "events": run_events, "population": run_population}
     return loaders[table](path, stamp).to_csv(index=False).encode()
+
+
+# -- masks, graphs, comparisons and populations (Graph inspector, PAGS lab, Compare masks) ----------------
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def run_masks(path: str, step: int, stamp: tuple) -> dict:
+    """Masks of a run at ``step`` (parameter name -> bool tensor)."""
+    from fullspectrum.runs import RunStore
+
+    return RunStore.open(path).load_masks(int(step))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_mask_steps(path: str, stamp: tuple) -> list[int]:
+    """Steps at which a run stored its masks."""
+    from fullspectrum.runs import RunStore
+
+    return RunStore.open(path).mask_steps()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def run_weights(path: str, stamp: tuple) -> dict:
+    """The weights a run's masks were made for, when the run carries them (PAGS ``base_mask.pt``), else {}."""
+    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.runs import RunStore
+
+    artifact = RunStore.open(path).artifact_path("base_mask.pt")
+    return dict(load_mask_checkpoint(artifact).state_dict) if artifact.is_file() else {}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def layer_view(path: str, step: int, layer: str, stamp: tuple) -> dict:
+    """One layer of a run's masks: ``mask`` (numpy bool), its ``spectrum`` dict, ``classes`` and top ``sigma``."""
+    from fullspectrum.layer_selection import module_path
+    from fullspectrum.spectrum import layer_spectrum, regular_subgraphs, top_singular_values
+
+    masks = run_masks(path, step, stamp)
+    weights = run_weights(path, stamp)
+    names = {module_path(name): name for name in masks}
+    if layer not in names:
+        from fullspectrum.errors import unknown_name
+
+        raise unknown_name("layer", layer, list(names))
+    mask = masks[names[layer]].numpy()
+    weight = weights.get(names[layer])
+    weight = weight.numpy() if weight is not None and tuple(weight.shape) == mask.shape else None
+    return {
+        "mask": mask,
+        "spectrum": layer_spectrum(mask, weight, name=layer).as_dict(),
+        "classes": regular_subgraphs(mask, weight),
+        "sigma": top_singular_values(mask, k=10),
+        "omega": top_singular_values(mask, weight, k=10) if weight is not None else None,
+    }
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def mask_source(source: tuple, stamp: tuple) -> tuple[dict, dict, str]:
+    """``(masks, weights, label)`` of a Compare-masks source: ``("run", path, step)``,
+    ``("candidate", path, index)`` (regenerated from the PAGS run's seed and index) or ``("upload", path)``."""
+    from pathlib import Path as _Path
+
+    kind = source[0]
+    if kind == "run":
+        _, path, step = source
+        masks = run_masks(path, int(step), stamp)
+        return masks, run_weights(path, stamp), f"{_Path(path).name} @ step {step}"
+    if kind == "candidate":
+        from fullspectrum.sampling import regenerate_candidate
+
+        _, path, index = source
+        if int(index) < 0:  # base (-1, step 0) or assembled (-2, step 1) are stored as masks
+            step = 0 if int(index) == -1 else 1
+            label = "base" if int(index) == -1 else "assembled"
+            return run_masks(path, step, stamp), run_weights(path, stamp), f"{_Path(path).name}: {label} mask"
+        candidate = regenerate_candidate(path, int(index))
+        return candidate.masks, run_weights(path, stamp), f"{_Path(path).name}: candidate {index}"
+    if kind == "upload":
+        from fullspectrum.checkpoints import load_sparse_checkpoint
+
+        checkpoint = load_sparse_checkpoint(source[1])
+        masks = {f"{layer.name}.weight": layer.mask for layer in checkpoint.layers}
+        weights = {
+            f"{layer.name}.weight": layer.weight for layer in checkpoint.layers if layer.weight is not None
+        }
+        return masks, weights, _Path(source[1]).name
+    from fullspectrum.errors import unknown_name
+
+    raise unknown_name("mask source", str(kind), ["run", "candidate", "upload"])
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def mask_comparison(source_a: tuple, source_b: tuple, stamps: tuple):
+    """``analysis.compare.compare_masks`` of two mask sources, with their labels."""
+    from analysis.compare import compare_masks
+
+    masks_a, weights_a, label_a = mask_source(source_a, stamps[0])
+    masks_b, weights_b, label_b = mask_source(source_b, stamps[1])
+    return compare_masks(masks_a, masks_b, weights_a=weights_a, weights_b=weights_b), label_a, label_b
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def graphon_pair(source_a: tuple, source_b: tuple, layer: str, stamps: tuple) -> tuple:
+    """G25 graphon estimates (block values) of one layer of two mask sources."""
+    from fullspectrum.graphon import graphon_estimate
+    from fullspectrum.layer_selection import module_path
+
+    values = []
+    for source, stamp in zip((source_a, source_b), stamps, strict=True):
+        masks, _, _ = mask_source(source, stamp)
+        by_layer = {module_path(name): mask for name, mask in masks.items()}
+        values.append(graphon_estimate(by_layer[layer], name=layer).values)
+    return tuple(values)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def population_views(path: str, stamp: tuple) -> dict:
+    """A PAGS run's population as ``points`` (network means), ``winners`` and its stored ``embedding``."""
+    from analysis.embedding import layer_winners, load_embedding, network_points
+
+    population = run_population(path, stamp)
+    return {
+        "population": population,
+        "points": network_points(population) if len(population) else population,
+        "winners": layer_winners(population) if len(population) else population,
+        "embedding": load_embedding(path),
+    }

@@ -59,6 +59,10 @@ def select_run(path: str | None) -> None:
     st.session_state["selected_run"] = path
 
 
+def _picked() -> None:
+    st.session_state["selected_run"] = st.session_state[_PICKER_KEY]
+
+
 def sidebar() -> None:
     """Draw the shared sidebar once per script run: run folders and the run picker."""
     with st.sidebar:
@@ -78,10 +82,14 @@ def sidebar() -> None:
                 wanted = (readable or paths)[0]
             if st.session_state.get(_PICKER_KEY) != wanted:
                 st.session_state[_PICKER_KEY] = wanted
-            chosen = st.selectbox(
-                "Run", paths, format_func=lambda path: labels.get(path, path), key=_PICKER_KEY
+            st.session_state["selected_run"] = wanted
+            st.selectbox(
+                "Run",
+                paths,
+                format_func=lambda path: labels.get(path, path),
+                key=_PICKER_KEY,
+                on_change=_picked,
             )
-            st.session_state["selected_run"] = chosen
         with st.expander("Run folders", expanded=False):
             for root in roots:
                 note = " (missing)" if root in missing else ""

@@ -174,7 +174,9 @@ def job_state(run_dir: str | Path) -> JobState:
     except RunError as error:
         return JobState(**{**base, "status": "corrupt", "error": str(error)})
     status = effective_status(info)
-    if status == "running" and pid is not None and not alive:
+    if alive:
+        status = "running"  # a resumed run says "interrupted" until its worker writes run.json
+    elif status == "running" and pid is not None:
         status = "interrupted"  # the worker is gone but its heartbeat has not aged out yet
     step = _last_step(run_dir)
     error = last_log_line(run_dir) if status == "failed" else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fullspectrum.runs import RunStore
 from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum, moving_distance
@@ -31,10 +32,11 @@ def make_run(
     start = {}
     explored = {name: np.zeros(shape, dtype=bool) for name, shape in SHAPES.items()}
     for step in steps:
-        rows = []
+        rows, masks = [], {}
         for name, shape in SHAPES.items():
             mask = rng.random(shape) < max(density, 0.3)
             explored[name] |= mask
+            masks[f"{name}.weight"] = torch.from_numpy(mask)
             spectrum = layer_spectrum(mask, rng.standard_normal(shape) * mask, name=name)
             vector = full_spectrum_vector(spectrum)
             start.setdefault(name, vector)
@@ -45,6 +47,7 @@ def make_run(
             {"split": "val", "loss": 1.0 / (step + 1), "accuracy": 0.1 + step / 100, "exploration_rate": 0.3}
         ]
         store.add_snapshot(step, rows, evals)
+        store.save_masks(step, masks)
     if finish:
         store.add_evals(
             steps[-1], [{"split": "test", "loss": 0.5, "accuracy": accuracy, "exploration_rate": 0.4}]

@@ -64,6 +64,7 @@ def trajectory_figure(
     shown = layers[layers["layer"].isin(names)]
     all_steps = shown["step"] if network is None else pd.concat([shown["step"], network["step"]])
     low, high = (float(all_steps.min()), float(all_steps.max())) if len(all_steps) else (0.0, 1.0)
+    marked_step = nearest_step(all_steps, step) if step is not None else None
     figure = go.Figure()
     left_out = 0
     highlight = []
@@ -71,14 +72,14 @@ def trajectory_figure(
         points, missing = drawable(shown[shown["layer"] == name].sort_values("step"))
         left_out += missing
         figure.add_trace(_path_trace(points, name, low, high, show_scale=index == 0))
-        highlight.append(_at_step(points, step, name))
+        highlight.append(_at_step(points, marked_step, name))
     if network is not None and len(network):
         points, missing = drawable(network.sort_values("step"))
         left_out += missing
         trace = _path_trace(points, NETWORK_NAME, low, high, show_scale=not names)
         trace.line.update(width=7, color="black")
         figure.add_trace(trace)
-        highlight.append(_at_step(points, step, NETWORK_NAME))
+        highlight.append(_at_step(points, marked_step, NETWORK_NAME))
     marked = pd.concat([h for h in highlight if len(h)]) if any(len(h) for h in highlight) else None
     if marked is not None:
         figure.add_trace(
@@ -96,7 +97,7 @@ def trajectory_figure(
         )
     title = "Full-spectrum trajectories"
     if step is not None:
-        title += f" · marker at step {nearest_step(shown['step'], step)}"
+        title += f" · marker at step {marked_step}"
     if left_out:
         title += f" · {left_out} point{'s' if left_out != 1 else ''} with a NaN coordinate not drawn"
     figure.update_layout(
@@ -138,10 +139,10 @@ def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, sho
 
 
 def _at_step(points: pd.DataFrame, step: int | None, label: str) -> pd.DataFrame:
-    if step is None or points.empty:
+    """The drawable point at ``step`` (none when that step's point has a NaN coordinate)."""
+    if step is None:
         return points.iloc[0:0].assign(label=[])
-    at = nearest_step(points["step"], step)
-    return points[points["step"] == at].assign(label=label)
+    return points[points["step"] == step].assign(label=label)
 
 
 def metrics_figure(

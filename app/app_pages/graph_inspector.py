@@ -1,0 +1,115 @@
+"""Graph inspector: one layer's mask as a bipartite graph (SPEC §1) with its degree classes, the
+extracted regular subgraphs of FS23 (SPEC §3), its degree distributions and its top singular values
+against the bipartite Ramanujan bound (R23)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import state, widgets
+from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.layer_selection import module_path
+
+CLASS_COLUMNS = ["d_c", "n_c", "l_c", "r_c", "edges", "d_right", "delta_r_c", "lambda_c", "f_c", "qualifies"]
+ALL = "all classes"
+
+st.title("Graph inspector")
+st.caption(
+    "A layer's mask as a bipartite graph: input units (kernel taps of input channels) on the left, output "
+    "units on the right. Each degree class — the input units sharing one degree, with all their edges — is "
+    "a left-regular subgraph (FS23); qualifying classes enter Δr_imdb."
+)
+runs = widgets.load_runs()
+if runs.empty:
+    st.info(
+        "No runs yet. Make one with `fullspectrum train --out cached_runs/my_run` (or `fullspectrum pags`), "
+        "or start one on the **Live training** page; its masks appear here."
+    )
+    st.stop()
+
+paths = runs["path"].tolist()
+labels = {row["path"]: widgets.run_label(row) for row in runs.to_dict("records")}
+selected = st.session_state.get("selected_run")
+run = st.selectbox(
+    "Run",
+    paths,
+    index=paths.index(selected) if selected in paths else 0,
+    format_func=labels.get,
+    key="gi_run",
+)
+stamp = state.run_stamp(run)
+try:
+    steps = state.run_mask_steps(run, stamp)
+except (FullSpectrumError, OSError) as error:
+    widgets.error_box(error, what=f"Run {Path(run).name} cannot be read")
+    st.stop()
+if not steps:
+    st.info(
+        "This run stored no mask snapshots yet (training runs store one at step 0 and at every snapshot)."
+    )
+    st.stop()
+
+pick_step, pick_layer = st.columns(2)
+step = pick_step.selectbox("Step", steps, index=len(steps) - 1, key=f"gi_step_{run}")
+try:
+    names = [module_path(name) for name in state.run_masks(run, step, stamp)]
+except (FullSpectrumError, OSError) as error:
+    widgets.error_box(error, what=f"Masks of step {step} cannot be read")
+    st.stop()
+layer = pick_layer.selectbox("Layer", names, key=f"gi_layer_{run}")
+try:
+    view = state.layer_view(run, step, layer, stamp)
+except (FullSpectrumError, OSError) as error:
+    widgets.error_box(error, what=f"Layer {layer} cannot be analysed")
+    st.stop()
+
+spectrum, classes, mask = view["spectrum"], view["classes"], view["mask"]
+cols = st.columns(6)
+for col, (label, value) in zip(
+    cols,
+    (
+        ("Δr", spectrum["delta_r"]),
+        ("λ", spectrum["lambda_w"]),
+        ("Δr_imdb", spectrum["delta_r_imdb"]),
+        ("qualifying classes", spectrum["n_classes"]),
+        ("dead inputs / outputs", f"{spectrum['dead_left']} / {spectrum['dead_right']}"),
+        ("dead input channels", spectrum["dead_in_channels"]),
+    ),
+    strict=True,
+):
+    col.metric(label, f"{value:.4g}" if isinstance(value, float) else value)
+if not spectrum["in_regime"] and spectrum["edges"]:
+    st.caption("Mean degrees below 3: outside the Ramanujan regime (the bound's reading does not apply).")
+
+# -- degree classes -----------------------------------------------------------------------------------
+st.subheader(f"Degree classes ({len(classes)}, {spectrum['n_classes']} qualifying)")
+table = pd.DataFrame([{c: getattr(k, c) for c in CLASS_COLUMNS} for k in classes], columns=CLASS_COLUMNS)
+st.dataframe(table, hide_index=True, use_container_width=True)
+
+options = [ALL, *[int(k.d_c) for k in classes]]
+picker, view_picker = st.columns([2, 1])
+chosen = picker.selectbox(
+    "Show degree class",
+    options,
+    format_func=lambda d: d if d == ALL else f"d_c = {d}",
+    key=f"gi_class_{run}_{layer}",
+)
+views = ["auto", "units", "channels"] if mask.ndim > 2 else ["auto", "units"]
+drawing = view_picker.radio("Drawing", views, horizontal=True, key="gi_view")
+figure = bipartite_figure(mask, classes, selected=None if chosen == ALL else chosen, view=drawing, name=layer)
+st.plotly_chart(figure, use_container_width=True, key="gi_graph")
+
+# -- degrees and spectrum -----------------------------------------------------------------------------
+left, right = st.columns(2)
+left.plotly_chart(degree_histograms_figure(mask, name=layer), use_container_width=True, key="gi_degrees")
+right.plotly_chart(
+    singular_values_figure(
+        view["sigma"], spectrum["d_left"], spectrum["d_right"], weighted=view["omega"], name=layer
+    ),
+    use_container_width=True,
+    key="gi_sigma",
+)

@@ -1,0 +1,97 @@
+"""analysis.correlation: FS23 Fig. 3's distance–accuracy correlation with MGE24's density controls."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.correlation import POINT_COLUMNS, correlate, distance_accuracy_study, run_points
+from tests.app_fixtures import make_corrupt_run, make_run
+
+
+def _ranks(values) -> np.ndarray:
+    return pd.Series(values).rank().to_numpy()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=3, max_size=30))
+def test_correlate_matches_numpy_oracles(pairs):
+    x, y = np.array(pairs).T
+    result = correlate(x, y)
+    assert result.n == len(pairs)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        assert math.isnan(result.pearson) and math.isnan(result.spearman)
+        return
+    expected = np.corrcoef(x, y)[0, 1]
+    if np.isfinite(expected):
+        assert result.pearson == pytest.approx(expected, abs=1e-9)
+    rank_x, rank_y = _ranks(x), _ranks(y)
+    if np.ptp(rank_x) and np.ptp(rank_y):
+        assert result.spearman == pytest.approx(np.corrcoef(rank_x, rank_y)[0, 1], abs=1e-9)
+
+
+def test_correlate_closed_forms_and_degenerate_inputs():
+    x = np.arange(1.0, 8.0)
+    assert correlate(x, 2 * x + 1).pearson == pytest.approx(1.0)
+    cubic = correlate(x, x**3)
+    assert cubic.spearman == pytest.approx(1.0) and cubic.pearson < 1.0
+    assert correlate(x, -x).spearman == pytest.approx(-1.0)
+    assert math.isnan(correlate([1, 2], [3, 4]).pearson)  # two points always lie on a line
+    assert math.isnan(correlate(x, np.ones_like(x)).pearson)  # constant accuracy
+    with_nan = correlate([1, 2, np.nan, 4, 5], [1, 2, 3, np.inf, 5])
+    assert with_nan.n == 3 and with_nan.pearson == pytest.approx(1.0)
+
+
+def test_study_separates_density_from_distance():
+    """Simpson's setting: within each density, more distance = less accuracy; across densities
+    both rise with density. The pooled correlation is positive; the controls show it is density."""
+    rows = []
+    for density, offset in ((0.05, 0.0), (0.1, 10.0), (0.2, 20.0)):
+        for k in range(4):
+            rows.append(
+                {"density": density, "final_distance": offset + k, "final_accuracy": offset / 10 - 0.1 * k}
+            )
+    study = distance_accuracy_study(pd.DataFrame(rows))
+    assert study.distance.pearson > 0.9 and study.density.pearson > 0.9
+    assert list(study.within_density["pearson"]) == pytest.approx([-1.0, -1.0, -1.0])
+    assert list(study.within_density["n"]) == [4, 4, 4]
+    assert study.pooled_within.pearson == pytest.approx(-1.0)
+    assert study.left_out == 0 and list(study.points.columns) == list(POINT_COLUMNS)
+
+
+def test_study_leaves_out_runs_without_accuracy():
+    points = pd.DataFrame({"density": [0.1, 0.1, 0.1, 0.1, None], "final_distance": [1, 2, 3, np.nan, 5],
+                           "final_accuracy": [0.1, 0.2, 0.25, 0.4, 0.5]})  # fmt: skip
+    study = distance_accuracy_study(points)
+    assert study.left_out == 2 and len(study.points) == 3
+    assert study.distance.n == 3
+    assert study.density.n == 3 and math.isnan(study.density.pearson)  # one density: no baseline
+
+
+def test_run_points_reads_final_distance_and_accuracy(tmp_path):
+    good = make_run(tmp_path / "a", density=0.1, seed=3, accuracy=0.75, method="rigl")
+    unfinished = make_run(tmp_path / "b", density=0.2, seed=4, accuracy=None, finish=False)
+    broken = make_corrupt_run(tmp_path / "c")
+    points = run_points([good, unfinished, broken])
+    assert list(points.columns) == list(POINT_COLUMNS)
+    from fullspectrum.runs import RunStore
+
+    layers = RunStore.open(good).layers()
+    last = layers[layers["step"] == layers["step"].max()]
+    first = points.iloc[0]
+    assert first["final_distance"] == pytest.approx(last["moving_distance"].mean())
+    assert first["final_distance"] > 0
+    assert (first["final_accuracy"], first["density"], first["method"], first["seed"]) == (
+        0.75,
+        0.1,
+        "rigl",
+        3,
+    )
+    assert math.isnan(points.iloc[1]["final_accuracy"]) and points.iloc[1]["final_distance"] > 0
+    assert math.isnan(points.iloc[2]["final_distance"]) and points.iloc[2]["label"] == "c"
+    assert distance_accuracy_study(points).left_out == 2
