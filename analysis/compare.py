@@ -250,7 +250,8 @@ def describe_layer(row: pd.Series) -> str:
     if not facts:
         return ""
     head, tail = [f for f in facts if not f.startswith("its ")], [f for f in facts if f.startswith("its ")]
-    text = " and ".join(head)
+    head = head[:1] + [f[2:] if f.startswith("B ") and head[0].startswith("B ") else f for f in head[1:]]
+    text = head[0] if len(head) == 1 else ", ".join(head[:-1]) + " and " + head[-1] if head else ""
     if tail:
         text = f"{text}; {', '.join(tail)}" if text else ", ".join(tail)
     overlap = f" (IoU {row['iou']:.2f})"

@@ -88,7 +88,7 @@ if not spectrum["in_regime"] and spectrum["edges"]:
 # -- degree classes -----------------------------------------------------------------------------------
 st.subheader(f"Degree classes ({len(classes)}, {spectrum['n_classes']} qualifying)")
 table = pd.DataFrame([{c: getattr(k, c) for c in CLASS_COLUMNS} for k in classes], columns=CLASS_COLUMNS)
-st.dataframe(table, hide_index=True, use_container_width=True)
+st.dataframe(table, hide_index=True, width="stretch")
 
 options = [ALL, *[int(k.d_c) for k in classes]]
 picker, view_picker = st.columns([2, 1])
@@ -101,15 +101,15 @@ chosen = picker.selectbox(
 views = ["auto", "units", "channels"] if mask.ndim > 2 else ["auto", "units"]
 drawing = view_picker.radio("Drawing", views, horizontal=True, key="gi_view")
 figure = bipartite_figure(mask, classes, selected=None if chosen == ALL else chosen, view=drawing, name=layer)
-st.plotly_chart(figure, use_container_width=True, key="gi_graph")
+st.plotly_chart(figure, width="stretch", key="gi_graph")
 
 # -- degrees and spectrum -----------------------------------------------------------------------------
 left, right = st.columns(2)
-left.plotly_chart(degree_histograms_figure(mask, name=layer), use_container_width=True, key="gi_degrees")
+left.plotly_chart(degree_histograms_figure(mask, name=layer), width="stretch", key="gi_degrees")
 right.plotly_chart(
     singular_values_figure(
         view["sigma"], spectrum["d_left"], spectrum["d_right"], weighted=view["omega"], name=layer
     ),
-    use_container_width=True,
+    width="stretch",
     key="gi_sigma",
 )

@@ -1,0 +1,177 @@
+"""Compare masks: two masks of one network side by side — per-layer full-spectrum metrics with deltas,
+overlap, dead units and channels, degree-class composition (FS23, SPEC §2–3) and degree-sorted adjacency
+heat maps (the graphon estimate of G25, SPEC §7) — with a plain-language summary of how they differ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app import state, widgets
+from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
+from fullspectrum.errors import FullSpectrumError
+
+KINDS = {"run": "Run snapshot", "candidate": "PAGS candidate", "upload": "Upload"}
+NAMED = {-1: "base mask", -2: "assembled mask"}
+TABLE_METRICS = ["delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg", "density", "dead_in_channels",
+                 "dead_right", "n_classes", "classes", "in_regime"]  # fmt: skip
+CHART_METRICS = ("delta_r_imdb", "delta_r", "lambda_w", "dead_in_channels")
+ERRORS = (FullSpectrumError, OSError, KeyError, RuntimeError)
+
+st.title("Compare masks")
+st.caption(
+    "Pick two masks of the same network (snapshots of runs, PAGS candidates, or uploaded checkpoints) to "
+    "see, layer by layer, how their graphs differ — the reasons one mask may train better than another."
+)
+runs = widgets.load_runs()
+readable = runs[runs["status"] != "corrupt"] if not runs.empty else runs
+pags_runs = readable[readable["kind"] == "pags"] if not readable.empty else readable
+labels = {row["path"]: widgets.run_label(row) for row in runs.to_dict("records")}
+
+
+def _apply_request(side: str) -> None:
+    """Pre-fill the pickers of ``side`` from ``st.session_state["compare_<side>"]`` (set by the PAGS lab)."""
+    request = st.session_state.get(f"compare_{side}")
+    if not request or st.session_state.get(f"_cmp_applied_{side}") == request:
+        return
+    st.session_state[f"_cmp_applied_{side}"] = dict(request)
+    kind = request.get("kind", "run")
+    st.session_state[f"cmp_kind_{side}"] = KINDS.get(kind, KINDS["run"])
+    if request.get("run"):
+        st.session_state[f"cmp_{'pags' if kind == 'candidate' else 'run'}_{side}"] = str(request["run"])
+    if kind == "run" and request.get("step") is not None:
+        st.session_state[f"cmp_step_{side}"] = int(request["step"])
+    if kind == "candidate" and request.get("candidate") is not None:
+        st.session_state[f"cmp_cand_{side}"] = int(request["candidate"])
+
+
+def _upload(side: str) -> tuple | None:
+    file = st.file_uploader(
+        f"Checkpoint (≤ {state.UPLOAD_LIMIT_MB} MB; read with weights_only, never executed)",
+        type=["pt", "pth", "bin", "safetensors"],
+        key=f"cmp_upload_{side}",
+    )
+    if file is None:
+        return None
+    if file.size > state.UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"{file.name}: larger than {state.UPLOAD_LIMIT_MB} MB")
+        return None
+    folder = state.workspace_root() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(file.name).name
+    target.write_bytes(file.getvalue())
+    return ("upload", str(target))
+
+
+def _source(side: str, default_step_index: int) -> tuple | None:
+    """The chosen mask source of one side as a hashable tuple, or None when not chosen."""
+    _apply_request(side)
+    kind_label = st.radio("Source", list(KINDS.values()), horizontal=True, key=f"cmp_kind_{side}")
+    kind = next(k for k, v in KINDS.items() if v == kind_label)
+    if kind == "upload":
+        return _upload(side)
+    choices = readable if kind == "run" else pags_runs
+    if choices.empty:
+        st.info(
+            "No PAGS runs yet: start one on the **PAGS lab** page." if kind == "candidate" else "No runs yet."
+        )
+        return None
+    paths = choices["path"].tolist()
+    key = f"cmp_{'pags' if kind == 'candidate' else 'run'}_{side}"
+    if st.session_state.get(key) not in paths:
+        selected = st.session_state.get("selected_run")
+        st.session_state[key] = selected if selected in paths else paths[0]
+    path = st.selectbox("Run", paths, format_func=lambda p: labels.get(p, p), key=key)
+    stamp = state.run_stamp(path)
+    if kind == "run":
+        steps = state.run_mask_steps(path, stamp)
+        if not steps:
+            st.info("This run stored no masks.")
+            return None
+        if st.session_state.get(f"cmp_step_{side}") not in steps:
+            st.session_state[f"cmp_step_{side}"] = steps[default_step_index]
+        step = st.selectbox("Step", steps, key=f"cmp_step_{side}")
+        return ("run", path, int(step))
+    population = state.run_population(path, stamp)
+    candidates = sorted(int(c) for c in population["candidate"].unique()) or [-2, -1]
+    if st.session_state.get(f"cmp_cand_{side}") not in candidates:
+        st.session_state[f"cmp_cand_{side}"] = -2 if side == "a" else -1
+    index = st.selectbox(
+        "Candidate",
+        candidates,
+        format_func=lambda c: NAMED.get(c, f"candidate {c} (regenerated from its seed and index)"),
+        key=f"cmp_cand_{side}",
+    )
+    return ("candidate", path, int(index))
+
+
+if readable.empty and not st.session_state.get("compare_a"):
+    st.info(
+        "No runs to compare yet. Train (`fullspectrum train --out cached_runs/my_run`), sample "
+        "(**PAGS lab**), or pick **Upload** below to compare two checkpoint files."
+    )
+
+pickers = st.columns(2)
+sources = {}
+for column, side, default_step in ((pickers[0], "a", -1), (pickers[1], "b", 0)):
+    with column:
+        st.subheader(f"Mask {side.upper()}")
+        try:
+            sources[side] = _source(side, default_step)
+        except ERRORS as error:
+            widgets.error_box(error, what=f"Mask {side.upper()} cannot be read")
+            sources[side] = None
+
+if sources["a"] is None or sources["b"] is None:
+    st.info("Choose both masks to compare them.")
+    st.stop()
+
+stamps = tuple(
+    state.run_stamp(source[1]) if source[0] != "upload" else () for source in (sources["a"], sources["b"])
+)
+try:
+    with st.spinner("Comparing the two masks (a candidate is regenerated from its seed the first time)…"):
+        result, label_a, label_b = state.mask_comparison(sources["a"], sources["b"], stamps)
+except ERRORS as error:
+    widgets.error_box(error, what="These masks cannot be compared")
+    st.stop()
+
+st.markdown(f"**A** = {label_a} · **B** = {label_b}")
+st.subheader("Summary")
+st.markdown("\n".join(f"- {sentence}" for sentence in result.summary))
+
+table = result.table
+st.subheader("Per-layer metrics")
+metrics = st.multiselect("Metrics", TABLE_METRICS, default=TABLE_METRICS[:4], key="cmp_metrics")
+columns = ["layer", "shape", "iou", "u_distance"]
+for metric in metrics:
+    columns += [f"{metric}_a", f"{metric}_b", f"{metric}_delta"]
+st.dataframe(table[columns], hide_index=True, width="stretch")
+
+st.plotly_chart(difference_bars(result.long(CHART_METRICS)), width="stretch", key="cmp_bars")
+st.plotly_chart(iou_bars(table), width="stretch", key="cmp_iou")
+
+st.subheader("One layer: graphon estimate and degree classes")
+layer = st.selectbox("Layer", table["layer"].tolist(), key="cmp_layer")
+try:
+    values_a, values_b = state.graphon_pair(sources["a"], sources["b"], layer, stamps)
+    st.plotly_chart(graphon_figure(values_a, values_b, layer=layer), width="stretch", key="cmp_graphon")
+except ERRORS as error:
+    widgets.error_box(error, what=f"Graphon of {layer}")
+st.plotly_chart(composition_figure(result.classes, layer), width="stretch", key="cmp_classes")
+row = table.set_index("layer").loc[layer]
+st.dataframe(
+    {
+        "": ["dead input units", "dead input channels", "dead output units", "qualifying classes", "classes"],
+        "A": [
+            int(row[f"{m}_a"])
+            for m in ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
+        ],
+        "B": [
+            int(row[f"{m}_b"])
+            for m in ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
+        ],
+    },
+    hide_index=True,
+)
