@@ -26,7 +26,7 @@ def safe_sqrt(value: float) -> float:
     return math.sqrt(value) if value >= 0 else NAN
 
 
-def top_two(matrix: sp.spmatrix | None) -> tuple[float, float]:
+def top_two(matrix: sp.spmatrix | np.ndarray | None) -> tuple[float, float]:
     """``(s1, s2)`` of a live biadjacency; ``s2 = 0`` with one unit on a side; NaN if absent."""
     if matrix is None or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         return NAN, NAN

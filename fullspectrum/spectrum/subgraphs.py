@@ -59,6 +59,9 @@ class DegreeClass:
     """Output units of the class, in the layer's original numbering."""
 
 
+_DENSE_LAYER_ENTRIES = 1 << 18
+
+
 def class_qualifies(d_c: int, n_c: int, d_right: float, convention: str) -> bool:
     """SPEC §3: FS23 needs ``d_c>=3, n_c>=2, d_right>1``; R23 ``d_c>=3, n_c>=3, d_right>=3``."""
     if convention == "r23":
@@ -68,17 +71,22 @@ def class_qualifies(d_c: int, n_c: int, d_right: float, convention: str) -> bool
 
 def degree_classes(graph: LayerGraph, convention: str = "fs23") -> list[DegreeClass]:
     """Every degree class of ``graph``, by increasing degree."""
-    biadjacency = graph.biadjacency.tocsc()  # (n_right, n_left); columns = input units
-    weighted = graph.weighted.tocsc() if graph.weighted is not None else None
-    degrees = np.diff(biadjacency.indptr)
+    # (n_right, n_left); columns = input units. Small layers are sliced densely: sparse
+    # slicing costs more than the arithmetic there, and snapshots of small nets are frequent.
+    shape = graph.biadjacency.shape
+    small = shape[0] * shape[1] <= _DENSE_LAYER_ENTRIES
+    convert = (lambda m: m.toarray()) if small else (lambda m: m.tocsc())
+    biadjacency = convert(graph.biadjacency)
+    weighted = convert(graph.weighted) if graph.weighted is not None else None
+    degrees = np.asarray((biadjacency != 0).sum(axis=0)).ravel().astype(np.int64)
     classes = []
     for degree in np.unique(degrees):
         columns = np.flatnonzero(degrees == degree)
         sub = biadjacency[:, columns]
-        rows = np.flatnonzero(np.diff(sub.tocsr().indptr))
+        rows = np.flatnonzero(np.asarray((sub != 0).sum(axis=1)).ravel())
         sub = sub[rows, :]
         n_c, r_c = int(columns.size), int(rows.size)
-        edges = int(sub.nnz)
+        edges = int(n_c * degree)
         d_right = edges / r_c
         _, sigma2 = top_two(sub)
         if weighted is not None:
