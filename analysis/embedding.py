@@ -54,6 +54,14 @@ class Embedding:
     note: str
     """One plain sentence on how the map was made (fallbacks included), for chart titles."""
 
+    def table(self) -> pd.DataFrame:
+        """The frame with ``method`` and ``note`` columns added (what ``embedding.csv`` holds)."""
+        return self.frame.assign(method=self.method, note=self.note)
+
+    def to_csv(self, path_or_buf=None, **kwargs):
+        """Write :meth:`table` as CSV (so a caller expecting a DataFrame from the embed hook stores it whole)."""
+        return self.table().to_csv(path_or_buf, **kwargs)
+
 
 def population_matrix(population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(candidates, X, layers)``: X[i] is candidate i's per-layer ``u`` vectors concatenated.
@@ -143,8 +151,7 @@ def embedding_table(population: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     A drop-in for ``fullspectrum.sampling.run_pags(..., embed=embedding_table)``,
     which writes the table as ``embedding.csv``; :func:`load_embedding` reads it back.
     """
-    embedding = embed_population(population, seed=seed)
-    return embedding.frame.assign(method=embedding.method, note=embedding.note)
+    return embed_population(population, seed=seed).table()
 
 
 def save_embedding(run_dir: str | Path, embedding: Embedding) -> Path:

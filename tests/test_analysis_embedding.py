@@ -153,3 +153,13 @@ def test_network_points_and_layer_winners():
     assert winners["winner"].tolist() == [-1, 2, -1]
     won_row = population[(population.candidate == 2) & (population.layer == "fc1")].iloc[0]
     assert winners.loc[1, "score"] == pytest.approx(won_row["score"])
+
+
+def test_embedding_to_csv_is_what_the_pags_hook_stores(tmp_path):
+    emb = embed_population(_population(4))
+    emb.to_csv(
+        tmp_path / "embedding.csv", index=False
+    )  # run_pags: embed(population).to_csv(path, index=False)
+    back = load_embedding(tmp_path)
+    assert back.method == emb.method and back.note == emb.note
+    np.testing.assert_allclose(back.frame[["x", "y"]].to_numpy(), emb.frame[["x", "y"]].to_numpy())

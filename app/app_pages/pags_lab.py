@@ -1,0 +1,193 @@
+"""PAGS lab: pruning at initialisation as graph sampling (FS23, SPEC §5). Launch a PAGS / PEGS sampling as
+a worker process, watch its progress, then explore the scored population — network-mean full-spectrum
+coordinates in 3-D and a UMAP (or PCA) map of the per-layer vectors — with the base and assembled masks
+highlighted, the per-layer winners, and any two masks sent to Compare masks or trained briefly."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from app import state, widgets
+from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
+from fullspectrum import jobs
+from fullspectrum.data import DATASET_NAMES
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import MODEL_NAMES
+from fullspectrum.pruning import GENERATORS
+
+NAMED = {-1: "base mask", -2: "assembled mask"}
+MASK_FILES = {-1: "base_mask.pt", -2: "pags_mask.pt"}
+ERRORS = (FullSpectrumError, OSError, KeyError, ValueError)
+_PROGRESS = re.compile(r"(warm-up|candidates)\D*?(\d+)/(\d+)")
+
+st.title("PAGS lab")
+st.caption(
+    "PAGS draws a population of masks from a pruning-at-initialisation generator, each with the base mask's "
+    "per-layer budgets, scores every layer by its full-spectrum vector u = (Δr, λ, Δr_imdb, λ_imsg) and "
+    "assembles the best layer of each (FS23). PEGS does the same after a short dense warm-up."
+)
+
+# -- launch ---------------------------------------------------------------------------------------------
+with st.expander("New sampling", expanded=st.session_state.get("pags_job") is None):
+    with st.form("pags_form"):
+        c1, c2, c3 = st.columns(3)
+        model = c1.selectbox("Model", MODEL_NAMES, key="pags_model")
+        data = c2.selectbox("Data", DATASET_NAMES, key="pags_data")
+        generator = c3.selectbox(
+            "Generator", list(GENERATORS), index=list(GENERATORS).index("snip"), key="pags_gen"
+        )
+        c4, c5, c6, c7 = st.columns(4)
+        density = c4.number_input("Density", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="pags_density")
+        population = c5.number_input("Population", 2, 1000, 20, key="pags_population")
+        warmup = c6.number_input("Warm-up iterations (0 = PAGS)", 0, 5000, 0, key="pags_warmup")
+        seed = c7.number_input("Seed", 0, 2**31 - 1, 0, key="pags_seed")
+        launched = st.form_submit_button("Start sampling")
+    if launched:
+        name = f"{'pegs' if warmup else 'pags'}_{generator}_{model}_{data}_{time.strftime('%Y%m%d_%H%M%S')}"
+        run_dir = state.workspace_root() / name
+        arguments = ["--model", model, "--data", data, "--generator", generator, "--density", density,
+                     "--population", int(population), "--warmup-iters", int(warmup), "--seed", int(seed),
+                     "--out", run_dir]  # fmt: skip
+        try:
+            jobs.start_job("pags", arguments, run_dir)
+            st.session_state["pags_job"] = str(run_dir)
+        except ERRORS as error:
+            widgets.error_box(error, what="The sampling could not start")
+
+if st.session_state.get("pags_job") is None:  # a refresh or a second tab finds a running sampling again
+    running = [job for job in jobs.find_running(state.workspace_root()) if job.kind in (None, "pags")]
+    if running:
+        st.session_state["pags_job"] = str(running[0].run_dir)
+
+
+@st.fragment(run_every=state.POLL_S)
+def job_panel() -> None:
+    """Progress of the sampling worker, polled every ``POLL_S`` seconds."""
+    run_dir = st.session_state.get("pags_job")
+    if not run_dir:
+        return
+    job = jobs.job_state(run_dir)
+    line = jobs.last_log_line(run_dir) or ""
+    match = _PROGRESS.findall(jobs.read_log(run_dir, max_chars=400))
+    st.markdown(f"**Sampling** `{Path(run_dir).name}` · {job.status}")
+    if job.status == "finished":
+        st.progress(1.0, text="finished")
+    elif match:
+        phase, done, total = match[-1]
+        st.progress(min(1.0, int(done) / max(1, int(total))), text=f"{phase}: {done} of {total}")
+    elif job.active:
+        st.progress(0.0, text="preparing (model, data and base mask)…")
+    if job.status == "failed":
+        widgets.error_box(job.error or line or "no log", what="The sampling failed")
+    if job.active and st.button("Stop", key="pags_stop"):
+        jobs.stop(run_dir)
+    if not job.active and st.button("Clear", key="pags_clear"):
+        st.session_state["pags_job"] = None
+        st.rerun()
+
+
+job_panel()
+
+# -- results --------------------------------------------------------------------------------------------
+runs = widgets.load_runs()
+pags_runs = runs[(runs["kind"] == "pags") & (runs["status"] == "finished")] if not runs.empty else runs
+if pags_runs.empty:
+    st.info("No finished PAGS run yet: start a sampling above (the MLP on digits takes seconds on a CPU).")
+    st.stop()
+
+paths = pags_runs["path"].tolist()
+labels = {row["path"]: widgets.run_label(row) for row in pags_runs.to_dict("records")}
+preferred = st.session_state.get("pags_job") or st.session_state.get("selected_run")
+run = st.selectbox(
+    "PAGS run",
+    paths,
+    index=paths.index(preferred) if preferred in paths else 0,
+    format_func=labels.get,
+    key="pags_run",
+)
+stamp = state.run_stamp(run)
+try:
+    views = state.population_views(run, stamp)
+    info = state.run_info(run, stamp)
+except ERRORS as error:
+    widgets.error_box(error, what=f"Run {Path(run).name} cannot be read")
+    st.stop()
+if views["population"].empty:
+    st.info("This run has no scored population.")
+    st.stop()
+
+config = info.get("config", {})
+final = info.get("final", {})
+st.markdown(
+    f"**{config.get('generator', '?')}** on {config.get('model', '?')}/{config.get('data', '?')} at density "
+    f"{config.get('density', '?')}, {config.get('population', '?')} candidates, warm-up "
+    f"{config.get('warmup_iters', 0)} · layers replaced: {final.get('layers_replaced', '?')} of "
+    f"{final.get('layers', '?')}"
+)
+left, right = st.columns(2)
+left.plotly_chart(population_3d_figure(views["points"]), width="stretch", key="pags_3d")
+embedding = views["embedding"]
+if embedding is None:
+    right.info(
+        "This run stored no 2-D map (runs sampled before maps were stored); the 3-D view has every mask."
+    )
+else:
+    right.plotly_chart(
+        embedding_figure(embedding.frame, embedding.method, embedding.note), width="stretch", key="pags_map"
+    )
+
+st.subheader("Per-layer winners")
+winners = views["winners"].assign(
+    winner=lambda frame: [NAMED.get(int(c), f"candidate {int(c)}") for c in frame["winner"]]
+)
+st.dataframe(winners, hide_index=True, width="stretch")
+
+# -- compare or train two masks ---------------------------------------------------------------------------
+st.subheader("Compare two masks")
+candidates = sorted(int(c) for c in views["population"]["candidate"].unique())
+pick_a, pick_b = st.columns(2)
+label = lambda c: NAMED.get(c, f"candidate {c}")  # noqa: E731
+first = pick_a.selectbox("Mask A", candidates, index=candidates.index(-2) if -2 in candidates else 0,
+                         format_func=label, key="pags_pick_a")  # fmt: skip
+second = pick_b.selectbox("Mask B", candidates, index=candidates.index(-1) if -1 in candidates else 0,
+                          format_func=label, key="pags_pick_b")  # fmt: skip
+if st.button("Open in Compare masks", key="pags_compare"):
+    st.session_state["compare_a"] = {"kind": "candidate", "run": run, "candidate": int(first)}
+    st.session_state["compare_b"] = {"kind": "candidate", "run": run, "candidate": int(second)}
+    try:
+        st.switch_page("app_pages/compare_masks.py")
+    except st.errors.StreamlitAPIException:
+        st.info("Open the **Compare masks** page: both masks are selected there.")
+
+with st.expander("Train base and assembled briefly (static sparse training)"):
+    st.caption(
+        "Each mask trains from the weights it was sampled at; candidates other than these two are not saved as files."
+    )
+    epochs = st.number_input("Epochs", 1, 50, 3, key="pags_epochs")
+    train_dirs = {
+        c: state.workspace_root() / f"{Path(run).name}__static_{NAMED[c].split()[0]}" for c in (-1, -2)
+    }
+    if st.button("Train both", key="pags_train"):
+        for candidate, run_dir in train_dirs.items():
+            if (run_dir / "run.json").exists():
+                continue
+            options = {"model": config.get("model"), "data": config.get("data"), "method": "static",
+                       "density": config.get("density"), "epochs": int(epochs), "seed": config.get("seed", 0),
+                       "mask": Path(run) / MASK_FILES[candidate]}  # fmt: skip
+            try:
+                jobs.start_training(options, run_dir)
+            except ERRORS as error:
+                widgets.error_box(error, what=f"Training the {NAMED[candidate]} could not start")
+    curves = {}
+    for candidate, run_dir in train_dirs.items():
+        if (run_dir / "run.json").exists():
+            try:
+                curves[NAMED[candidate]] = state.run_evals(str(run_dir), state.run_stamp(str(run_dir)))
+            except ERRORS as error:
+                widgets.error_box(error, what=f"Training run of the {NAMED[candidate]}")
+    if curves:
+        st.plotly_chart(accuracy_figure(curves), width="stretch", key="pags_curves")
