@@ -90,6 +90,7 @@ def test_fs23_rule_never_lowers_delta_r_imdb_nor_the_score(base, candidates):
         {"l": LayerPoint(BASE, *base)}, [{"l": LayerPoint(i, *p)} for i, p in enumerate(candidates)], "fs23"
     )
     assert winners == {"l": kept.candidate}
+    assert neg_inf_if_nan(kept.delta_r_imdb) >= neg_inf_if_nan(base[0]) and kept.score >= base[1]
 
 
 @settings(max_examples=200, deadline=None)
