@@ -408,6 +408,8 @@ def test_static_run_keeps_the_given_mask_and_weights(tmp_path):
     train(config, tmp_path / "run")
     store = RunStore.open(tmp_path / "run")
     assert store.events().empty
+    kept = sum(int(m.sum()) for m in masks.values())
+    assert store.info["config"]["density"] == pytest.approx(kept / sum(m.numel() for m in masks.values()))
     for step in store.mask_steps():
         saved = store.load_masks(step)
         assert all(torch.equal(saved[name], masks[name]) for name in masks)

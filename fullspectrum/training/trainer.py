@@ -15,6 +15,7 @@ an uninterrupted run would have written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -339,7 +340,10 @@ def train(
     if config.mask is not None:  # a bad file fails before any run directory exists
         from fullspectrum.mask_checkpoint import load_mask_checkpoint
 
-        load_mask_checkpoint(config.mask)
+        masks = load_mask_checkpoint(config.mask).masks
+        # The run's density is the mask's own, not the flag's default.
+        kept = sum(int(mask.sum()) for mask in masks.values())
+        config = dataclasses.replace(config, density=kept / max(1, sum(m.numel() for m in masks.values())))
     splits = _load_splits(config)
     torch.manual_seed(config.seed)  # model initialisation draws from torch's global generator
     np.random.seed(derived_seed(config.seed, 0) % 2**32)
