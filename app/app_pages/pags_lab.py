@@ -22,7 +22,7 @@ from fullspectrum.pruning import GENERATORS
 NAMED = {-1: "base mask", -2: "assembled mask"}
 MASK_FILES = {-1: "base_mask.pt", -2: "pags_mask.pt"}
 ERRORS = (FullSpectrumError, OSError, KeyError, ValueError)
-_PROGRESS = re.compile(r"(warm-up|candidates)\D*?(\d+)/(\d+)")
+_PROGRESS = re.compile(r"(warm-up|candidates)[^\n]*?(\d+)/(\d+)")
 
 st.title("PAGS lab")
 st.caption(
