@@ -289,3 +289,30 @@ def test_cli_smoke(tmp_path, capsys):
     assert main([*argv, "--out", str(out)]) == 2  # the folder already holds a run
     assert main([*argv, "--rule", "best", "--out", str(tmp_path / "bad")]) == 2
     assert "choose from fs23, max-norm" in capsys.readouterr().err
+
+
+def test_progress_reaches_the_total_and_the_embedding_hook_is_stored(tmp_path):
+    calls = []
+
+    def embed(population: pd.DataFrame) -> pd.DataFrame:
+        ids = sorted(set(population["candidate"]))
+        return pd.DataFrame({"candidate": ids, "x": ids, "y": 0.0, "method": "test"})
+
+    run_pags(
+        config(generator="erk", population=3, warmup_iters=2),
+        tmp_path / "a",
+        progress=lambda *a: calls.append(a),
+        embed=embed,
+    )
+    assert calls[-1] == (5, 5) and [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert RunStore.open(tmp_path / "a").info["progress"] == {"done": 5, "total": 5}
+    table = pd.read_csv(tmp_path / "a" / "embedding.csv")
+    assert list(table["candidate"]) == [ASSEMBLED, BASE, 0, 1, 2]
+
+    def broken(population):
+        raise RuntimeError("no map today")
+
+    run_pags(config(generator="erk", population=2), tmp_path / "b", embed=broken)
+    store = RunStore.open(tmp_path / "b")  # an embedding failure is noted, the sampling still finishes
+    assert store.status == "finished" and "no map today" in store.info["embedding_error"]
+    assert not (tmp_path / "b" / "embedding.csv").exists()

@@ -109,14 +109,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def population_embedding():
-    """``analysis.embedding``'s population embedding if that module is installed, else ``None``.
+    """The population-embedding hook: ``analysis.embedding.embedding_table`` when importable, else ``None``.
 
-    The hook: a function ``embed_population(population: DataFrame) -> DataFrame``
-    (columns ``candidate, x, y, method``) in ``analysis/embedding.py``; the run
-    stores what it returns as ``embedding.csv``.
+    ``analysis`` sits above the library (``app -> analysis -> fullspectrum``), so
+    the library never imports it; only this entry point passes it to
+    ``run_pags(embed=...)``, which stores its table (``candidate, x, y, method,
+    note``) as ``embedding.csv`` in the run.
     """
     try:
         from analysis import embedding
     except ImportError:
         return None
-    return getattr(embedding, "embed_population", None)
+    return getattr(embedding, "embedding_table", None)

@@ -63,6 +63,8 @@ from fullspectrum.sampling.workers import evaluate_population, single_threaded
 Progress = Callable[[int, int], None]
 Embed = Callable[[pd.DataFrame], pd.DataFrame]
 EMBEDDING_FILE = "embedding.csv"
+PROGRESS_WRITE_S = 1.0
+"""At most one ``run.json["progress"]`` update per this many seconds (readers poll it)."""
 
 
 def _batches_of(setup: SamplingSetup) -> Callable[[int], list | None]:
@@ -162,7 +164,8 @@ def run_pags(
     """Run PAGS (``warmup_iters == 0``) or PEGS and write the run directory ``out_dir`` (SPEC §8).
 
     ``progress(done, total)`` counts warm-up iterations then candidates
-    (``total = warmup_iters + population``). ``embed``, if given, maps the
+    (``total = warmup_iters + population``); ``run.json["progress"]`` holds
+    the same ``{"done", "total"}`` for other processes (updated about every second). ``embed``, if given, maps the
     population table to a 2-D embedding table (e.g. ``analysis.embedding``'s),
     stored as ``embedding.csv`` in the run. Ctrl-C leaves an ``interrupted``
     run (sampling is not resumable: run it again); any other error a ``failed`` one.
@@ -173,8 +176,18 @@ def run_pags(
     config = config.resolved()
     total = config.warmup_iters + config.population
 
-    def report(offset: int) -> Progress | None:
-        return None if progress is None else (lambda done, _: progress(offset + done, total))
+    last_written = [0.0]
+
+    def report(offset: int) -> Progress:
+        def callback(done: int, _: int) -> None:
+            now = time.monotonic()
+            if now - last_written[0] >= PROGRESS_WRITE_S or offset + done == total:
+                last_written[0] = now
+                store.update_info(progress={"done": offset + done, "total": total})
+            if progress is not None:
+                progress(offset + done, total)
+
+        return callback
 
     device = str(resolve_device(config.device))  # a missing GPU fails before the run exists
     store = RunStore.create(out_dir, kind="pags", config=config.as_dict(), seed=config.seed, device=device)
