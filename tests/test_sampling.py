@@ -316,3 +316,13 @@ def test_progress_reaches_the_total_and_the_embedding_hook_is_stored(tmp_path):
     store = RunStore.open(tmp_path / "b")  # an embedding failure is noted, the sampling still finishes
     assert store.status == "finished" and "no map today" in store.info["embedding_error"]
     assert not (tmp_path / "b" / "embedding.csv").exists()
+
+
+def test_candidate_minibatches_have_the_batch_size_even_from_a_small_split():
+    dataset = torch.utils.data.TensorDataset(
+        torch.arange(10.0).unsqueeze(1), torch.zeros(10, dtype=torch.long)
+    )
+    batches = candidate_batches(dataset, 4, 4, data_seed=0)
+    assert [len(x) for x, _ in batches] == [4, 4, 4, 4]
+    first_pass = torch.cat([x for x, _ in batches]).flatten()[:10]
+    assert sorted(first_pass.tolist()) == list(range(10))  # every example once before any repeats

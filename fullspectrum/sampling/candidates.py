@@ -72,14 +72,14 @@ def generator_kind(name: str) -> str:
 def candidate_batches(
     dataset: Dataset, batch_size: int, iters: int, data_seed: int
 ) -> list[tuple[Tensor, Tensor]]:
-    """``iters`` minibatches of ``batch_size`` examples drawn without replacement (with replacement
-    only across minibatches when the split holds fewer than ``iters * batch_size`` examples)."""
+    """``iters`` minibatches of exactly ``batch_size`` examples, drawn without replacement while the
+    split lasts (a split smaller than ``iters * batch_size`` is walked through again in a new order)."""
     generator = torch.Generator().manual_seed(data_seed)
     size = len(dataset)
     batches = []
     order = torch.randperm(size, generator=generator)
     for start in range(0, iters * batch_size, batch_size):
-        if start >= len(order):
+        while len(order) < start + batch_size:  # a split smaller than the draw: a fresh pass over it
             order = torch.cat([order, torch.randperm(size, generator=generator)])
         indices = order[start : start + batch_size].tolist()
         if hasattr(dataset, "__getitems__"):  # one gather per batch (ArrayDataset)
