@@ -12,8 +12,7 @@ from app import state, widgets
 from app.charts.trajectories import correlation_figure, metrics_figure, trajectory_figure
 from fullspectrum.errors import FullSpectrumError
 
-MAX_DEFAULT_LAYERS = 8
-"""Layers drawn by default (deep networks have dozens; the picker adds more)."""
+MAX_DEFAULT_LAYERS = 8  # layers drawn by default (deep networks have dozens; the picker adds more)
 
 st.title("Trajectories")
 runs = widgets.load_runs()

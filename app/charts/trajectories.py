@@ -107,7 +107,7 @@ def trajectory_figure(
             "yaxis": {"title": {"text": AXIS_TITLES["lambda_w"]}},
             "zaxis": {"title": {"text": AXIS_TITLES["delta_r_imdb"]}},
         },
-        legend={"itemsizing": "constant"},
+        legend={"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
         margin={"l": 0, "r": 0, "t": 40, "b": 0},
         height=600,
         meta={"left_out": left_out},

@@ -1,0 +1,188 @@
+"""The app in a real browser (issue 5): ``fullspectrum app`` headless on a free localhost port, driven
+by Debian's Chromium through Playwright's Python client (never a browser download).
+
+Every page must render without an exception element and draw its plotly charts;
+a live-training run started from the page must make its chart grow. Screenshots
+go to ``test-artifacts/``. Without ``/usr/bin/chromium`` the tests skip (CI
+installs it from the Debian packages when it runs as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.app_fixtures import make_corrupt_run, make_runs
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PAGES_DIR = Path(__file__).resolve().parents[1] / "app" / "app_pages"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# (url path, title, whether the page draws plotly charts with the test runs)
+PAGES = (
+    ("", "Runs", True),
+    ("trajectories", "Trajectories", True),
+    ("graph_inspector", "Graph inspector", None),
+    ("pags_lab", "PAGS lab", None),
+    ("compare_masks", "Compare masks", None),
+    ("live_training", "Live training", False),
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    make_runs(root / "runs")
+    make_corrupt_run(root / "runs" / "zz_broken")
+    workspace = root / "workspace"
+    port = _free_port()
+    env = {**os.environ, "FULLSPECTRUM_WORKSPACE": str(workspace)}
+    log = open(root / "app.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fullspectrum", "app", "--port", str(port), "--runs", str(root / "runs")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield url
+    finally:
+        from fullspectrum import jobs
+
+        for job in jobs.find_running(workspace):  # leave no training worker behind
+            jobs.stop(job.run_dir)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        deadline = time.monotonic() + 20
+        while jobs.find_running(workspace) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def _settle(page, timeout_ms: int = 30_000) -> None:
+    """Wait for the script run to finish (Streamlit's status widget shows 'Running...' meanwhile)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout_ms,
+    )
+    page.wait_for_timeout(500)
+
+
+def _exceptions(page) -> list[str]:
+    return [element.inner_text()[:300] for element in page.query_selector_all('[data-testid="stException"]')]
+
+
+@pytest.mark.parametrize(("path", "title", "charts"), PAGES, ids=[title for _, title, _ in PAGES])
+def test_every_page_renders_without_exceptions(app_url, browser, path, title, charts):
+    page_file = PAGES_DIR / f"{path or 'runs'}.py"
+    if not page_file.is_file():
+        pytest.skip(f"{page_file.name} is not written yet")
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    try:
+        page.goto(f"{app_url}/{path}")
+        _settle(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.wait_for_selector(f'h1:has-text("{title}")', timeout=30_000)
+        if charts:
+            page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+            assert page.locator(".js-plotly-plot").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / f"page_{title.lower().replace(' ', '_')}.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+
+
+def _points(page) -> int:
+    """Markers drawn in the live page's 3-D chart (its traces' points), read from the plotly element."""
+    return page.evaluate(
+        "() => { const plot = document.querySelector('.js-plotly-plot');"
+        " if (!plot || !plot._fullData) return 0;"
+        " return plot._fullData.reduce((n, t) => n + (t._length || (t.x ? t.x.length : 0) || 0), 0); }"
+    )
+
+
+def test_live_training_chart_updates_and_stops(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    try:
+        page.goto(f"{app_url}/live_training")
+        _settle(page)
+        page.get_by_label("Epochs").fill("3")
+        page.get_by_label("Snapshot interval (iterations, 0 = preset)").fill("3")
+        page.get_by_label("Run name").fill("browser_live")
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+        first = _points(page)
+        deadline = time.monotonic() + 90
+        while _points(page) <= first and time.monotonic() < deadline:
+            page.wait_for_timeout(500)
+        assert _points(page) > first, "the live chart did not grow"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live_training_running.png"), full_page=True)
+        stop = page.get_by_role("button", name="Stop")
+        if stop.count():  # the run may already have finished on a fast machine
+            stop.click()
+            page.get_by_role("button", name="Resume").wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "live_training_stopped.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
