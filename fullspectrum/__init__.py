@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "RunStore": "fullspectrum.runs",
     "list_runs": "fullspectrum.runs",
     "export_run": "fullspectrum.runs",
+    "ingest_checkpoint": "fullspectrum.analysis_run",
     "FullSpectrumError": "fullspectrum.errors",
     "MaskError": "fullspectrum.errors",
     "CheckpointError": "fullspectrum.errors",
