@@ -186,3 +186,27 @@ def test_live_training_chart_updates_and_stops(app_url, browser):
         assert _exceptions(page) == []
     finally:
         page.close()
+
+
+def test_uploaded_checkpoint_becomes_an_analysis_run(app_url, browser, tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    state = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 10)).state_dict()
+    state["0.weight"] = state["0.weight"] * (torch.rand_like(state["0.weight"]) < 0.3)
+    checkpoint = tmp_path / "uploaded_model.pt"
+    torch.save(state, checkpoint)
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    try:
+        page.goto(app_url)
+        _settle(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(checkpoint))
+        page.get_by_role("button", name="Analyse checkpoint").click()
+        page.get_by_text("analysed; pick it in the sidebar").wait_for(timeout=90_000)
+        _settle(page)
+        assert page.get_by_text("upload_uploaded_model").count() >= 1  # listed like any other run
+        page.screenshot(path=str(ARTIFACTS / "runs_upload.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
