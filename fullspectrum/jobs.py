@@ -208,13 +208,15 @@ def find_running(root: str | Path) -> list[JobState]:
 
 
 def expected_steps(info: Mapping) -> int | None:
-    """Total iterations of a training run: ``final["steps"]`` once known, else epochs × ``eval_every``.
+    """Total iterations of a training run: ``final["steps"]``, else ``total_steps``, else epochs × ``eval_every``.
 
     The trainer's preset ``eval_every`` is one epoch (the ``train`` command cannot change it).
     """
     final = info.get("final") or {}
     if isinstance(final, Mapping) and final.get("steps"):
         return int(final["steps"])
+    if info.get("total_steps"):  # written by the trainer when the run starts
+        return int(info["total_steps"])
     config = info.get("config") or {}
     if info.get("kind") != "train" or not isinstance(config, Mapping):
         return None

@@ -371,6 +371,7 @@ def test_job_state_without_a_worker_and_bad_commands(tmp_path):
     assert jobs.job_state(live).status == "interrupted"  # heartbeat fresh, but its worker is gone
     assert jobs.expected_steps({"kind": "train", "config": {"epochs": 3, "eval_every": 21}}) == 63
     assert jobs.expected_steps({"kind": "train", "config": {}, "final": {"steps": 40}}) == 40
+    assert jobs.expected_steps({"kind": "train", "config": {"epochs": 3}, "total_steps": 50}) == 50
 
 
 @pytest.mark.slow

@@ -320,6 +320,7 @@ def test_itop_on_digits_learns_and_finishes(itop_run):
         64,
     )
     assert config["eval_every"] == result.total_steps // 6  # presets are written into the run
+    assert store.info["total_steps"] == result.total_steps  # readers show progress as a fraction
 
 
 def test_step_zero_distance_is_exactly_zero_and_snapshots_are_where_promised(itop_run):

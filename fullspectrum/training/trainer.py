@@ -354,6 +354,7 @@ def train(
     session = None
     try:
         session = _Session(resolved, store, device, splits)
+        store.update_info(total_steps=session.total_steps)  # lets readers show progress as a fraction
         session.initialise()
     except BaseException:
         if session is not None:
