@@ -72,3 +72,16 @@ def make_corrupt_run(path: Path) -> Path:
     path.mkdir(parents=True)
     (path / "run.json").write_text("{ not json")
     return path
+
+
+def make_pags_run(path: Path) -> Path:
+    """A real, tiny PAGS run (MLP on digits, four random candidates) with its stored embedding."""
+    from analysis.embedding import embedding_table
+    from fullspectrum.sampling import SamplingConfig, run_pags
+
+    torch.set_num_threads(1)
+    config = SamplingConfig(
+        model="mlp", data="digits", generator="random", density=0.2, population=4, device="cpu"
+    )
+    run_pags(config, path, embed=embedding_table)
+    return path
