@@ -31,7 +31,7 @@ DENSITIES = (0.05, 0.1, 0.2)
 SEEDS = (0, 1)
 PAGS_GENERATORS = ("snip", "erk", "synflow")
 PAGS_DENSITY = 0.05
-POPULATION = 24
+POPULATION = 100
 
 
 def fullspectrum(*args: str) -> list[str]:
