@@ -38,8 +38,9 @@ def _train_run(path: Path) -> Path:
                                                         "density": 0.3}, seed=0, device="cpu")  # fmt: skip
     for step, seed in ((0, 0), (10, 1)):
         masks = _masks(seed)
-        rows = [{"layer": name[: -len(".weight")], **layer_spectrum(mask).as_dict(), "moving_distance": 0.0,
-                 "exploration_rate": 0.3} for name, mask in masks.items()]  # fmt: skip
+        # Recorded with the weights of the moment, which the snapshot does not store (only masks).
+        rows = [{"layer": name[: -len(".weight")], **layer_spectrum(mask, torch.randn(mask.shape)).as_dict(),
+                 "moving_distance": 0.0, "exploration_rate": 0.3} for name, mask in masks.items()]  # fmt: skip
         store.add_snapshot(
             step, rows, [{"split": "val", "loss": 1.0, "accuracy": 0.5, "exploration_rate": 0.3}]
         )
@@ -93,6 +94,10 @@ def test_graph_inspector_loads_and_reacts(app_env):
     assert len(at.get("plotly_chart")) == 3
     assert at.selectbox(key=f"gi_step_{app_env / 'a_train'}").value == 10
     first = [m.value for m in at.metric]
+    recorded = RunStore.open(app_env / "a_train").layers().query("step == 10 and layer == 'conv1'")
+    assert (
+        first[1] == f"{recorded.lambda_w.iloc[0]:.4g}" != "nan"
+    )  # the run's recorded λ, not a mask-only NaN
     titles = _titles(at)
     assert titles[0].startswith("conv1:")
     at.selectbox(key=f"gi_layer_{app_env / 'a_train'}").set_value("fc").run()
