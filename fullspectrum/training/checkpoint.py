@@ -5,8 +5,8 @@ fired masks, the step, the step-0 full-spectrum vectors (for moving distances)
 and every random state the run draws from: torch CPU (and CUDA), numpy, Python
 ``random``, the data loader's generator (at the start of the current epoch, so
 the epoch's order can be replayed) and the growth generator. All of it is
-stored as tensors, numbers, strings and lists, so ``torch.load(...,
-weights_only=True)`` reads it back; it is written atomically (temporary file,
+stored as tensors, numbers, strings and lists, so a safe load
+(``torch.load(path, weights_only=True)``) reads it back; it is written atomically (temporary file,
 fsync, ``os.replace``), so a killed job leaves the previous checkpoint intact.
 """
 
