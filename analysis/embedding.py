@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fullspectrum.atomic import write_atomic
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.runs.atomic import write_atomic
 
 U_COLUMNS = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")
 """The 4 components of SPEC §4's scoring vector ``u``, as population columns."""

@@ -17,14 +17,13 @@ sees half a file.
 from __future__ import annotations
 
 import numbers
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from fullspectrum.atomic import write_atomic
 from fullspectrum.checkpoints import safe_torch_load
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
 from fullspectrum.spectrum.graph import check_mask
@@ -64,16 +63,7 @@ def save_mask_checkpoint(
     }
     _check_shapes(payload["masks"], payload["state_dict"], source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda file: torch.save(payload, file))
     return path
 
 

@@ -10,11 +10,12 @@ written is skipped with a warning: it only saves time.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from fullspectrum.atomic import write_atomic
 
 CACHE_ENV = "FULLSPECTRUM_CACHE"
 
@@ -31,17 +32,11 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> bool:
     """Write ``arrays`` to ``path`` (``.npz``) atomically; ``False`` (and a warning) if it cannot."""
-    tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
-            tmp_name = f.name
-            np.savez(f, **arrays)
-        os.replace(tmp_name, path)
+        write_atomic(path, lambda handle: np.savez(handle, **arrays))
         return True
     except OSError as exc:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
         warnings.warn(f"could not cache data at {path}: {exc}", RuntimeWarning, stacklevel=3)
         return False
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fullspectrum.atomic import write_atomic
 from fullspectrum.errors import unknown_name
-from fullspectrum.runs.atomic import write_atomic
 from fullspectrum.runs.store import RunStore
 
 EXPORT_FORMATS = ("csv", "parquet")

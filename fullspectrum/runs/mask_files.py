@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fullspectrum.atomic import write_atomic
 from fullspectrum.errors import MaskError
-from fullspectrum.runs.atomic import write_atomic
 from fullspectrum.runs.database import RunError
 
 MASK_DIR = "masks"

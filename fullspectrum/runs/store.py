@@ -38,10 +38,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from fullspectrum.atomic import write_json_atomic
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.runs import database as db
 from fullspectrum.runs import mask_files, run_file
-from fullspectrum.runs.atomic import write_json_atomic
 from fullspectrum.runs.database import RunError
 from fullspectrum.runs.run_file import (
     DB_FILE,

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fullspectrum.atomic import write_atomic
 from fullspectrum.errors import CheckpointError
-from fullspectrum.runs.atomic import write_atomic
 
 FORMAT = "fullspectrum-train-checkpoint"
 VERSION = 1

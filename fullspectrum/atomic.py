@@ -1,4 +1,4 @@
-"""Crash-safe file writes for the run store (SPEC §8).
+"""Crash-safe file writes: run files (SPEC §8), mask checkpoints, training checkpoints, data caches.
 
 A run directory must never hold a half-written ``run.json`` or mask file, even
 when the job is killed mid-write: every file is written to a temporary file in
