@@ -108,7 +108,7 @@ def layer_spectrum(mask, weight=None, *, convention: str = "fs23", name: str = "
     delta_s = canonical_gap(sigma1, sigma2)
     if convention == "r23" and not in_regime:  # R23's tables leave these blank
         delta_r = delta_s = NAN
-    classes = degree_classes(graph, convention)
+    classes = degree_classes(graph, convention, qualifying_only=True)
     delta_r_imdb, lambda_imsg = iterative_means(classes, convention)
     return LayerSpectrum(
         n_left=n_left,

@@ -69,8 +69,15 @@ def class_qualifies(d_c: int, n_c: int, d_right: float, convention: str) -> bool
     return d_c >= 3 and n_c >= 2 and d_right > 1
 
 
-def degree_classes(graph: LayerGraph, convention: str = "fs23") -> list[DegreeClass]:
-    """Every degree class of ``graph``, by increasing degree."""
+def degree_classes(
+    graph: LayerGraph, convention: str = "fs23", *, qualifying_only: bool = False
+) -> list[DegreeClass]:
+    """Every degree class of ``graph``, by increasing degree.
+
+    With ``qualifying_only`` the spectra of classes that do not qualify are not
+    computed (NaN): the iterative means never read them, and at low density the
+    degree-1 and degree-2 classes hold most input units.
+    """
     # (n_right, n_left); columns = input units. Small layers are sliced densely: sparse
     # slicing costs more than the arithmetic there, and snapshots of small nets are frequent.
     shape = graph.biadjacency.shape
@@ -88,11 +95,12 @@ def degree_classes(graph: LayerGraph, convention: str = "fs23") -> list[DegreeCl
         n_c, r_c = int(columns.size), int(rows.size)
         edges = int(n_c * degree)
         d_right = edges / r_c
-        _, sigma2 = top_two(sub)
-        if weighted is not None:
-            omega1, omega2 = top_two(weighted[:, columns][rows, :])
-        else:
-            omega1 = omega2 = NAN
+        qualifies = class_qualifies(int(degree), n_c, d_right, convention)
+        sigma2 = omega1 = omega2 = NAN
+        if qualifies or not qualifying_only:
+            _, sigma2 = top_two(sub)
+            if weighted is not None:
+                omega1, omega2 = top_two(weighted[:, columns][rows, :])
         classes.append(
             DegreeClass(
                 d_c=int(degree),
@@ -106,7 +114,7 @@ def degree_classes(graph: LayerGraph, convention: str = "fs23") -> list[DegreeCl
                 delta_r_c=ramanujan_gap(float(degree), d_right, sigma2),
                 lambda_c=omega1 - omega2,
                 f_c=size_factor(n_c, r_c),
-                qualifies=class_qualifies(int(degree), n_c, d_right, convention),
+                qualifies=qualifies,
                 left_units=tuple(int(i) for i in graph.left_index[columns]),
                 right_units=tuple(int(i) for i in graph.right_index[rows]),
             )
