@@ -27,6 +27,7 @@ from fullspectrum.spectrum.metrics import (
 )
 from fullspectrum.spectrum.singular import top_singular_values as _top_values
 from fullspectrum.spectrum.subgraphs import degree_classes, iterative_means
+from fullspectrum.spectrum.threads import one_blas_thread
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ SPECTRUM_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LayerSpectrum))
 """Column names of every ``LayerSpectrum`` field, in order (tables and exports use them)."""
 
 
+@one_blas_thread
 def layer_spectrum(mask, weight=None, *, convention: str = "fs23", name: str = "layer") -> LayerSpectrum:
     """Full-spectrum metrics of one layer.
 
@@ -160,6 +162,7 @@ def _collapsed(n_left_total: int, n_right_total: int, dead_in_channels: int) -> 
     )
 
 
+@one_blas_thread
 def top_singular_values(mask, weight=None, k: int = 10) -> np.ndarray:
     """The ``k`` largest singular values of the live mask (or of ``|W ⊙ M|`` if given).
 

@@ -23,6 +23,7 @@ from fullspectrum.spectrum.metrics import (
     size_factor,
     top_two,
 )
+from fullspectrum.spectrum.threads import one_blas_thread
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def iterative_means(classes: list[DegreeClass], convention: str = "fs23") -> tup
     )
 
 
+@one_blas_thread
 def regular_subgraphs(mask, weight=None, *, convention: str = "fs23") -> list[DegreeClass]:
     """The degree classes (extracted regular subgraphs) of one layer's mask (SPEC §3)."""
     check_convention(convention)
