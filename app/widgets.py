@@ -77,10 +77,11 @@ def sidebar() -> None:
             paths = runs["path"].tolist()
             labels = {row["path"]: run_label(row) for row in runs.to_dict("records")}
             wanted = st.session_state.get("selected_run")
-            if wanted not in paths:  # default: the first readable training run (it has a trajectory)
+            if wanted not in paths:  # default: a readable dynamic sparse run (its mask moves), else any
                 readable = runs.loc[runs["status"] != "corrupt"]
-                training = readable.loc[readable["kind"] == "train", "path"].tolist()
-                wanted = (training or readable["path"].tolist() or paths)[0]
+                training = readable.loc[readable["kind"] == "train"]
+                dynamic = training.loc[training["method"].isin(["itop", "rigl"]), "path"].tolist()
+                wanted = (dynamic or training["path"].tolist() or readable["path"].tolist() or paths)[0]
             if st.session_state.get(_PICKER_KEY) != wanted:
                 st.session_state[_PICKER_KEY] = wanted
             st.session_state["selected_run"] = wanted
