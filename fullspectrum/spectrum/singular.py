@@ -57,6 +57,28 @@ def top_singular_values(matrix: sp.spmatrix | np.ndarray, k: int = 2) -> np.ndar
     return merged
 
 
+def batched_top_two(matrices: list[np.ndarray]) -> list[tuple[float, float]]:
+    """``(s1, s2)`` of many small dense matrices, in few batched LAPACK calls.
+
+    Matrices are zero-padded to a shared shape per bucket (padding adds only
+    zero singular values); ``s2`` is 0 for a matrix with one row or column.
+    """
+    results: list[tuple[float, float]] = [(0.0, 0.0)] * len(matrices)
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for index, matrix in enumerate(matrices):
+        rows, cols = matrix.shape
+        buckets.setdefault((-(-rows // 16) * 16, -(-cols // 16) * 16), []).append(index)
+    for (rows, cols), members in buckets.items():
+        stack = np.zeros((len(members), rows, cols))
+        for slot, index in enumerate(members):
+            matrix = matrices[index]
+            stack[slot, : matrix.shape[0], : matrix.shape[1]] = matrix
+        values = np.linalg.svd(stack, compute_uv=False)  # (members, min(rows, cols)), descending
+        for slot, index in enumerate(members):
+            results[index] = (float(values[slot, 0]), float(values[slot, 1]))
+    return results
+
+
 # Components whose larger side is at most this are solved together, padded with
 # zeros into one batched LAPACK call (sparse masks split into many tiny trees).
 _BATCH_SIDE = 48

@@ -23,6 +23,7 @@ from fullspectrum.spectrum.metrics import (
     size_factor,
     top_two,
 )
+from fullspectrum.spectrum.singular import batched_top_two
 from fullspectrum.spectrum.threads import one_blas_thread
 
 
@@ -87,32 +88,40 @@ def degree_classes(
     biadjacency = convert(graph.biadjacency)
     weighted = convert(graph.weighted) if graph.weighted is not None else None
     degrees = np.asarray((biadjacency != 0).sum(axis=0)).ravel().astype(np.int64)
-    classes = []
+    geometry = []  # (degree, columns, rows, qualifies) per class
+    matrices: list = []  # class biadjacencies (and weighted ones) whose top two values are needed
     for degree in np.unique(degrees):
         columns = np.flatnonzero(degrees == degree)
         sub = biadjacency[:, columns]
         rows = np.flatnonzero(np.asarray((sub != 0).sum(axis=1)).ravel())
-        sub = sub[rows, :]
+        d_right = columns.size * degree / rows.size
+        qualifies = class_qualifies(int(degree), int(columns.size), d_right, convention)
+        geometry.append((int(degree), columns, rows, qualifies))
+        if qualifies or not qualifying_only:
+            matrices.append(sub[rows, :])
+            if weighted is not None:
+                matrices.append(weighted[:, columns][rows, :])
+    # Small layers: one batched LAPACK call for all classes instead of one call each.
+    tops = iter(batched_top_two(matrices) if small else [top_two(m) for m in matrices])
+    classes = []
+    for degree, columns, rows, qualifies in geometry:
         n_c, r_c = int(columns.size), int(rows.size)
-        edges = int(n_c * degree)
-        d_right = edges / r_c
-        qualifies = class_qualifies(int(degree), n_c, d_right, convention)
         sigma2 = omega1 = omega2 = NAN
         if qualifies or not qualifying_only:
-            _, sigma2 = top_two(sub)
+            sigma2 = next(tops)[1]
             if weighted is not None:
-                omega1, omega2 = top_two(weighted[:, columns][rows, :])
+                omega1, omega2 = next(tops)
         classes.append(
             DegreeClass(
-                d_c=int(degree),
+                d_c=degree,
                 n_c=n_c,
                 l_c=n_c,
                 r_c=r_c,
-                edges=edges,
-                d_right=d_right,
+                edges=n_c * degree,
+                d_right=n_c * degree / r_c,
                 sigma2=sigma2,
                 omega2=omega2,
-                delta_r_c=ramanujan_gap(float(degree), d_right, sigma2),
+                delta_r_c=ramanujan_gap(float(degree), n_c * degree / r_c, sigma2),
                 lambda_c=omega1 - omega2,
                 f_c=size_factor(n_c, r_c),
                 qualifies=qualifies,
