@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fullspectrum.cli._common import add_device_argument, add_model_data_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,13 +27,7 @@ def register(subparsers) -> None:
             "is PEGS (after a dense warm-up). Writes a run directory with pags_mask.pt and base_mask.pt."
         ),
     )
-    parser.add_argument(
-        "--model", required=True, help="model name (mlp, lenet5, conv6, resnet20, resnet18, ...)"
-    )
-    parser.add_argument(
-        "--data", required=True, help="dataset name (digits, mnist1d, cifar10, cifar100, synthetic)"
-    )
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files")
+    add_model_data_arguments(parser)
     parser.add_argument("--generator", default="snip", help="mask generator (snip, grasp, synflow, erk, ...)")
     parser.add_argument("--density", type=float, default=0.01, help="fraction of weights kept (default 0.01)")
     parser.add_argument("--population", type=int, default=100, help="candidates drawn (default 100, FS23)")
@@ -56,7 +52,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes (same result for any number)"
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    add_device_argument(parser)
     parser.add_argument(
         "--batch-size", type=int, help="candidate and warm-up minibatch size (default: preset)"
     )

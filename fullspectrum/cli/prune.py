@@ -15,6 +15,8 @@ import platform
 import sys
 import warnings
 
+from fullspectrum.cli._common import add_device_argument, add_model_data_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,13 +27,7 @@ def register(subparsers) -> None:
             "global density and write it, with the initial weights, as a mask checkpoint."
         ),
     )
-    parser.add_argument(
-        "--model", required=True, help="model name (mlp, lenet5, conv6, resnet20, resnet18, ...)"
-    )
-    parser.add_argument(
-        "--data", required=True, help="dataset name (digits, mnist1d, cifar10, cifar100, synthetic)"
-    )
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files")
+    add_model_data_arguments(parser)
     parser.add_argument(
         "--method", required=True, help="mask generator (random, er, erk, magnitude, snip, ...)"
     )
@@ -44,7 +40,7 @@ def register(subparsers) -> None:
         "--rounds", type=int, help="rounds of iter_snip (default 20) or synflow (default 100)"
     )
     parser.add_argument("--train-mode", action="store_true", help="score in train mode (default: eval mode)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    add_device_argument(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="mask checkpoint to write (.pt)")
     parser.set_defaults(handler=run)
 
