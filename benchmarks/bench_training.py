@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from fullspectrum.devices import resolve_device
 from fullspectrum.models import build_model
 from fullspectrum.training import (
     SparseState,
@@ -37,7 +38,6 @@ from fullspectrum.training import (
 )
 from fullspectrum.training.recording import autocast
 from fullspectrum.training.snapshots import compute_spectra
-from fullspectrum.training.trainer import resolve_device
 
 TARGET = 1.10
 

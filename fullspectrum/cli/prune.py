@@ -51,13 +51,14 @@ def run(args: argparse.Namespace) -> int:
 
     import fullspectrum
     from fullspectrum.data import load_dataset, make_loader
+    from fullspectrum.devices import resolve_device
     from fullspectrum.mask_checkpoint import save_mask_checkpoint
     from fullspectrum.models import build_model
     from fullspectrum.pruning import generate_masks
     from fullspectrum.pruning.generate import _lookup
 
     generator = _lookup(args.method)  # an unknown method fails before any data is loaded
-    device = _device(args.device)
+    device = resolve_device(args.device)
     options = _options(args, generator)
 
     splits = load_dataset(args.data, data_dir=args.data_dir, split_seed=args.split_seed)
@@ -102,18 +103,6 @@ def run(args: argparse.Namespace) -> int:
         + (f", collapsed layers: {', '.join(result.collapsed_layers)}" if result.collapsed_layers else "")
     )
     return 0
-
-
-def _device(name: str):
-    import torch
-
-    from fullspectrum.errors import FullSpectrumError
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FullSpectrumError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _options(args: argparse.Namespace, generator) -> dict:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fullspectrum.devices import resolve_device
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.pruning import LayerCollapseWarning, compute_scores, generate_masks
 from fullspectrum.sampling.candidates import PopulationContext, generator_kind, layer_table
@@ -57,15 +58,6 @@ class SamplingSetup:
     def counts(self) -> dict[str, int]:
         """Per-layer budgets ``k_j`` (parameter name -> kept weights)."""
         return self.context.counts
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a one-line error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FullSpectrumError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(name)
 
 
 def _load(config: SamplingConfig):

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from fullspectrum.data.loaders import derived_seed
+from fullspectrum.devices import resolve_device
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
 from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
@@ -59,15 +60,6 @@ class TrainResult:
     """ITOP's ``R_s`` at the end of this call."""
     already_finished: bool = False
     """True when ``resume`` found the run finished and did nothing."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present else CPU; ``cuda`` without a GPU is a one-line error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FullSpectrumError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(name)
 
 
 MASK_STREAM, GROWTH_STREAM, DATA_STREAM = 1, 2, 3
