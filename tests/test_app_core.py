@@ -299,10 +299,11 @@ def test_runs_charts():
     figure = evals_figure(evals)
     assert [t.name for t in figure.data] == ["val", "val", "test", "test"]
     assert figure.layout.yaxis.title.text == "accuracy"
-    runs = pd.DataFrame({"path": ["/r/x", "/r/y", "/r/z"], "method": ["itop", "rigl", "itop"],
-                         "density": [0.05, 0.1, 0.2], "final_accuracy": [0.5, 0.6, None]})  # fmt: skip
+    runs = pd.DataFrame({"path": ["/r/x", "/r/y", "/r/z", "/r/w"], "method": ["itop", "rigl", "itop", "itop"],
+                         "data": ["digits", "digits", "digits", "mnist1d"],
+                         "density": [0.05, 0.1, 0.2, 0.1], "final_accuracy": [0.5, 0.6, None, 0.4]})  # fmt: skip
     overview = overview_figure(runs)
-    assert [t.name for t in overview.data] == ["itop", "rigl"]
+    assert [t.name for t in overview.data] == ["digits · itop", "digits · rigl", "mnist1d · itop"]
     assert "1 run without a final accuracy" in overview.layout.title.text
 
 

@@ -35,16 +35,18 @@ def evals_figure(evals: pd.DataFrame) -> go.Figure:
 
 
 def overview_figure(runs: pd.DataFrame) -> go.Figure:
-    """Final accuracy against density, one trace per method (runs without a final accuracy are left out)."""
+    """Final accuracy against density, one trace per (data, method) pair (runs without a final accuracy
+    are left out): accuracies of different datasets are not comparable, so they are never one trace."""
     shown = runs.dropna(subset=["final_accuracy", "density"])
     figure = go.Figure()
-    for method, group in shown.groupby(shown["method"].fillna("?"), sort=True):
+    keys = [shown["data"].fillna("?"), shown["method"].fillna("?")]
+    for (data, method), group in shown.groupby(keys, sort=True):
         figure.add_trace(
             go.Scatter(
                 x=group["density"],
                 y=group["final_accuracy"],
                 mode="markers",
-                name=str(method),
+                name=f"{data} · {method}",
                 text=group["path"].map(lambda p: str(p).rsplit("/", 1)[-1]),
                 hovertemplate="%{text}<br>density %{x:g}<br>accuracy %{y:.3f}<extra></extra>",
                 marker={"size": 9},
