@@ -146,10 +146,11 @@ def _component_top(block: sp.csr_matrix, want: int) -> np.ndarray:
     want = min(want, small)
     if small == 1:  # a star: one non-zero singular value, the norm
         return np.array([np.sqrt(np.sum(block.data**2))])
-    dense_cost = 4.0 * rows * cols * small
-    # ~80 Lanczos steps, each a matvec pair, re-orthogonalisation and Python overhead (~2e5 flops).
-    lanczos_cost = 80.0 * (2.0 * block.nnz + 8.0 * (rows + cols) * 30 + 2e5)
-    if dense_cost <= lanczos_cost or want > 2:
+    # Seconds, fitted on one BLAS thread (2-core x86 dev machine): LAPACK's bidiagonalisation
+    # against ~40 Lanczos steps of fixed Python overhead, re-orthogonalisation and matvecs.
+    dense_seconds = 4.0 * rows * cols * small * 7e-11
+    lanczos_seconds = 6e-4 + 8e-7 * (rows + cols) + 5e-8 * block.nnz
+    if dense_seconds <= lanczos_seconds or want > 2:
         return la.svdvals(block.toarray(), check_finite=False, overwrite_a=True)[:want]
     return golub_kahan_top(block, want)
 
