@@ -183,6 +183,24 @@ def test_pags_lab_shows_the_population(app_env):
     assert at.session_state["compare_b"]["candidate"] == 2
 
 
+def test_pags_lab_trains_the_two_picked_masks(app_env, monkeypatch):
+    from fullspectrum import jobs
+    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.sampling import regenerate_candidate
+
+    started = []  # the worker itself is tested in test_app_core; here: what the page asks it to train
+    monkeypatch.setattr(jobs, "start_training", lambda options, run_dir: started.append((options, run_dir)))
+    at = _page("pags_lab")
+    at.selectbox(key="pags_pick_b").set_value(2).run()
+    at.button(key="pags_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [Path(run_dir).name.rsplit("_", 1)[-1] for _, run_dir in started] == ["assembled", "candidate2"]
+    assert all(options["method"] == "static" for options, _ in started)
+    candidate = load_mask_checkpoint(started[1][0]["mask"])
+    regenerated = regenerate_candidate(app_env / "b_pags", 2).masks
+    assert all(torch.equal(candidate.masks[name], regenerated[name]) for name in regenerated)
+
+
 def test_pags_lab_empty_state(tmp_path, monkeypatch):
     monkeypatch.setenv("FULLSPECTRUM_RUNS", str(tmp_path))
     monkeypatch.setenv("FULLSPECTRUM_WORKSPACE", str(tmp_path / "workspace"))

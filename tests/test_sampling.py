@@ -202,6 +202,22 @@ def test_a_regenerated_candidate_equals_its_population_rows(snip_setup, snip_res
     pd.testing.assert_frame_equal(alone.population.drop(columns="won"), rows.drop(columns="won"))
 
 
+def test_any_mask_of_a_run_is_saved_as_a_trainable_checkpoint(pags_run, tmp_path):
+    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.sampling import save_candidate_checkpoint
+
+    out, result = pags_run
+    base = load_mask_checkpoint(out / "base_mask.pt")
+    saved = load_mask_checkpoint(save_candidate_checkpoint(out, 2, tmp_path / "candidate2.pt"))
+    regenerated = regenerate_candidate(out, 2).masks
+    assert saved.masks.keys() == regenerated.keys()
+    assert all(torch.equal(saved.masks[name], regenerated[name]) for name in regenerated)
+    assert all(torch.equal(saved.state_dict[k], base.state_dict[k]) for k in base.state_dict)
+    assert saved.meta["candidate"] == 2 and counts(saved.masks) == counts(base.masks)  # the base budget
+    assembled = load_mask_checkpoint(save_candidate_checkpoint(out, -2, tmp_path / "assembled.pt"))
+    assert all(torch.equal(assembled.masks[n], result.assembled_masks[n]) for n in result.assembled_masks)
+
+
 def test_scores_from_the_base_mask_are_distances_from_its_vector():
     result = sample(prepare(config(generator="erk", population=3, score_from="base")))
     population = result.population

@@ -18,9 +18,9 @@ from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
 from fullspectrum.pruning import GENERATORS
+from fullspectrum.sampling import save_candidate_checkpoint
 
 NAMED = {-1: "base mask", -2: "assembled mask"}
-MASK_FILES = {-1: "base_mask.pt", -2: "pags_mask.pt"}
 ERRORS = (FullSpectrumError, OSError, KeyError, ValueError)
 _PROGRESS = re.compile(r"(warm-up|candidates)[^\n]*?(\d+)/(\d+)")
 
@@ -163,31 +163,38 @@ if st.button("Open in Compare masks", key="pags_compare"):
     except st.errors.StreamlitAPIException:
         st.info("Open the **Compare masks** page: both masks are selected there.")
 
-with st.expander("Train base and assembled briefly (static sparse training)"):
+with st.expander("Train masks A and B briefly (static sparse training)"):
     st.caption(
-        "Each mask trains from the weights it was sampled at; candidates other than these two are not saved as files."
+        "Each mask trains from the weights it was sampled at; a candidate is first regenerated from the "
+        "run's seed and its index and saved as a mask checkpoint in the training run's folder."
     )
     epochs = st.number_input("Epochs", 1, 50, 3, key="pags_epochs")
+    slug = lambda c: {-1: "base", -2: "assembled"}.get(c, f"candidate{c}")  # noqa: E731
     train_dirs = {
-        c: state.workspace_root() / f"{Path(run).name}__static_{NAMED[c].split()[0]}" for c in (-1, -2)
+        c: state.workspace_root() / f"{Path(run).name}__static_{slug(c)}"
+        for c in dict.fromkeys((first, second))
     }
     if st.button("Train both", key="pags_train"):
         for candidate, run_dir in train_dirs.items():
             if (run_dir / "run.json").exists():
                 continue
-            options = {"model": config.get("model"), "data": config.get("data"), "method": "static",
-                       "density": config.get("density"), "epochs": int(epochs), "seed": config.get("seed", 0),
-                       "mask": Path(run) / MASK_FILES[candidate]}  # fmt: skip
             try:
+                with st.spinner(f"Preparing the {label(candidate)}..."):
+                    mask_file = save_candidate_checkpoint(
+                        run, candidate, run_dir.parent / f"{run_dir.name}.mask.pt"
+                    )
+                options = {"model": config.get("model"), "data": config.get("data"), "method": "static",
+                           "density": config.get("density"), "epochs": int(epochs), "seed": config.get("seed", 0),
+                           "mask": mask_file}  # fmt: skip
                 jobs.start_training(options, run_dir)
             except ERRORS as error:
-                widgets.error_box(error, what=f"Training the {NAMED[candidate]} could not start")
+                widgets.error_box(error, what=f"Training the {label(candidate)} could not start")
     curves = {}
     for candidate, run_dir in train_dirs.items():
         if (run_dir / "run.json").exists():
             try:
-                curves[NAMED[candidate]] = state.run_evals(str(run_dir), state.run_stamp(str(run_dir)))
+                curves[label(candidate)] = state.run_evals(str(run_dir), state.run_stamp(str(run_dir)))
             except ERRORS as error:
-                widgets.error_box(error, what=f"Training run of the {NAMED[candidate]}")
+                widgets.error_box(error, what=f"Training run of the {label(candidate)}")
     if curves:
         st.plotly_chart(accuracy_figure(curves), width="stretch", key="pags_curves")

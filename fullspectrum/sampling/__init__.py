@@ -21,7 +21,15 @@ from fullspectrum.sampling.candidates import (
     generator_kind,
 )
 from fullspectrum.sampling.config import SCORE_ORIGINS, SamplingConfig
-from fullspectrum.sampling.pags import EMBEDDING_FILE, Candidate, regenerate_candidate, run_pags, sample
+from fullspectrum.sampling.pags import (
+    EMBEDDING_FILE,
+    STORED_MASKS,
+    Candidate,
+    regenerate_candidate,
+    run_pags,
+    sample,
+    save_candidate_checkpoint,
+)
 from fullspectrum.sampling.result import ASSEMBLED, BASE, SamplingResult
 from fullspectrum.sampling.selection import SELECTION_RULES, LayerPoint, LayerSelection, get_rule, select
 from fullspectrum.sampling.setup import BASE_MASK_FILE, PAGS_MASK_FILE, SamplingSetup, prepare, setup_from_run
@@ -48,6 +56,8 @@ __all__ = [
     "get_rule",
     "prepare",
     "regenerate_candidate",
+    "save_candidate_checkpoint",
+    "STORED_MASKS",
     "run_pags",
     "sample",
     "select",

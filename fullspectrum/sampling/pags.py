@@ -275,3 +275,26 @@ def regenerate_candidate(source: SamplingConfig | SamplingSetup | str | Path, in
     layer_of = {name: module_path(name) for name in setup.base_masks}
     table = population_table(population_rows(index, result.rows, layer_of), {})
     return Candidate(index=index, masks=result.masks(), population=table)
+
+
+STORED_MASKS = {-1: "base_mask.pt", -2: "pags_mask.pt"}
+"""Masks a PAGS run keeps as files: the base mask (-1) and the assembled mask (-2)."""
+
+
+def save_candidate_checkpoint(run_dir: str | Path, index: int, path: str | Path) -> Path:
+    """Write any mask of a PAGS run as a SPEC §8 mask checkpoint ``train --mask`` accepts.
+
+    ``index`` -1 is the base mask and -2 the assembled one (copied from the run);
+    a candidate ``>= 0`` is regenerated from the run's seed and index and carries
+    the weights it was sampled at (those of ``base_mask.pt``).
+    """
+    from fullspectrum.mask_checkpoint import load_mask_checkpoint, save_mask_checkpoint
+
+    run_dir = Path(run_dir)
+    base = load_mask_checkpoint(run_dir / STORED_MASKS[-1])
+    if index in STORED_MASKS:
+        stored = load_mask_checkpoint(run_dir / STORED_MASKS[index])
+        return save_mask_checkpoint(path, stored.masks, stored.state_dict, stored.meta)
+    candidate = regenerate_candidate(run_dir, index)
+    meta = {**base.meta, "candidate": index, "source_run": str(run_dir)}
+    return save_mask_checkpoint(path, candidate.masks, base.state_dict, meta)
