@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -48,13 +49,22 @@ def timed_run(config: TrainConfig, root: Path, name: str) -> tuple[float, int]:
     return time.perf_counter() - start, result.total_steps
 
 
-def bench_mlp(device: str, root: Path) -> None:
+def bench_mlp(device: str, root: Path, repeat: int) -> None:
+    """Whole default runs, with and without spectra, interleaved ``repeat`` times; medians compared
+    (single runs on a shared machine vary by tens of percent)."""
     base = TrainConfig(device=device)
     timed_run(TrainConfig(device=device, epochs=1, record_spectra=False), root, "warm-up")  # imports, caches
-    plain, steps = timed_run(TrainConfig(**{**base.__dict__, "record_spectra": False}), root, "plain")
-    spectral, _ = timed_run(base, root, "spectral")
-    snapshots = len(list((root / "spectral" / "masks").iterdir()))
-    print(f"MLP/digits ({steps} iterations, {snapshots} snapshots, device {device}):")
+    plain_times, spectral_times = [], []
+    for index in range(repeat):
+        plain, steps = timed_run(
+            TrainConfig(**{**base.__dict__, "record_spectra": False}), root, f"plain{index}"
+        )
+        spectral, _ = timed_run(base, root, f"spectral{index}")
+        plain_times.append(plain)
+        spectral_times.append(spectral)
+    snapshots = len(list((root / "spectral0" / "masks").iterdir()))
+    plain, spectral = statistics.median(plain_times), statistics.median(spectral_times)
+    print(f"MLP/digits ({steps} iterations, {snapshots} snapshots, device {device}, median of {repeat}):")
     print(
         f"  without spectra {plain:7.2f} s   with spectra {spectral:7.2f} s   ratio {spectral / plain:6.2f}"
     )
@@ -125,6 +135,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3, help="timed ResNet-18 iterations")
     parser.add_argument("--batch", type=int, help="ResNet-18 batch (default 128 on CUDA, 32 on CPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved MLP runs of each kind (median)")
     parser.add_argument("--skip-mlp", action="store_true")
     parser.add_argument("--skip-resnet", action="store_true")
     args = parser.parse_args()
@@ -137,7 +148,7 @@ def main() -> None:
     if not args.skip_mlp:
         root = Path(tempfile.mkdtemp(prefix="bench_training_"))
         try:
-            bench_mlp(str(device), root)
+            bench_mlp(str(device), root, args.repeat)
         finally:
             shutil.rmtree(root, ignore_errors=True)
     if not args.skip_resnet:
