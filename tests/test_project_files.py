@@ -63,3 +63,12 @@ def test_version_command():
         [sys.executable, "-m", "fullspectrum", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"fullspectrum {fullspectrum.__version__}"
+
+
+def test_every_public_name_resolves_lazily():
+    missing = [
+        name for name in fullspectrum.__all__ if name != "__version__" and not hasattr(fullspectrum, name)
+    ]
+    assert missing == []
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        fullspectrum.not_a_name  # noqa: B018
