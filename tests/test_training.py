@@ -381,8 +381,11 @@ def test_stop_event_leaves_a_resumable_run_with_identical_rows(tmp_path, itop_ru
     store = RunStore.open(tmp_path / "run")
     for table in ("layers", "evals", "events"):
         pd_equal(getattr(store, table)(), getattr(reference, table)())
+    files = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
     again = resume(tmp_path / "run")
     assert again.already_finished and again.test_accuracy == resumed.test_accuracy
+    after = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
+    assert after == files  # a finished run (a cached one, say) is left byte for byte as it was
 
 
 def pd_equal(left, right) -> None:

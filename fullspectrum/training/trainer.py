@@ -380,14 +380,15 @@ def resume(
     """
     from fullspectrum.runs import RunStore
 
+    reader = RunStore.open(run_dir)  # read-only: a finished run (say, a cached one) is not touched
+    info = reader.info
+    if info.get("kind") != "train":
+        raise CheckpointError(f"{run_dir}: a {info.get('kind')!r} run, not a training run")
+    if info.get("status") == "finished":
+        return _finished_result(reader, info)
     store = RunStore.open(run_dir, readonly=False)
     session = None
     try:
-        info = store.info
-        if info.get("kind") != "train":
-            raise CheckpointError(f"{run_dir}: a {info.get('kind')!r} run, not a training run")
-        if info.get("status") == "finished":
-            return _finished_result(store, info)
         config = TrainConfig.from_dict(info["config"])
         device = resolve_device(config.device)
         splits = _load_splits(config)
