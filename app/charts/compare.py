@@ -17,17 +17,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.compare import PRETTY as METRIC_SYMBOLS
+
+# The papers' symbols come from the analysis module (one spelling for summary and charts).
 PRETTY = {
-    "delta_r": "Δr",
-    "lambda_w": "λ",
-    "delta_r_imdb": "Δr_imdb",
-    "lambda_imsg": "λ_imsg",
-    "delta_s": "Δs",
+    **METRIC_SYMBOLS,
     "dead_in_channels": "dead input channels",
     "dead_right": "dead output units",
     "n_classes": "qualifying classes",
-    "edges": "edges",
-    "density": "density",
 }
 COLOURS = {"A": "#1e88e5", "B": "#d81b60"}
 
