@@ -233,35 +233,23 @@ def correlation_figure(study) -> go.Figure:
     for density, group in points.groupby("density", sort=True):
         name = f"density {density:g}"
         text = group["label"].astype(str) + " · " + group["method"].astype(str)
-        figure.add_trace(
-            go.Scatter(
-                x=group["final_distance"],
-                y=group["final_accuracy"],
-                mode="markers",
-                name=name,
-                legendgroup=name,
-                text=text,
-                marker={"size": 10},
-                hovertemplate="%{text}<br>distance %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
-            ),  # fmt: skip
-            row=1,
-            col=1,
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=group["density"],
-                y=group["final_accuracy"],
-                mode="markers",
-                name=name,
-                legendgroup=name,
-                showlegend=False,
-                text=text,
-                marker={"size": 10},
-                hovertemplate="%{text}<br>density %{x:g}<br>accuracy %{y:.3f}<extra></extra>",
-            ),  # fmt: skip
-            row=1,
-            col=2,
-        )
+        # Same runs, same colours: spectrum distance on the left, density alone on the right.
+        for col, x, hover in ((1, "final_distance", "distance %{x:.3f}"), (2, "density", "density %{x:g}")):
+            figure.add_trace(
+                go.Scatter(
+                    x=group[x],
+                    y=group["final_accuracy"],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    text=text,
+                    marker={"size": 10},
+                    hovertemplate=f"%{{text}}<br>{hover}<br>accuracy %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
     figure.update_xaxes(title_text="final ℓ2-moving distance (network mean)", row=1, col=1)
     figure.update_xaxes(title_text="density", row=1, col=2)
     figure.update_yaxes(title_text="final test accuracy", row=1, col=1)
