@@ -59,6 +59,14 @@ def select_run(path: str | None) -> None:
     st.session_state["selected_run"] = path
 
 
+def run_picker(label: str, runs, *, preferred: str | None, key: str) -> str:
+    """A selectbox over ``runs`` (a run table) labelled like the sidebar, starting at ``preferred``."""
+    paths = runs["path"].tolist()
+    labels = {row["path"]: run_label(row) for row in runs.to_dict("records")}
+    index = paths.index(preferred) if preferred in paths else 0
+    return st.selectbox(label, paths, index=index, format_func=labels.get, key=key)
+
+
 def _picked() -> None:
     st.session_state["selected_run"] = st.session_state[_PICKER_KEY]
 

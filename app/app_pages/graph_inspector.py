@@ -31,16 +31,7 @@ if runs.empty:
     )
     st.stop()
 
-paths = runs["path"].tolist()
-labels = {row["path"]: widgets.run_label(row) for row in runs.to_dict("records")}
-selected = st.session_state.get("selected_run")
-run = st.selectbox(
-    "Run",
-    paths,
-    index=paths.index(selected) if selected in paths else 0,
-    format_func=labels.get,
-    key="gi_run",
-)
+run = widgets.run_picker("Run", runs, preferred=st.session_state.get("selected_run"), key="gi_run")
 stamp = state.run_stamp(run)
 try:
     steps = state.run_mask_steps(run, stamp)

@@ -99,16 +99,8 @@ if pags_runs.empty:
     st.info("No finished PAGS run yet: start a sampling above (the MLP on digits takes seconds on a CPU).")
     st.stop()
 
-paths = pags_runs["path"].tolist()
-labels = {row["path"]: widgets.run_label(row) for row in pags_runs.to_dict("records")}
 preferred = st.session_state.get("pags_job") or st.session_state.get("selected_run")
-run = st.selectbox(
-    "PAGS run",
-    paths,
-    index=paths.index(preferred) if preferred in paths else 0,
-    format_func=labels.get,
-    key="pags_run",
-)
+run = widgets.run_picker("PAGS run", pags_runs, preferred=preferred, key="pags_run")
 stamp = state.run_stamp(run)
 try:
     views = state.population_views(run, stamp)
