@@ -6,11 +6,13 @@ for its top eigenvalues. We work on the ``m×n`` biadjacency directly:
 * split the graph into connected components (``scipy.sparse.csgraph``); by
   Perron–Frobenius the top singular value of a connected non-negative matrix is
   simple, so repeated values across components (disjoint unions) are never lost;
-* per component, a dense LAPACK SVD when that is cheaper, else a Golub–Kahan
-  (Lanczos) bidiagonalisation with full re-orthogonalisation. It never forms
-  ``BᵀB`` (which would lose half the digits of a small ``sigma2``) and stops
-  early on breakdown, which is exact: the Krylov space is then invariant and
-  holds every distinct singular value of the component.
+* per component, whichever is predicted cheapest of: the Gram matrix's
+  eigenvalues, accepted only under a proven error bound (``gram.py``: squaring
+  loses half the digits of a small ``sigma2``, so a value that cannot be
+  proven goes to an SVD); a dense LAPACK SVD; or a Golub–Kahan (Lanczos)
+  bidiagonalisation with full re-orthogonalisation, which stops early on
+  breakdown, exactly: the Krylov space is then invariant and holds every
+  distinct singular value of the component.
 
 Results agree with a float64 dense eigendecomposition of the full adjacency to
 well within ``1e-6 · max(1, sigma1)`` (checked in ``tests/test_spectrum_oracle.py``).
@@ -24,6 +26,8 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+
+from fullspectrum.spectrum.gram import gram_top
 
 # Relative residual at which a Ritz value counts as converged: far below the
 # 1e-6 tolerance of SPEC §1, because Ritz values converge quadratically.
@@ -46,7 +50,7 @@ def top_singular_values(matrix: sp.spmatrix | np.ndarray, k: int = 2) -> np.ndar
     want = min(k, available)
     if rows * cols <= _DENSE_ENTRIES:  # small: one LAPACK call beats any bookkeeping
         dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
-        return np.linalg.svd(dense, compute_uv=False)[:want]
+        return dense_top(dense[None], want)[0]
     matrix = sp.csr_matrix(matrix, dtype=np.float64)
     if matrix.nnz == 0:
         return np.zeros(want)
@@ -55,6 +59,18 @@ def top_singular_values(matrix: sp.spmatrix | np.ndarray, k: int = 2) -> np.ndar
     if merged.size < want:  # the rest of the spectrum is zero
         merged = np.concatenate([merged, np.zeros(want - merged.size)])
     return merged
+
+
+def dense_top(stack: np.ndarray, want: int) -> np.ndarray:
+    """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``.
+
+    From the Gram matrices where their error bound is proven, else from an SVD.
+    """
+    values, certified = gram_top(stack, want)
+    if not certified.all():
+        unproven = np.flatnonzero(~certified)
+        values[unproven] = np.linalg.svd(stack[unproven], compute_uv=False)[:, :want]
+    return values
 
 
 def batched_top_two(matrices: list[np.ndarray]) -> list[tuple[float, float]]:
@@ -73,7 +89,7 @@ def batched_top_two(matrices: list[np.ndarray]) -> list[tuple[float, float]]:
         for slot, index in enumerate(members):
             matrix = matrices[index]
             stack[slot, : matrix.shape[0], : matrix.shape[1]] = matrix
-        values = np.linalg.svd(stack, compute_uv=False)  # (members, min(rows, cols)), descending
+        values = dense_top(stack, 2)  # (members, 2), descending
         for slot, index in enumerate(members):
             results[index] = (float(values[slot, 0]), float(values[slot, 1]))
     return results
@@ -113,8 +129,7 @@ def _per_component_top(matrix: sp.csr_matrix, want: int) -> np.ndarray:
         stack[slot[edge_label[in_bucket]], row_rank[coo.row[in_bucket]], col_rank[coo.col[in_bucket]]] = (
             coo.data[in_bucket]
         )
-        singular = np.linalg.svd(stack, compute_uv=False)  # (bucket, high), descending
-        results.append(singular[:, :want].ravel())
+        results.append(dense_top(stack, min(want, high)).ravel())
     large = np.flatnonzero(has_edges & ~small)
     if large.size:
         order = np.argsort(edge_label, kind="stable")
@@ -146,11 +161,18 @@ def _component_top(block: sp.csr_matrix, want: int) -> np.ndarray:
     want = min(want, small)
     if small == 1:  # a star: one non-zero singular value, the norm
         return np.array([np.sqrt(np.sum(block.data**2))])
-    # Seconds, fitted on one BLAS thread (2-core x86 dev machine): LAPACK's bidiagonalisation
-    # against ~40 Lanczos steps of fixed Python overhead, re-orthogonalisation and matvecs.
-    dense_seconds = 4.0 * rows * cols * small * 7e-11
+    # Seconds, fitted on one BLAS thread (2-core x86 dev machine): the Gram product and its
+    # tridiagonalisation, LAPACK's bidiagonalisation, and ~40 Lanczos steps of fixed Python
+    # overhead, re-orthogonalisation and matvecs.
+    large = max(rows, cols)
+    gram_seconds = 1e-4 + 2.0 * small * small * large * 1.1e-11 + small**3 * 1e-10
+    svd_seconds = 4.0 * rows * cols * small * 7e-11
     lanczos_seconds = 6e-4 + 8e-7 * (rows + cols) + 5e-8 * block.nnz
-    if dense_seconds <= lanczos_seconds or want > 2:
+    if gram_seconds <= lanczos_seconds:
+        values, certified = gram_top(block.toarray()[None], want)
+        if certified[0]:
+            return values[0]
+    if svd_seconds <= lanczos_seconds or want > 2:
         return la.svdvals(block.toarray(), check_finite=False, overwrite_a=True)[:want]
     return golub_kahan_top(block, want)
 

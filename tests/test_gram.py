@@ -1,0 +1,67 @@
+"""The Gram route (``fullspectrum.spectrum.gram``): its proven bound holds, and it refuses what it cannot prove."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fullspectrum.spectrum.gram import ACCEPTED_ERROR, gram_top
+from fullspectrum.spectrum.singular import dense_top, top_singular_values
+from tests.spectrum_oracle import adjacency_top_two
+
+
+def random_stack(rng, kind: str, batch: int, rows: int, cols: int) -> np.ndarray:
+    mask = (rng.random((batch, rows, cols)) < rng.uniform(0.05, 0.9)).astype(float)
+    if kind == "mask":
+        return mask
+    if kind == "weighted":
+        return mask * rng.random((batch, rows, cols))
+    return rng.standard_normal((batch, rows, cols))  # signed: bounded through the Frobenius norm
+
+
+@pytest.mark.parametrize("kind", ["mask", "weighted", "signed"])
+def test_certified_values_are_within_their_bound_of_the_dense_oracle(kind):
+    rng = np.random.default_rng({"mask": 1, "weighted": 2, "signed": 3}[kind])
+    certified_count = 0
+    for _ in range(60):
+        rows, cols = int(rng.integers(2, 40)), int(rng.integers(2, 40))
+        stack = random_stack(rng, kind, 3, rows, cols)
+        values, certified = gram_top(stack, 2)
+        for matrix, (s1, s2), proven in zip(stack, values, certified, strict=True):
+            exact = adjacency_top_two(matrix)
+            if proven:
+                certified_count += 1
+                tolerance = ACCEPTED_ERROR * max(1.0, exact[0])
+                assert abs(s1 - exact[0]) <= tolerance and abs(s2 - exact[1]) <= tolerance
+    assert certified_count > 100  # the route is used, not always refused
+
+
+def test_a_small_sigma2_is_refused_and_the_svd_fallback_is_exact():
+    # sigma2 = 1e-9: squaring puts it at 1e-18, below the eigensolver's noise of ~1e-16.
+    matrix = np.array([[1.0, 0.0], [0.0, 1e-9]])
+    values, certified = gram_top(matrix[None], 2)
+    assert not certified[0]
+    assert dense_top(matrix[None], 2)[0] == pytest.approx([1.0, 1e-9], rel=1e-12, abs=0)
+
+
+def test_rank_one_matrices_are_refused_and_fall_back_to_exact_zeros():
+    # A complete bipartite block has sigma2 = 0 exactly; the Gram route can only bound it by sqrt(δ).
+    block = np.ones((1, 5, 7))
+    assert not gram_top(block, 2)[1][0]
+    assert dense_top(block, 2)[0][1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_typical_layer_matrices_take_the_gram_route():
+    # A small layer's mask and its |W|: the route exists for these, so it must prove them.
+    rng = np.random.default_rng(4)
+    mask = (rng.random((1, 128, 250)) < 0.035).astype(float)
+    assert gram_top(mask, 2)[1][0]
+    assert gram_top(mask * rng.random(mask.shape), 2)[1][0]
+
+
+def test_top_singular_values_k10_agrees_with_numpy_svd():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        matrix = (rng.random((int(rng.integers(10, 60)), int(rng.integers(10, 60)))) < 0.3) * rng.random()
+        exact = np.linalg.svd(matrix, compute_uv=False)[:10]
+        assert np.allclose(top_singular_values(matrix, 10)[: exact.size], exact, atol=1e-9, rtol=0)
