@@ -3,9 +3,11 @@
 The overhead is the ratio of training time with spectral snapshots to training
 time without them, at the default snapshot interval:
 
-* **MLP on digits**: two whole default ITOP runs (the digits preset: 20+
-  snapshots), one with ``record_spectra=False``; masks and checkpoints are
-  written in both, so the ratio isolates the spectra.
+* **MLP on digits**: whole default ITOP runs (the digits preset: 20+
+  snapshots), with and without ``record_spectra``; masks and checkpoints are
+  written in both, so the ratio isolates the spectra. On a multi-core CPU the
+  spectra go to a worker process and the loop keeps one torch thread fewer, so
+  the run without spectra is also timed on the loop's thread count.
 * **ResNet-18 on synthetic 3×32×32**: a few timed iterations give the time of
   one iteration, one snapshot's spectra are timed, and the ratio at CIFAR's
   interval (``snapshot_every`` = 1500) is ``(I·t_iter + t_blocking) / (I·t_iter)``,
@@ -19,6 +21,8 @@ Usage: ``python benchmarks/bench_training.py [--device auto|cpu|cuda] [--iters 3
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import shutil
 import statistics
 import tempfile
@@ -51,23 +55,44 @@ def timed_run(config: TrainConfig, root: Path, name: str) -> tuple[float, int]:
 
 def bench_mlp(device: str, root: Path, repeat: int) -> None:
     """Whole default runs, with and without spectra, interleaved ``repeat`` times; medians compared
-    (single runs on a shared machine vary by tens of percent)."""
+    (single runs on a shared machine vary by tens of percent).
+
+    With spectra, a CPU run of this MLP computes them in a worker process and trains on one torch
+    thread fewer (``fullspectrum.training.spectra_worker``), so the run without spectra is timed both
+    at torch's default thread count (what a user gets) and at the loop's (same threads, spectra aside).
+    """
     base = TrainConfig(device=device)
     timed_run(TrainConfig(device=device, epochs=1, record_spectra=False), root, "warm-up")  # imports, caches
-    plain_times, spectral_times = [], []
+    default_threads = torch.get_num_threads()
+    times: dict[str, list[float]] = {"plain": [], "plain_loop_threads": [], "spectral": []}
+    loop_threads = default_threads
     for index in range(repeat):
-        plain, steps = timed_run(
-            TrainConfig(**{**base.__dict__, "record_spectra": False}), root, f"plain{index}"
-        )
+        plain, steps = timed_run(dataclasses.replace(base, record_spectra=False), root, f"plain{index}")
         spectral, _ = timed_run(base, root, f"spectral{index}")
-        plain_times.append(plain)
-        spectral_times.append(spectral)
+        loop_threads = json.loads((root / f"spectral{index}" / "run.json").read_text())["torch_threads"]
+        torch.set_num_threads(loop_threads)
+        same, _ = timed_run(dataclasses.replace(base, record_spectra=False), root, f"same{index}")
+        torch.set_num_threads(default_threads)
+        times["plain"].append(plain)
+        times["spectral"].append(spectral)
+        times["plain_loop_threads"].append(same)
     snapshots = len(list((root / "spectral0" / "masks").iterdir()))
-    plain, spectral = statistics.median(plain_times), statistics.median(spectral_times)
-    print(f"MLP/digits ({steps} iterations, {snapshots} snapshots, device {device}, median of {repeat}):")
+    median = {kind: statistics.median(values) for kind, values in times.items()}
+    info = json.loads((root / "spectral0" / "run.json").read_text())
     print(
-        f"  without spectra {plain:7.2f} s   with spectra {spectral:7.2f} s   ratio {spectral / plain:6.2f}"
+        f"MLP/digits ({steps} iterations, {snapshots} snapshots, device {device}, "
+        f"spectra {info['spectra']}, median of {repeat}):"
     )
+    print(
+        f"  without spectra {median['plain']:7.2f} s ({default_threads} threads)   "
+        f"with spectra {median['spectral']:7.2f} s ({loop_threads} threads)   "
+        f"ratio {median['spectral'] / median['plain']:6.2f}"
+    )
+    if loop_threads != default_threads:
+        print(
+            f"  without spectra on the loop's {loop_threads} thread(s) {median['plain_loop_threads']:7.2f} s   "
+            f"ratio {median['spectral'] / median['plain_loop_threads']:6.2f}"
+        )
 
 
 def bench_resnet18(device: torch.device, iters: int, batch: int) -> None:

@@ -118,7 +118,8 @@ class TrainConfig:
     record_spectra: bool = True
     """Record per-layer spectra at snapshots; False only to measure their overhead."""
     spectra_worker: bool | None = None
-    """Compute snapshot spectra in a worker process, off the training loop (None: on CUDA only)."""
+    """Compute snapshot spectra in a worker process beside the loop (None: on CUDA, and on a
+    multi-core CPU for fully-connected models; see ``fullspectrum.training.spectra_worker``)."""
 
     def __post_init__(self) -> None:
         get_method(self.method)

@@ -4,51 +4,50 @@ A snapshot needs every layer's ``layer_spectrum`` (FS23's full-spectrum
 metrics): CPU work that, for a ResNet-18, takes seconds, while a GPU trains on.
 So a snapshot captures what it needs at its step (masks, masked weights,
 exploration rates, evaluations, mask-update events and the serialised training
-checkpoint), hands the spectra to a worker process, and is *written* later,
-in step order, once its spectra are back: layer rows, evaluations and events in
-one transaction, then the mask snapshot, then the checkpoint. A checkpoint is
-therefore on disk only when every row up to its step is, and a run killed with
-snapshots still pending resumes from the last written one (rows after it are
-deleted). Without a worker (CPU runs) the same path runs inline.
+checkpoint), hands the spectra to a worker process
+(:mod:`fullspectrum.spectrum.worker`; :mod:`.spectra_worker` says when), and is
+*written* later, in step order, once its spectra are back: layer rows,
+evaluations and events in one transaction, then the mask snapshot, then the
+checkpoint. A checkpoint is therefore on disk only when every row up to its
+step is, and a run killed with snapshots still pending resumes from the last
+written one (rows after it are deleted). Without a worker the same path runs inline.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from fullspectrum.layer_selection import module_path as layer_name
-from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum, moving_distance
+from fullspectrum.spectrum import full_spectrum_vector, moving_distance
+from fullspectrum.spectrum.worker import LayerJob, PendingSpectra, SpectraProcess, compute_layers
 from fullspectrum.training import checkpoint as ckpt
 
-MAX_PENDING = 2
-"""Snapshots allowed in flight before the loop waits (bounds memory: each holds a checkpoint)."""
+MAX_PENDING = 64
+"""Snapshots allowed in flight before the loop waits for the oldest."""
+MAX_PENDING_BYTES = 256 << 20
+"""...and the checkpoint bytes they may hold together (a ResNet-18's is ~90 MB): a slow
+worker start is absorbed by small runs, while big ones keep memory bounded."""
+
+
+def layer_jobs(masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]) -> list[LayerJob]:
+    """The worker's input: ``(parameter name, layer name, mask, masked weight)`` per layer."""
+    return [(name, layer_name(name), mask, weights[name]) for name, mask in masks.items()]
 
 
 def compute_spectra(masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]) -> dict[str, dict]:
-    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name (runs in a worker)."""
-    return {
-        name: layer_spectrum(mask, weights[name], name=layer_name(name)).as_dict()
-        for name, mask in masks.items()
-    }
-
-
-def _ignore_sigint() -> None:
-    """Ctrl-C is the trainer's to handle (it stops gracefully and still needs this worker)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name."""
+    return compute_layers(layer_jobs(masks, weights))
 
 
 @dataclass
 class _Pending:
     step: int
-    spectra: Future | None
+    spectra: PendingSpectra | None
     rates: dict[str, float]
     evals: list[dict]
     events: list[dict]
@@ -56,27 +55,29 @@ class _Pending:
     checkpoint: bytes
 
 
-def _done(value) -> Future:
-    future: Future = Future()
-    future.set_result(value)
-    return future
+class _Computed:
+    """Spectra computed inline, behind the same ``done()`` / ``result()`` as a worker's."""
+
+    def __init__(self, value: dict[str, dict]) -> None:
+        self._value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> dict[str, dict]:
+        return self._value
 
 
 class SnapshotWriter:
     """Writes snapshots to a run store in step order; spectra inline or in one worker process."""
 
-    def __init__(self, store, *, background: bool, record_spectra: bool = True) -> None:
+    def __init__(self, store, *, worker: bool, record_spectra: bool = True) -> None:
         self.store = store
         self.record_spectra = record_spectra
         self.start: dict[str, np.ndarray] = {}
         """Step-0 vectors ``u(0)`` per parameter name (set when step 0 is written, or by resume)."""
         self._pending: deque[_Pending] = deque()
-        self._executor = None
-        if background and record_spectra:
-            context = multiprocessing.get_context("spawn")  # never fork a process that holds CUDA
-            self._executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=context, initializer=_ignore_sigint
-            )
+        self._worker = SpectraProcess() if worker and record_spectra else None
 
     def submit(self, step: int, state, weights: Mapping[str, torch.Tensor], evals, events, checkpoint: bytes):
         """Capture a snapshot at ``step``; it is written once its spectra are computed."""
@@ -87,13 +88,14 @@ class SnapshotWriter:
             weight_arrays = {
                 name: (weights[name].detach().float().cpu() * masks[name]).numpy() for name in masks
             }
-            if self._executor is not None:
-                spectra = self._executor.submit(compute_spectra, mask_arrays, weight_arrays)
-            else:
-                spectra = _done(compute_spectra(mask_arrays, weight_arrays))
+            jobs = layer_jobs(mask_arrays, weight_arrays)
+            spectra = self._worker.submit(jobs) if self._worker else _Computed(compute_layers(jobs))
         rates = state.layer_exploration_rates()
         self._pending.append(_Pending(step, spectra, rates, list(evals), list(events), masks, checkpoint))
-        while len(self._pending) > MAX_PENDING:
+        while len(self._pending) > 1 and (
+            len(self._pending) > MAX_PENDING
+            or sum(len(item.checkpoint) for item in self._pending) > MAX_PENDING_BYTES
+        ):
             self._write(self._pending.popleft())
         self.poll()
 
@@ -110,9 +112,9 @@ class SnapshotWriter:
     def close(self) -> None:
         """Drop pending snapshots (a crash path: their checkpoint was never written) and stop the worker."""
         self._pending.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
 
     def _write(self, item: _Pending) -> None:
         rows = []

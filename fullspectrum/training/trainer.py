@@ -34,6 +34,7 @@ from fullspectrum.training.recording import autocast, evaluate, finite_or_none
 from fullspectrum.training.rewire import get_method, prune_rate, rewire
 from fullspectrum.training.snapshots import SnapshotWriter
 from fullspectrum.training.sparse import SparseState, layer_densities, maskable_weights, random_masks
+from fullspectrum.training.spectra_worker import loop_threads, use_worker
 
 Progress = Callable[[int, int], None]
 EVAL_BATCH = 512
@@ -95,8 +96,8 @@ class _Session:
         self.growth = torch.Generator().manual_seed(derived_seed(config.seed, GROWTH_STREAM))
         self.step = 0
         self.state: SparseState | None = None
-        background = config.spectra_worker if config.spectra_worker is not None else device.type == "cuda"
-        self.writer = SnapshotWriter(store, background=background, record_spectra=config.record_spectra)
+        self.worker = config.record_spectra and use_worker(config.spectra_worker, device, self.weights)
+        self.writer = SnapshotWriter(store, worker=self.worker, record_spectra=config.record_spectra)
         self.epoch_start_loader_state = self.train_loader.generator.get_state()
         self.iterator = None
         self.val_accuracy: float | None = None
@@ -299,7 +300,11 @@ def _end(store, status: str) -> None:
 
 
 def _run(session: _Session, progress, stop_event) -> TrainResult:
+    threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(loop_threads(session.worker, session.device))
+        spectra = "worker process" if session.worker else "inline"
+        session.store.update_info(spectra=spectra, torch_threads=torch.get_num_threads())
         return session.run(progress, stop_event)
     except KeyboardInterrupt:
         # the last snapshot's checkpoint is intact; resume truncates any rows written after it
@@ -309,6 +314,7 @@ def _run(session: _Session, progress, stop_event) -> TrainResult:
         _end(session.store, "failed")
         raise
     finally:
+        torch.set_num_threads(threads)
         session.writer.close()
         session.store.close()
 
