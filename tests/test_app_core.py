@@ -378,7 +378,8 @@ def test_job_state_without_a_worker_and_bad_commands(tmp_path):
 @pytest.mark.slow
 def test_training_job_stops_resumable_and_resumes_to_the_end(tmp_path):
     run_dir = tmp_path / "train"
-    options = {"model": "mlp", "data": "digits", "epochs": 1, "snapshot_every": 4, "device": "cpu"}
+    # long enough (210 steps) that the stop lands mid-run, even with rows a worker start behind the loop
+    options = {"model": "mlp", "data": "digits", "epochs": 10, "snapshot_every": 4, "device": "cpu"}
     jobs.start_training(options, run_dir)
     deadline = time.monotonic() + 120
     while (jobs.job_state(run_dir).step or 0) < 1 and time.monotonic() < deadline:
