@@ -101,32 +101,44 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    bench_pags(**vars(parser.parse_args()))
 
+
+def bench_pags(
+    *,
+    population: int = 4,
+    papers_candidates: int = 2,
+    density: float = 0.01,
+    generator: str = "snip",
+    batch_size: int = 128,
+    device: str = "auto",
+    seed: int = 0,
+) -> None:
+    """Print the whole benchmark (``bench_training.py`` runs it too, as issue 4 asks)."""
     config = SamplingConfig(
         model="resnet18",
         data="synthetic",
         data_options={"shape": [3, 32, 32]},
-        generator=args.generator,
-        density=args.density,
-        population=args.population,
-        batch_size=args.batch_size,
-        device=args.device,
-        seed=args.seed,
+        generator=generator,
+        density=density,
+        population=population,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
     )
     start = time.perf_counter()
     setup = prepare(config)
     print(
-        f"ResNet-18, {args.generator} at density {args.density}, synthetic 3x32x32, device "
-        f"{setup.context.device}, {config.iters_per_candidate} minibatches of {args.batch_size} per "
+        f"ResNet-18, {generator} at density {density}, synthetic 3x32x32, device "
+        f"{setup.context.device}, {config.iters_per_candidate} minibatches of {batch_size} per "
         f"candidate; prepare (base mask + budgets) {time.perf_counter() - start:.1f} s"
     )
     rates = {}
     for workers in (1, 2):
         seconds, first, result = end_to_end(setup, workers)
-        rates[workers] = args.population / seconds
+        rates[workers] = population / seconds
         print(
-            f"  {workers} worker{'s' if workers > 1 else ' '}: {args.population} candidates in {seconds:6.1f} s "
+            f"  {workers} worker{'s' if workers > 1 else ' '}: {population} candidates in {seconds:6.1f} s "
             f"= {rates[workers]:.3f} candidates/s, first after {first:.1f} s "
             f"({result.layers_replaced} of {len(result.winners)} layers replaced)"
         )
@@ -134,7 +146,7 @@ def main() -> None:
         f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (pool start-up included; expect < 2x on a "
         "shared or 2-core machine, and ~2x only once the population outweighs the start-up)"
     )
-    timing = per_candidate(setup, args.papers_candidates)
+    timing = per_candidate(setup, papers_candidates)
     ours = 1.0 / (timing["generate"] + timing["ours"])
     papers = 1.0 / (timing["generate"] + timing["papers"])
     print(

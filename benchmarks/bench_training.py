@@ -15,7 +15,11 @@ time without them, at the default snapshot interval:
   the capture (copies + checkpoint serialisation) when a worker process computes
   them (the default on CUDA), provided the worker keeps up (``t_spectra < I·t_iter``).
 
-Usage: ``python benchmarks/bench_training.py [--device auto|cpu|cuda] [--iters 3] [--batch N]``.
+* **PAGS**: candidates generated and scored per second with 1 and 2 workers, and
+  against scoring them the papers' way (``bench_sampling.py``, run from here too).
+
+Usage: ``python benchmarks/bench_training.py [--device auto|cpu|cuda] [--iters 3] [--batch N]
+[--skip-mlp] [--skip-resnet] [--skip-pags] [--population 4]``.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ import dataclasses
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sampling import bench_pags  # noqa: E402
 
 from fullspectrum.devices import resolve_device
 from fullspectrum.models import build_model
@@ -163,6 +171,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="interleaved MLP runs of each kind (median)")
     parser.add_argument("--skip-mlp", action="store_true")
     parser.add_argument("--skip-resnet", action="store_true")
+    parser.add_argument("--skip-pags", action="store_true", help="skip PAGS candidates/s (bench_sampling.py)")
+    parser.add_argument("--population", type=int, default=4, help="PAGS candidates per end-to-end run")
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.threads:
@@ -178,6 +188,9 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     if not args.skip_resnet:
         bench_resnet18(device, args.iters, args.batch or (128 if device.type == "cuda" else 32))
+    if not args.skip_pags:
+        print("PAGS candidates scored per second (benchmarks/bench_sampling.py):")
+        bench_pags(population=args.population, device=args.device)
 
 
 if __name__ == "__main__":
