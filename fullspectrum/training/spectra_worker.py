@@ -17,6 +17,7 @@ seeded run keeps its thread count and stays reproducible. The worker itself is
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import torch
@@ -24,6 +25,8 @@ import torch
 
 def use_worker(requested: bool | None, device: torch.device, weights: Mapping[str, torch.Tensor]) -> bool:
     """Whether a run on ``device`` computes spectra in a worker (``requested``: ``config.spectra_worker``)."""
+    if os.name != "posix":  # the worker hands its pipes over as inherited descriptors (POSIX)
+        return False
     if requested is not None:
         return bool(requested)
     if device.type == "cuda":
