@@ -47,6 +47,7 @@ def test_itop_trains_on_cuda_with_exact_layer_densities(tmp_path):
     result = train(config, tmp_path / "run")
     store = RunStore.open(tmp_path / "run")
     assert result.status == "finished" and store.info["device"].startswith("cuda")
+    assert store.info["spectra"] == "worker process"  # the GPU trains on while a CPU core computes them
     assert result.test_accuracy > 0.5  # chance is 0.1
     first, last = store.mask_steps()[0], store.mask_steps()[-1]
     for name, mask in store.load_masks(last).items():
