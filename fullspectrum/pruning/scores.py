@@ -18,6 +18,10 @@ can re-threshold a candidate's scores per layer to its base budget.
   buffer replaced by its absolute value (float64), an all-ones input,
   ``R = Σ outputs``, score ``|θ ⊙ ∂R/∂θ|``; 100 rounds to density
   ``d^{t/T}``, pruned weights scored ``-inf`` so they never return. No data.
+  At very low density it can empty ResNet-18's three 1×1 shortcut convs
+  (reported as layer collapse): the authors' code does the same
+  (ganguli-lab/Synaptic-Flow issue #7), since synaptic-flow conservation says
+  nothing about how flow splits between parallel branches.
 
 The iterative methods return their last round's scores, whose global top
 ``round(d·N)`` is their final mask.
