@@ -194,6 +194,14 @@ def run_weights(path: str, stamp: tuple) -> dict:
     return dict(load_mask_checkpoint(artifact).state_dict) if artifact.is_file() else {}
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def run_snapshot_weights(path: str, step: int, stamp: tuple) -> dict:
+    """The weights a run kept with its snapshot at ``step`` (a training run's first and last), else {}."""
+    from fullspectrum.runs import RunStore
+
+    return RunStore.open(path).load_weights(int(step))
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def layer_view(path: str, step: int, layer: str, stamp: tuple) -> dict:
     """One layer of a run's masks: ``mask`` (numpy bool), its ``spectrum`` dict, ``classes`` and top ``sigma``."""
@@ -201,7 +209,7 @@ def layer_view(path: str, step: int, layer: str, stamp: tuple) -> dict:
     from fullspectrum.spectrum import layer_spectrum, regular_subgraphs, top_singular_values
 
     masks = run_masks(path, step, stamp)
-    weights = run_weights(path, stamp)
+    weights = run_snapshot_weights(path, step, stamp) or run_weights(path, stamp)
     names = {module_path(name): name for name in masks}
     if layer not in names:
         from fullspectrum.errors import unknown_name

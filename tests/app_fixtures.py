@@ -32,12 +32,14 @@ def make_run(
     start = {}
     explored = {name: np.zeros(shape, dtype=bool) for name, shape in SHAPES.items()}
     for step in steps:
-        rows, masks = [], {}
+        rows, masks, weights = [], {}, {}
         for name, shape in SHAPES.items():
             mask = rng.random(shape) < max(density, 0.3)
             explored[name] |= mask
             masks[f"{name}.weight"] = torch.from_numpy(mask)
-            spectrum = layer_spectrum(mask, rng.standard_normal(shape) * mask, name=name)
+            weight = (rng.standard_normal(shape) * mask).astype(np.float32)  # float32, as the trainer keeps
+            weights[f"{name}.weight"] = torch.from_numpy(weight)
+            spectrum = layer_spectrum(mask, weight, name=name)
             vector = full_spectrum_vector(spectrum)
             start.setdefault(name, vector)
             rows.append({"layer": name, **spectrum.as_dict(),
@@ -47,7 +49,9 @@ def make_run(
             {"split": "val", "loss": 1.0 / (step + 1), "accuracy": 0.1 + step / 100, "exploration_rate": 0.3}
         ]
         store.add_snapshot(step, rows, evals)
-        store.save_masks(step, masks)
+        store.save_masks(
+            step, masks, weights if step in (steps[0], steps[-1]) else None
+        )  # as the trainer does
     if finish:
         store.add_evals(
             steps[-1], [{"split": "test", "loss": 0.5, "accuracy": accuracy, "exploration_rate": 0.4}]

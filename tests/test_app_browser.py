@@ -175,8 +175,9 @@ def test_live_training_chart_updates_and_stops(app_url, browser):
         assert _points(page) > first, "the live chart did not grow"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "live_training_running.png"), full_page=True)
-        page.get_by_role("button", name="Stop").click()
-        page.get_by_role("button", name="Resume").wait_for(timeout=60_000)
+        main = page.get_by_test_id("stMainBlockContainer")  # not Streamlit's own header "Stop" (a rerun)
+        main.get_by_role("button", name="Stop").click()
+        main.get_by_role("button", name="Resume").wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "live_training_stopped.png"), full_page=True)
         assert _exceptions(page) == []
     finally:

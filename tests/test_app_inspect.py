@@ -38,13 +38,14 @@ def _train_run(path: Path) -> Path:
                                                         "density": 0.3}, seed=0, device="cpu")  # fmt: skip
     for step, seed in ((0, 0), (10, 1)):
         masks = _masks(seed)
-        # Recorded with the weights of the moment, which the snapshot does not store (only masks).
-        rows = [{"layer": name[: -len(".weight")], **layer_spectrum(mask, torch.randn(mask.shape)).as_dict(),
+        weights = {name: torch.randn(mask.shape) * mask for name, mask in masks.items()}
+        # Recorded with the weights of the moment, which step 0's snapshot keeps and step 10's does not.
+        rows = [{"layer": name[: -len(".weight")], **layer_spectrum(mask, weights[name]).as_dict(),
                  "moving_distance": 0.0, "exploration_rate": 0.3} for name, mask in masks.items()]  # fmt: skip
         store.add_snapshot(
             step, rows, [{"split": "val", "loss": 1.0, "accuracy": 0.5, "exploration_rate": 0.3}]
         )
-        store.save_masks(step, masks)
+        store.save_masks(step, masks, weights if step == 0 else None)
     store.finish(final={"test_accuracy": 0.5})
     return path
 
@@ -108,6 +109,21 @@ def test_graph_inspector_loads_and_reacts(app_env):
     degree = classes.options[-1]
     classes.set_value(int(degree.split("=")[1])).run()
     assert "alone" in _titles(at)[0]
+
+
+def test_graph_inspector_shows_class_lambdas_where_the_snapshot_kept_weights(app_env):
+    run = app_env / "a_train"
+    at = _page("graph_inspector", selected_run=str(run))
+    at.selectbox(key=f"gi_step_{run}").set_value(0).run()  # this snapshot kept its weights
+    assert not at.exception
+    classes = at.dataframe[0].value
+    assert classes.loc[classes.qualifies, "lambda_c"].notna().all() and classes.qualifies.any()
+    assert not any("stores no weights" in caption.value for caption in at.caption)
+    recorded = RunStore.open(run).layers().query("step == 0 and layer == 'conv1'")
+    assert at.metric[1].value == f"{recorded.lambda_w.iloc[0]:.4g}"  # recomputed from them: the same λ
+    at.selectbox(key=f"gi_step_{run}").set_value(10).run()  # masks only
+    assert at.dataframe[0].value["lambda_c"].isna().all()
+    assert any("stores no weights" in caption.value for caption in at.caption)
 
 
 def test_graph_inspector_corrupt_run_and_empty_state(app_env, tmp_path, monkeypatch):

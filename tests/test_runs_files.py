@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,6 +45,38 @@ def test_masks_round_trip_bit_packed(tmp_path):
     with pytest.raises(MaskError, match="'bad.weight': values other than 0/1"):
         store.save_masks(4, {"bad.weight": torch.tensor([[0.0, 2.0]])})
     assert store.mask_steps() == [3, 12]
+    store.close()
+
+
+def test_snapshot_weights_round_trip_as_float32_on_the_mask(tmp_path):
+    store = new_store(tmp_path / "run")
+    generator = torch.Generator().manual_seed(1)
+    masks = {
+        "conv1.weight": torch.rand(8, 3, 3, 3, generator=generator) < 0.3,
+        "fc.weight": torch.rand(10, 13, generator=generator) < 0.3,
+    }
+    weights = {
+        name: torch.randn(mask.shape, generator=generator, dtype=torch.float64)
+        for name, mask in masks.items()
+    }
+    store.save_masks(0, masks, weights)
+    store.save_masks(5, masks)
+    loaded = store.load_weights(0)
+    assert list(loaded) == list(masks)
+    for name, mask in masks.items():
+        assert loaded[name].dtype == torch.float32
+        assert torch.equal(loaded[name], (weights[name] * mask).float()), name  # zero off the mask
+    assert store.load_weights(5) == {} and store.load_weights(7) == {}  # masks only / no snapshot
+    with pytest.raises(MaskError, match="'fc.weight': shape"):
+        store.save_masks(6, masks, {"fc.weight": torch.zeros(3, 3)})
+    # A snapshot whose kept values do not match its mask is reported, not misread.
+    path = tmp_path / "run" / "masks" / "step_00000000.npz"
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    arrays["values_1"] = arrays["values_1"][:-1]
+    np.savez(path, **arrays)
+    with pytest.raises(RunError, match="step_00000000.npz: unreadable weights"):
+        store.load_weights(0)
     store.close()
 
 

@@ -323,6 +323,25 @@ def test_itop_on_digits_learns_and_finishes(itop_run):
     assert store.info["total_steps"] == result.total_steps  # readers show progress as a fraction
 
 
+def test_first_and_last_snapshots_keep_weights_that_give_the_recorded_rows(itop_run):
+    import numpy as np
+
+    from fullspectrum.spectrum import layer_spectrum
+
+    result, store = itop_run
+    steps = store.mask_steps()
+    assert all(store.load_weights(step) == {} for step in steps[1:-1])  # masks only in between
+    layers = store.layers()
+    for step in (steps[0], steps[-1]):
+        weights, masks = store.load_weights(step), store.load_masks(step)
+        assert list(weights) == list(masks)
+        for name, weight in weights.items():
+            layer = name.removesuffix(".weight")
+            row = layers.query("step == @step and layer == @layer").iloc[0]
+            again = layer_spectrum(masks[name], weight, name=layer)
+            np.testing.assert_equal((again.lambda_w, again.lambda_imsg), (row.lambda_w, row.lambda_imsg))
+
+
 def test_step_zero_distance_is_exactly_zero_and_snapshots_are_where_promised(itop_run):
     from fullspectrum.runs import LAYER_COLUMNS
 

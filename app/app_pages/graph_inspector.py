@@ -59,15 +59,15 @@ except (FullSpectrumError, OSError) as error:
     st.stop()
 
 spectrum, classes, mask = view["spectrum"], view["classes"], view["mask"]
-# The run recorded this layer's metrics at this step with the weights of that moment; masks alone
-# (all a snapshot stores) cannot give the weighted ones, so the recorded row wins where there is one.
+# The run recorded this layer's metrics at this step with the weights of that moment; where the
+# snapshot kept no weights, masks alone cannot give the weighted ones, so the recorded row wins.
 recorded = state.run_layers(run, stamp).query("step == @step and layer == @layer")
-if not recorded.empty:
+if not recorded.empty and view["omega"] is None:
     spectrum = {**spectrum, **recorded.iloc[0].to_dict()}
 if view["omega"] is None:
     st.caption(
-        "This run stores masks, not weights, at its snapshots: the class table's λ_c is left blank; "
-        "the layer's λ above is the value the run recorded."
+        "This snapshot stores no weights (a training run keeps them at its first and last snapshots "
+        "only): the class table's λ_c is left blank; the layer's λ above is the value the run recorded."
     )
 cols = st.columns(6)
 for col, (label, value) in zip(

@@ -6,7 +6,10 @@ packed eight entries per byte with ``np.packbits`` and the archive is
 compressed, so a ResNet-18 mask at density 0.01 takes well under its 11 M bits.
 Layout inside the ``.npz``: ``names`` (unicode array of parameter names, e.g.
 ``layer1.0.conv1.weight``), and for the i-th name ``bits_i`` (uint8) and
-``shape_i`` (int64). Loaded with ``allow_pickle=False``.
+``shape_i`` (int64); a snapshot that keeps weights (a training run's first and
+last) adds ``values_i`` (float32), the kept weights in the mask's row-major
+order, so the weighted class gaps ``λ_c`` can be recomputed there. Loaded with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -43,13 +46,26 @@ def _as_bool_array(name: str, mask) -> np.ndarray:
     return array
 
 
-def save_mask_file(path: Path, masks: dict[str, object]) -> None:
-    """Write one snapshot atomically (bool tensors or 0/1 arrays keyed by parameter name)."""
+def save_mask_file(path: Path, masks: dict[str, object], weights: dict[str, object] | None = None) -> None:
+    """Write one snapshot atomically (bool tensors or 0/1 arrays keyed by parameter name).
+
+    With ``weights`` (same names and shapes), the kept weights are stored too.
+    """
     arrays: dict[str, np.ndarray] = {"names": np.array(list(masks), dtype=np.str_)}
     for index, (name, mask) in enumerate(masks.items()):
         array = _as_bool_array(name, mask)
         arrays[f"bits_{index}"] = np.packbits(array.reshape(-1))  # (ceil(numel/8),) uint8
         arrays[f"shape_{index}"] = np.array(array.shape, dtype=np.int64)
+        if weights is not None and name in weights:
+            weight = weights[name]
+            if isinstance(weight, torch.Tensor):
+                weight = weight.detach().to("cpu", torch.float32).numpy()
+            weight = np.asarray(weight, dtype=np.float32)
+            if weight.shape != array.shape:
+                raise MaskError(
+                    f"weight {name!r}: shape {weight.shape} differs from its mask's {array.shape}"
+                )
+            arrays[f"values_{index}"] = weight[array]  # (kept,) float32, row-major
     write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
@@ -69,6 +85,32 @@ def load_mask_file(path: Path) -> dict[str, torch.Tensor]:
     except (OSError, ValueError, KeyError) as error:
         raise RunError(f"{path}: unreadable mask snapshot ({error})") from None
     return masks
+
+
+def load_snapshot_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The weights a snapshot kept (zero where the mask is), keyed by parameter name; {} if none."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not any(key.startswith("values_") for key in archive.files):
+                return {}
+            weights = {}
+            for index, name in enumerate(str(name) for name in archive["names"]):
+                if f"values_{index}" not in archive.files:
+                    continue
+                shape = tuple(int(size) for size in archive[f"shape_{index}"])
+                count = int(np.prod(shape, dtype=np.int64))
+                kept = np.unpackbits(archive[f"bits_{index}"], count=count).astype(np.bool_)
+                values = archive[f"values_{index}"]
+                if values.shape != (int(kept.sum()),):
+                    raise ValueError(f"{name}: {values.size} weights for {int(kept.sum())} kept entries")
+                dense = np.zeros(count, dtype=np.float32)
+                dense[kept] = values
+                weights[name] = torch.from_numpy(dense.reshape(shape))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError) as error:
+        raise RunError(f"{path}: unreadable weights in a mask snapshot ({error})") from None
+    return weights
 
 
 def mask_steps(run_dir: Path) -> list[int]:

@@ -235,10 +235,11 @@ class RunStore:
         if time.monotonic() - self._last_beat > AUTO_HEARTBEAT_S:
             self.heartbeat()
 
-    def save_masks(self, step: int, masks: dict) -> None:
-        """Save every layer's bool mask at ``step`` (bit-packed, atomic), keyed by parameter name."""
+    def save_masks(self, step: int, masks: dict, weights: dict | None = None) -> None:
+        """Save every layer's bool mask at ``step`` (bit-packed, atomic), keyed by parameter name,
+        and with ``weights`` the kept weights too (float32)."""
         self._require_writer()
-        mask_files.save_mask_file(mask_files.mask_file(self.path, step), masks)
+        mask_files.save_mask_file(mask_files.mask_file(self.path, step), masks, weights)
 
     def load_masks(self, step: int) -> dict[str, torch.Tensor]:
         """The bool masks saved at ``step``, with their shapes."""
@@ -248,6 +249,11 @@ class RunStore:
             shown = ", ".join(map(str, steps[:10])) + (" ..." if len(steps) > 10 else "") or "none"
             raise RunError(f"{self.path}: no mask snapshot at step {step} (saved steps: {shown})")
         return mask_files.load_mask_file(file)
+
+    def load_weights(self, step: int) -> dict[str, torch.Tensor]:
+        """The weights kept with the snapshot at ``step`` (a training run's first and last), else {}."""
+        file = mask_files.mask_file(self.path, step)
+        return mask_files.load_snapshot_weights(file) if file.is_file() else {}
 
     def mask_steps(self) -> list[int]:
         """Steps with a saved mask snapshot, ascending."""

@@ -52,6 +52,7 @@ class _Pending:
     evals: list[dict]
     events: list[dict]
     masks: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor] | None
     checkpoint: bytes
 
 
@@ -79,19 +80,33 @@ class SnapshotWriter:
         self._pending: deque[_Pending] = deque()
         self._worker = SpectraProcess() if worker and record_spectra else None
 
-    def submit(self, step: int, state, weights: Mapping[str, torch.Tensor], evals, events, checkpoint: bytes):
-        """Capture a snapshot at ``step``; it is written once its spectra are computed."""
+    def submit(
+        self,
+        step: int,
+        state,
+        weights: Mapping[str, torch.Tensor],
+        evals,
+        events,
+        checkpoint: bytes,
+        *,
+        keep_weights: bool = False,
+    ):
+        """Capture a snapshot at ``step``; it is written once its spectra are computed.
+
+        With ``keep_weights`` its mask file also keeps the masked weights (float32).
+        """
         masks = {name: mask.detach().cpu().clone() for name, mask in state.masks.items()}
+        masked = {name: weights[name].detach().float().cpu() * masks[name] for name in masks}
         spectra = None
         if self.record_spectra:
             mask_arrays = {name: mask.numpy() for name, mask in masks.items()}
-            weight_arrays = {
-                name: (weights[name].detach().float().cpu() * masks[name]).numpy() for name in masks
-            }
-            jobs = layer_jobs(mask_arrays, weight_arrays)
+            jobs = layer_jobs(mask_arrays, {name: weight.numpy() for name, weight in masked.items()})
             spectra = self._worker.submit(jobs) if self._worker else _Computed(compute_layers(jobs))
         rates = state.layer_exploration_rates()
-        self._pending.append(_Pending(step, spectra, rates, list(evals), list(events), masks, checkpoint))
+        kept = masked if keep_weights else None
+        self._pending.append(
+            _Pending(step, spectra, rates, list(evals), list(events), masks, kept, checkpoint)
+        )
         while len(self._pending) > 1 and (
             len(self._pending) > MAX_PENDING
             or sum(len(item.checkpoint) for item in self._pending) > MAX_PENDING_BYTES
@@ -133,7 +148,7 @@ class SnapshotWriter:
                     }
                 )
         self.store.add_snapshot(item.step, rows, item.evals, item.events)
-        self.store.save_masks(item.step, item.masks)
+        self.store.save_masks(item.step, item.masks, item.weights)
         ckpt.write_bytes(self.store.artifact_path(ckpt.CHECKPOINT_NAME), item.checkpoint)
 
     def load_start(self, parameter_names) -> None:

@@ -185,7 +185,7 @@ class _Session:
     def run(self, progress: Progress | None, stop_event: threading.Event | None) -> TrainResult:
         with self.store.heartbeat_thread(interval_s=HEARTBEAT_S):
             if self.step == 0:
-                self.record(events=(), snapshot=True, evaluate_val=True)
+                self.record(events=(), snapshot=True, evaluate_val=True, keep_weights=True)
             if progress is not None:
                 progress(self.step, self.total_steps)
             while self.step < self.total_steps:
@@ -236,10 +236,13 @@ class _Session:
         snapshot = update or final or step % config.snapshot_every == 0
         evaluate_val = final or step % config.eval_every == 0
         if snapshot or evaluate_val or events:
-            self.record(events=events, snapshot=snapshot, evaluate_val=evaluate_val)
+            self.record(events=events, snapshot=snapshot, evaluate_val=evaluate_val, keep_weights=final)
 
-    def record(self, *, events, snapshot: bool, evaluate_val: bool) -> None:
-        """This step's rows: evaluations now; at a snapshot, spectra, masks and checkpoint via the writer."""
+    def record(self, *, events, snapshot: bool, evaluate_val: bool, keep_weights: bool = False) -> None:
+        """This step's rows: evaluations now; at a snapshot, spectra, masks and checkpoint via the writer.
+
+        The first and last snapshots keep their weights too (the inspector's class-level λ_c).
+        """
         evals = []
         if evaluate_val:
             loss, accuracy = evaluate(self.model, self.val_loader, self.device)
@@ -247,7 +250,15 @@ class _Session:
             rate = self.state.exploration_rate()
             evals.append({"split": "val", "loss": loss, "accuracy": accuracy, "exploration_rate": rate})
         if snapshot:
-            self.writer.submit(self.step, self.state, self.weights, evals, events, self.checkpoint_bytes())
+            self.writer.submit(
+                self.step,
+                self.state,
+                self.weights,
+                evals,
+                events,
+                self.checkpoint_bytes(),
+                keep_weights=keep_weights,
+            )
         else:
             self.store.add_snapshot(self.step, [], evals, list(events))
 
