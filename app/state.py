@@ -237,7 +237,8 @@ def mask_source(source: tuple, stamp: tuple) -> tuple[dict, dict, str]:
     if kind == "run":
         _, path, step = source
         masks = run_masks(path, int(step), stamp)
-        return masks, run_weights(path, stamp), f"{_Path(path).name} @ step {step}"
+        weights = run_snapshot_weights(path, int(step), stamp) or run_weights(path, stamp)
+        return masks, weights, f"{_Path(path).name} @ step {step}"
     if kind == "candidate":
         from fullspectrum.sampling import regenerate_candidate
 

@@ -148,6 +148,9 @@ def test_compare_masks_defaults_and_changes(app_env):
     summary = [m.value for m in at.markdown if m.value.startswith("- ")]
     assert summary and "share" in summary[0]
     assert len(at.get("plotly_chart")) == 4
+    at.multiselect(key="cmp_metrics").set_value(["lambda_w"]).run()
+    table = at.dataframe[0].value
+    assert table.lambda_w_a.isna().all() and table.lambda_w_b.notna().all()  # step 0 kept its weights
     at.selectbox(key="cmp_step_b").set_value(10).run()
     assert not at.exception
     summary = [m.value for m in at.markdown if m.value.startswith("- ")]
