@@ -69,17 +69,19 @@ def save_mask_file(path: Path, masks: dict[str, object], weights: dict[str, obje
     write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
+def _unpack_mask(archive, index: int) -> np.ndarray:
+    """The ``index``-th layer's bool mask of an open snapshot archive, in its shape."""
+    shape = tuple(int(size) for size in archive[f"shape_{index}"])
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.unpackbits(archive[f"bits_{index}"], count=count).astype(np.bool_).reshape(shape)
+
+
 def load_mask_file(path: Path) -> dict[str, torch.Tensor]:
     """Read one snapshot back as bool tensors with their original shapes."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = [str(name) for name in archive["names"]]
-            masks = {}
-            for index, name in enumerate(names):
-                shape = tuple(int(size) for size in archive[f"shape_{index}"])
-                count = int(np.prod(shape, dtype=np.int64))
-                flat = np.unpackbits(archive[f"bits_{index}"], count=count).astype(np.bool_)
-                masks[name] = torch.from_numpy(flat.reshape(shape))
+            masks = {name: torch.from_numpy(_unpack_mask(archive, index)) for index, name in enumerate(names)}
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError) as error:
@@ -91,21 +93,16 @@ def load_snapshot_weights(path: Path) -> dict[str, torch.Tensor]:
     """The weights a snapshot kept (zero where the mask is), keyed by parameter name; {} if none."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not any(key.startswith("values_") for key in archive.files):
-                return {}
             weights = {}
             for index, name in enumerate(str(name) for name in archive["names"]):
                 if f"values_{index}" not in archive.files:
                     continue
-                shape = tuple(int(size) for size in archive[f"shape_{index}"])
-                count = int(np.prod(shape, dtype=np.int64))
-                kept = np.unpackbits(archive[f"bits_{index}"], count=count).astype(np.bool_)
-                values = archive[f"values_{index}"]
-                if values.shape != (int(kept.sum()),):
-                    raise ValueError(f"{name}: {values.size} weights for {int(kept.sum())} kept entries")
-                dense = np.zeros(count, dtype=np.float32)
-                dense[kept] = values
-                weights[name] = torch.from_numpy(dense.reshape(shape))
+                mask, values = _unpack_mask(archive, index), archive[f"values_{index}"]
+                if values.shape != (int(mask.sum()),):
+                    raise ValueError(f"{name}: {values.size} weights for {int(mask.sum())} kept entries")
+                dense = np.zeros(mask.shape, dtype=np.float32)
+                dense[mask] = values
+                weights[name] = torch.from_numpy(dense)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError) as error:

@@ -168,12 +168,13 @@ def _component_top(block: sp.csr_matrix, want: int) -> np.ndarray:
     gram_seconds = 1e-4 + 2.0 * small * small * large * 1.1e-11 + small**3 * 1e-10
     svd_seconds = 4.0 * rows * cols * small * 7e-11
     lanczos_seconds = 6e-4 + 8e-7 * (rows + cols) + 5e-8 * block.nnz
+    dense = block.toarray() if min(gram_seconds, svd_seconds) <= lanczos_seconds or want > 2 else None
     if gram_seconds <= lanczos_seconds:
-        values, certified = gram_top(block.toarray()[None], want)
+        values, certified = gram_top(dense[None], want)
         if certified[0]:
             return values[0]
-    if svd_seconds <= lanczos_seconds or want > 2:
-        return la.svdvals(block.toarray(), check_finite=False, overwrite_a=True)[:want]
+    if dense is not None and (svd_seconds <= lanczos_seconds or want > 2):
+        return la.svdvals(dense, check_finite=False, overwrite_a=True)[:want]
     return golub_kahan_top(block, want)
 
 

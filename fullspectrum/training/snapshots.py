@@ -96,7 +96,9 @@ class SnapshotWriter:
         With ``keep_weights`` its mask file also keeps the masked weights (float32).
         """
         masks = {name: mask.detach().cpu().clone() for name, mask in state.masks.items()}
-        masked = {name: weights[name].detach().float().cpu() * masks[name] for name in masks}
+        masked = None
+        if self.record_spectra or keep_weights:
+            masked = {name: weights[name].detach().float().cpu() * masks[name] for name in masks}
         spectra = None
         if self.record_spectra:
             mask_arrays = {name: mask.numpy() for name, mask in masks.items()}
