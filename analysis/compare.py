@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layer_selection import module_path
+from fullspectrum.layers.selection import module_path
 from fullspectrum.spectrum import SPECTRUM_FIELDS, full_spectrum_vector, layer_spectrum, regular_subgraphs
 from fullspectrum.spectrum.graph import check_mask, to_numpy
 

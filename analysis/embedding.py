@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fullspectrum.atomic import write_atomic
+from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import FullSpectrumError
 
 U_COLUMNS = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")

@@ -187,7 +187,7 @@ def run_mask_steps(path: str, stamp: tuple) -> list[int]:
 @st.cache_data(max_entries=8, show_spinner=False)
 def run_weights(path: str, stamp: tuple) -> dict:
     """The weights a run's masks were made for, when the run carries them (PAGS ``base_mask.pt``), else {}."""
-    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
     from fullspectrum.runs import RunStore
 
     artifact = RunStore.open(path).artifact_path("base_mask.pt")
@@ -205,7 +205,7 @@ def run_snapshot_weights(path: str, step: int, stamp: tuple) -> dict:
 @st.cache_data(max_entries=16, show_spinner=False)
 def layer_view(path: str, step: int, layer: str, stamp: tuple) -> dict:
     """One layer of a run's masks: ``mask`` (numpy bool), its ``spectrum`` dict, ``classes`` and top ``sigma``."""
-    from fullspectrum.layer_selection import module_path
+    from fullspectrum.layers.selection import module_path
     from fullspectrum.spectrum import layer_spectrum, regular_subgraphs, top_singular_values
 
     masks = run_masks(path, step, stamp)
@@ -276,8 +276,8 @@ def mask_comparison(source_a: tuple, source_b: tuple, stamps: tuple):
 @st.cache_data(max_entries=16, show_spinner=False)
 def graphon_pair(source_a: tuple, source_b: tuple, layer: str, stamps: tuple) -> tuple:
     """G25 graphon estimates (block values) of one layer of two mask sources."""
-    from fullspectrum.graphon import graphon_estimate
-    from fullspectrum.layer_selection import module_path
+    from fullspectrum.layers.selection import module_path
+    from fullspectrum.spectrum.graphon import graphon_estimate
 
     values = []
     for source, stamp in zip((source_a, source_b), stamps, strict=True):

@@ -115,7 +115,7 @@ def sidebar() -> None:
 
 
 def job_progress(job) -> None:
-    """Status line and progress bar of a :class:`fullspectrum.jobs.JobState`."""
+    """Status line and progress bar of a :class:`fullspectrum.runs.jobs.JobState`."""
     fraction = job.fraction
     steps = f"step {job.step} of {job.total_steps}" if job.total_steps else f"step {job.step or 0}"
     text = f"{job.status} · {steps}"

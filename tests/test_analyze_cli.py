@@ -16,7 +16,7 @@ from torch.nn.utils import prune
 
 from fullspectrum import analyze, network_summary
 from fullspectrum.cli import main
-from fullspectrum.network_analysis import TABLE_COLUMNS
+from fullspectrum.spectrum.network import TABLE_COLUMNS
 
 LAYERS = ["0", "3", "6"]
 

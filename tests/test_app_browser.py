@@ -89,7 +89,7 @@ def app_url(tmp_path_factory):
         _wait_healthy(url, process)
         yield url
     finally:
-        from fullspectrum import jobs
+        from fullspectrum.runs import jobs
 
         for job in jobs.find_running(workspace):  # leave no training worker behind
             jobs.stop(job.run_dir)

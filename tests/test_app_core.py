@@ -27,12 +27,11 @@ from app.charts.trajectories import (
     nearest_step,
     trajectory_figure,
 )
-from fullspectrum import jobs
-from fullspectrum.analysis_run import ingest_checkpoint
 from fullspectrum.cli import main as cli_main
 from fullspectrum.cli.app import app_script, streamlit_command
-from fullspectrum.network_analysis import analyze
-from fullspectrum.runs import RunStore
+from fullspectrum.runs import RunStore, jobs
+from fullspectrum.runs.ingest import ingest_checkpoint
+from fullspectrum.spectrum.network import analyze
 from tests.app_fixtures import make_corrupt_run, make_run, make_runs
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")

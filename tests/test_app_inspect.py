@@ -17,9 +17,9 @@ from analysis.embedding import embed_population, embedding_table, network_points
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
-from fullspectrum.graphon import graphon_estimate
 from fullspectrum.runs import RunStore
 from fullspectrum.spectrum import layer_spectrum, regular_subgraphs, top_singular_values
+from fullspectrum.spectrum.graphon import graphon_estimate
 from tests.app_fixtures import make_corrupt_run
 
 PAGES = Path(__file__).resolve().parents[1] / "app" / "app_pages"
@@ -203,8 +203,8 @@ def test_pags_lab_shows_the_population(app_env):
 
 
 def test_pags_lab_trains_the_two_picked_masks(app_env, monkeypatch):
-    from fullspectrum import jobs
-    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
+    from fullspectrum.runs import jobs
     from fullspectrum.sampling import regenerate_candidate
 
     started = []  # the worker itself is tested in test_app_core; here: what the page asks it to train

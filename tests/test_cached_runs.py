@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fullspectrum.mask_checkpoint import load_mask_checkpoint
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.runs import RunStore, list_runs
 from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectrum
 

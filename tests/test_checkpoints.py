@@ -25,8 +25,8 @@ from fullspectrum import (
     save_mask_checkpoint,
 )
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
-from fullspectrum.layer_selection import layers_from_module, layers_from_state_dict
-from fullspectrum.network_analysis import TABLE_COLUMNS
+from fullspectrum.layers.selection import layers_from_module, layers_from_state_dict
+from fullspectrum.spectrum.network import TABLE_COLUMNS
 
 LAYERS = ["features.0", "features.3", "classifier.0", "classifier.2"]
 GRAPH_FIELDS = [f for f in SPECTRUM_FIELDS if f not in ("omega1", "omega2", "lambda_w", "lambda_imsg")]

@@ -1,4 +1,4 @@
-"""Tests for fullspectrum.graphon: SPEC §7's degree-sorted block estimate (G25)."""
+"""Tests for fullspectrum.spectrum.graphon: SPEC §7's degree-sorted block estimate (G25)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fullspectrum.errors import MaskError
-from fullspectrum.graphon import MAX_BLOCKS, degree_order, graphon_estimate
+from fullspectrum.spectrum.graphon import MAX_BLOCKS, degree_order, graphon_estimate
 
 
 def test_complete_graph_is_all_ones():

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.cli import main
-from fullspectrum.mask_checkpoint import load_mask_checkpoint
 from fullspectrum.models import build_model
 from fullspectrum.pruning import maskable_parameters
 

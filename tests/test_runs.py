@@ -82,7 +82,7 @@ def test_failed_run_json_write_leaves_the_old_file(tmp_path, monkeypatch, failin
     def crash(*args, **kwargs):
         raise OSError(f"simulated crash in {failing}")
 
-    monkeypatch.setattr(f"fullspectrum.atomic.os.{failing}", crash)
+    monkeypatch.setattr(f"fullspectrum.checkpoints.atomic.os.{failing}", crash)
     with pytest.raises(OSError, match="simulated crash"):
         store.update_info(status="finished", final={"test_accuracy": 0.9})
     monkeypatch.undo()

@@ -187,7 +187,7 @@ def test_module_doctests_run():
 
 
 def test_written_files_are_readable_like_ordinary_files(tmp_path):
-    from fullspectrum.atomic import FILE_MODE
+    from fullspectrum.checkpoints.atomic import FILE_MODE
 
     store = new_store(tmp_path / "run")
     store.save_masks(0, {"a.weight": torch.ones(2, 3, dtype=torch.bool)})

@@ -15,9 +15,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.cli import main
 from fullspectrum.errors import FullSpectrumError, UnknownNameError
-from fullspectrum.mask_checkpoint import load_mask_checkpoint
 from fullspectrum.models import build_model
 from fullspectrum.runs import POPULATION_COLUMNS, RunStore
 from fullspectrum.sampling import (
@@ -203,7 +203,7 @@ def test_a_regenerated_candidate_equals_its_population_rows(snip_setup, snip_res
 
 
 def test_any_mask_of_a_run_is_saved_as_a_trainable_checkpoint(pags_run, tmp_path):
-    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
     from fullspectrum.sampling import save_candidate_checkpoint
 
     out, result = pags_run

@@ -414,8 +414,8 @@ def pd_equal(left, right) -> None:
 
 
 def test_static_run_keeps_the_given_mask_and_weights(tmp_path):
+    from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
     from fullspectrum.data import load_dataset
-    from fullspectrum.mask_checkpoint import save_mask_checkpoint
     from fullspectrum.models import build_model
     from fullspectrum.runs import RunStore
     from fullspectrum.training import train

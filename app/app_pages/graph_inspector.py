@@ -12,7 +12,7 @@ import streamlit as st
 from app import state, widgets
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layer_selection import module_path
+from fullspectrum.layers.selection import module_path
 
 CLASS_COLUMNS = ["d_c", "n_c", "l_c", "r_c", "edges", "d_right", "delta_r_c", "lambda_c", "f_c", "qualifies"]
 ALL = "all classes"

@@ -1,7 +1,7 @@
 """Live training page: configure an ITOP-Rand/RigL/static run (ITOP21, FS23), start it in a worker
 process, watch its trajectories, exploration rate and accuracy update, stop it, resume it.
 
-The page never trains: ``fullspectrum.jobs`` starts ``fullspectrum train`` as a
+The page never trains: ``fullspectrum.runs.jobs`` starts ``fullspectrum train`` as a
 separate process writing a run directory, and a fragment polls that directory.
 A refresh or a second tab finds the job again from the run store.
 """
@@ -16,8 +16,8 @@ import streamlit as st
 
 from app import state, widgets
 from app.charts.trajectories import metrics_figure, trajectory_figure
-from fullspectrum import jobs
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.runs import jobs
 
 MODELS = ("mlp", "lenet5", "conv6", "resnet20", "resnet18", "resnet34", "vgg16")
 DATASETS = ("digits", "mnist1d", "synthetic", "cifar10", "cifar100")

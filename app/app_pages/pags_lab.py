@@ -13,11 +13,11 @@ import streamlit as st
 
 from app import state, widgets
 from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
-from fullspectrum import jobs
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
 from fullspectrum.pruning import GENERATORS
+from fullspectrum.runs import jobs
 from fullspectrum.sampling import save_candidate_checkpoint
 
 NAMED = {-1: "base mask", -2: "assembled mask"}

@@ -17,8 +17,8 @@ import streamlit as st
 
 from app import state, widgets
 from app.charts.runs import evals_figure, overview_figure
-from fullspectrum import jobs
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.runs import jobs
 
 TABLE_COLUMNS = ["kind", "model", "data", "method", "density", "seed", "status", "final_accuracy", "steps"]
 FILTERS = ("kind", "method", "data", "status")

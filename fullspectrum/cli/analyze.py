@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 def _analyze_with_progress(path: str, convention: str):
     from tqdm import tqdm
 
-    from fullspectrum.network_analysis import analyze
+    from fullspectrum.spectrum.network import analyze
 
     bar = None
 

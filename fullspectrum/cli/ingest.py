@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from fullspectrum.analysis_run import ingest_checkpoint
+    from fullspectrum.runs.ingest import ingest_checkpoint
 
     bar = tqdm(unit="layer", file=sys.stderr, dynamic_ncols=True)
 

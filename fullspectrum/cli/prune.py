@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import fullspectrum
+    from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
     from fullspectrum.data import load_dataset, make_loader
     from fullspectrum.devices import resolve_device
-    from fullspectrum.mask_checkpoint import save_mask_checkpoint
     from fullspectrum.models import build_model
     from fullspectrum.pruning import generate_masks
     from fullspectrum.pruning.generate import _lookup

@@ -10,8 +10,8 @@ not the data. CIFAR is what FS23 and ITOP21 train on; digits and MNIST-1D
 
 from __future__ import annotations
 
-from fullspectrum.data.base import SPLITS, ArrayDataset, BatchAugment, DatasetSplits, stratified_split
-from fullspectrum.data.loaders import make_loader
+from fullspectrum.data.base import SPLITS, ArrayDataset, DatasetSplits, stratified_split
+from fullspectrum.data.loaders import BatchAugment, make_loader
 from fullspectrum.data.registry import (
     DATASET_NAMES,
     DATASETS,

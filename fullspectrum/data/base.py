@@ -24,13 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fullspectrum.data.loaders import BatchAugment, make_loader
 from fullspectrum.errors import FullSpectrumError
 
 ExampleTransform = Callable[[torch.Tensor], torch.Tensor]
 """Maps stored examples (any leading batch dims) to model inputs, e.g. uint8 -> normalised float."""
 
-BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-"""``augment(batch, generator) -> batch``: random training augmentation driven only by ``generator``."""
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -122,8 +121,6 @@ class DatasetSplits:
         drop_last: bool = False,
     ) -> DataLoader:
         """A loader for ``split``: the train split is shuffled and augmented, the others are not."""
-        from fullspectrum.data.loaders import make_loader
-
         is_train = split == "train"
         return make_loader(
             self.split(split),

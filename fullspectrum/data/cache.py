@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fullspectrum.atomic import write_atomic
+from fullspectrum.checkpoints.atomic import write_atomic
 
 CACHE_ENV = "FULLSPECTRUM_CACHE"
 

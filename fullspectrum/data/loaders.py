@@ -11,19 +11,16 @@ can checkpoint and restore their states.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fullspectrum.data.base import BatchAugment
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.seeds import LOADER_AUGMENT_STREAM, LOADER_ORDER_STREAM, derived_seed
 
-
-def derived_seed(seed: int, stream: int) -> int:
-    """An independent 63-bit seed for sub-stream ``stream`` of ``seed`` (NumPy's SeedSequence)."""
-    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""``augment(batch, generator) -> batch``: random training augmentation driven only by ``generator``."""
 
 
 class AugmentingLoader(DataLoader):
@@ -58,7 +55,7 @@ def make_loader(
     """
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise FullSpectrumError(f"batch_size must be a positive int, got {batch_size!r}")
-    generator = torch.Generator().manual_seed(derived_seed(seed, 0))
+    generator = torch.Generator().manual_seed(derived_seed(seed, LOADER_ORDER_STREAM))
     kwargs = dict(
         batch_size=int(batch_size),
         shuffle=shuffle,
@@ -70,5 +67,5 @@ def make_loader(
     )
     if augment is None:
         return DataLoader(dataset, **kwargs)
-    augment_generator = torch.Generator().manual_seed(derived_seed(seed, 1))
+    augment_generator = torch.Generator().manual_seed(derived_seed(seed, LOADER_AUGMENT_STREAM))
     return AugmentingLoader(dataset, augment=augment, augment_generator=augment_generator, **kwargs)

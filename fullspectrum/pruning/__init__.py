@@ -7,7 +7,7 @@ ITOP layer densities), ``magnitude``, ``snip`` (Lee et al. 2019), ``iter_snip``
 (FORCE, de Jorge et al. 2021), ``grasp`` (Wang et al. 2020), ``synflow``
 (Tanaka et al. 2020). ``compute_scores`` exposes the scores before
 thresholding, for PAGS (FS23). ``save_mask_checkpoint`` /
-``load_mask_checkpoint`` (from ``fullspectrum.mask_checkpoint``) read and write
+``load_mask_checkpoint`` (from ``fullspectrum.checkpoints.mask_file``) read and write
 SPEC §8's mask files.
 """
 
@@ -54,7 +54,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # imported on first use: fullspectrum.mask_checkpoint is a separate module
+    # imported on first use: fullspectrum.checkpoints.mask_file is a separate module
     if name in _CHECKPOINT_NAMES:
-        return getattr(importlib.import_module("fullspectrum.mask_checkpoint"), name)
+        return getattr(importlib.import_module("fullspectrum.checkpoints.mask_file"), name)
     raise AttributeError(f"module 'fullspectrum.pruning' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fullspectrum.atomic import write_atomic
+from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import unknown_name
 from fullspectrum.runs.store import RunStore
 

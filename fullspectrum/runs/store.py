@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fullspectrum.atomic import write_json_atomic
+from fullspectrum.checkpoints.atomic import write_json_atomic
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.runs import database as db
 from fullspectrum.runs import mask_files, run_file

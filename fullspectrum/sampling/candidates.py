@@ -25,40 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from fullspectrum.layer_selection import module_path
+from fullspectrum.layers.selection import module_path
 from fullspectrum.pruning import GENERATORS, compute_scores, top_k_per_layer
+from fullspectrum.seeds import CandidateSeeds, candidate_seeds
 from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum
 
-CANDIDATE_STREAM = 7
-"""Middle word of every candidate's seed sequence, apart from the two-word streams of ``derived_seed``."""
 NOISE_SCALE = 1e-3
 """Relative score noise of the deterministic generators (SPEC §5)."""
 VECTOR_FIELDS = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")
 """The four components of ``u``, in order (the population table stores them raw, NaN kept)."""
-
-
-class CandidateSeeds(NamedTuple):
-    """The independent seeds of one candidate."""
-
-    score: int
-    """Seed of the generator's own randomness (uniform scores, dropout in train mode)."""
-    data: int
-    """Seed of the minibatches a data-driven generator scores on."""
-    noise: int
-    """Seed of the multiplicative score noise of deterministic generators."""
-
-
-def candidate_seeds(seed: int, index: int) -> CandidateSeeds:
-    """The seeds of candidate ``index`` of a sampling seeded ``seed`` (63-bit ints)."""
-    words = np.random.SeedSequence([int(seed), CANDIDATE_STREAM, int(index)]).generate_state(3, np.uint64)
-    return CandidateSeeds(*(int(word >> 1) for word in words))
 
 
 def generator_kind(name: str) -> str:

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layer_selection import module_path
+from fullspectrum.layers.selection import module_path
 from fullspectrum.sampling.candidates import (
     CandidateEvaluator,
     candidate_batches,
@@ -170,7 +170,7 @@ def run_pags(
     stored as ``embedding.csv`` in the run. Ctrl-C leaves an ``interrupted``
     run (sampling is not resumable: run it again); any other error a ``failed`` one.
     """
-    from fullspectrum.mask_checkpoint import save_mask_checkpoint
+    from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
     from fullspectrum.runs import RunStore
 
     config = config.resolved()
@@ -288,7 +288,7 @@ def save_candidate_checkpoint(run_dir: str | Path, index: int, path: str | Path)
     a candidate ``>= 0`` is regenerated from the run's seed and index and carries
     the weights it was sampled at (those of ``base_mask.pt``).
     """
-    from fullspectrum.mask_checkpoint import load_mask_checkpoint, save_mask_checkpoint
+    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint, save_mask_checkpoint
 
     run_dir = Path(run_dir)
     base = load_mask_checkpoint(run_dir / STORED_MASKS[-1])

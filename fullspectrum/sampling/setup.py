@@ -115,7 +115,7 @@ def prepare(config: SamplingConfig, *, progress: Callable[[int, int], None] | No
 
 def setup_from_run(run_dir: str | Path, *, device: str = "cpu") -> SamplingSetup:
     """The setup of a PAGS run rebuilt from ``run.json`` and ``base_mask.pt`` (no warm-up, no pruning)."""
-    from fullspectrum.mask_checkpoint import load_mask_checkpoint
+    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
     from fullspectrum.runs import RunStore
 
     store = RunStore.open(run_dir)

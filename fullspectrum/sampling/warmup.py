@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fullspectrum.data.loaders import derived_seed
+from fullspectrum.seeds import WARMUP_STREAM, derived_seed
 
-WARMUP_STREAM = 11
-"""Seed stream of the warm-up's data order and augmentation (apart from the training streams)."""
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
 """SGD settings of ITOP21 / SPEC §6."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullspectrum.atomic import write_atomic
+from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import CheckpointError
 
 FORMAT = "fullspectrum-train-checkpoint"

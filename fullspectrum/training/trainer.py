@@ -25,9 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fullspectrum.data.loaders import derived_seed
 from fullspectrum.devices import resolve_device
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
+from fullspectrum.seeds import (
+    TRAIN_DATA_STREAM,
+    TRAIN_GROWTH_STREAM,
+    TRAIN_MASK_STREAM,
+    TRAIN_NUMPY_STREAM,
+    derived_seed,
+)
 from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
 from fullspectrum.training.recording import autocast, evaluate, finite_or_none
@@ -63,9 +69,6 @@ class TrainResult:
     """True when ``resume`` found the run finished and did nothing."""
 
 
-MASK_STREAM, GROWTH_STREAM, DATA_STREAM = 1, 2, 3
-
-
 class _Session:
     """A run in progress: model, optimiser, masks, loaders and the store (one per train/resume call)."""
 
@@ -85,7 +88,7 @@ class _Session:
             nesterov=config.nesterov,
             weight_decay=config.weight_decay,
         )
-        seed = derived_seed(config.seed, DATA_STREAM)
+        seed = derived_seed(config.seed, TRAIN_DATA_STREAM)
         self.train_loader = make_loader(
             splits.train, config.batch_size, shuffle=True, seed=seed, augment=splits.augment
         )
@@ -93,7 +96,7 @@ class _Session:
         self.test_loader = make_loader(splits.test, EVAL_BATCH, shuffle=False, seed=0)
         self.iters_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.iters_per_epoch
-        self.growth = torch.Generator().manual_seed(derived_seed(config.seed, GROWTH_STREAM))
+        self.growth = torch.Generator().manual_seed(derived_seed(config.seed, TRAIN_GROWTH_STREAM))
         self.step = 0
         self.state: SparseState | None = None
         self.worker = config.record_spectra and use_worker(config.spectra_worker, device, self.weights)
@@ -111,7 +114,7 @@ class _Session:
         elif self.method.rewires or config.method == "static":
             shapes = {name: tuple(w.shape) for name, w in self.weights.items()}
             densities = layer_densities(shapes, config.density, config.init)
-            generator = torch.Generator().manual_seed(derived_seed(config.seed, MASK_STREAM))
+            generator = torch.Generator().manual_seed(derived_seed(config.seed, TRAIN_MASK_STREAM))
             self.state = SparseState.from_masks(random_masks(shapes, densities, generator))
         else:
             self.state = SparseState.dense(self.weights)
@@ -120,7 +123,7 @@ class _Session:
         self.state.apply(self.weights)
 
     def _load_mask_checkpoint(self, path: str) -> dict[str, torch.Tensor]:
-        from fullspectrum.mask_checkpoint import load_mask_checkpoint
+        from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 
         loaded = load_mask_checkpoint(path)
         if loaded.state_dict:  # the initial weights the masks were made for (e.g. PEGS's warmed-up ones)
@@ -347,7 +350,7 @@ def train(
 
     device = resolve_device(config.device)
     if config.mask is not None:  # a bad file fails before any run directory exists
-        from fullspectrum.mask_checkpoint import load_mask_checkpoint
+        from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 
         masks = load_mask_checkpoint(config.mask).masks
         # The run's density is the mask's own, not the flag's default.
@@ -355,7 +358,7 @@ def train(
         config = dataclasses.replace(config, density=kept / max(1, sum(m.numel() for m in masks.values())))
     splits = _load_splits(config)
     torch.manual_seed(config.seed)  # model initialisation draws from torch's global generator
-    np.random.seed(derived_seed(config.seed, 0) % 2**32)
+    np.random.seed(derived_seed(config.seed, TRAIN_NUMPY_STREAM) % 2**32)
     resolved = _resolve(config, splits)
     store = RunStore.create(
         out_dir, kind="train", config=resolved.as_dict(), seed=config.seed, device=str(device)
@@ -412,7 +415,7 @@ def resume(
         checkpoint_path = store.artifact_path(ckpt.CHECKPOINT_NAME)
         payload = ckpt.load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
         torch.manual_seed(config.seed)
-        np.random.seed(derived_seed(config.seed, 0) % 2**32)
+        np.random.seed(derived_seed(config.seed, TRAIN_NUMPY_STREAM) % 2**32)
         session = _Session(config, store, device, splits)
         if payload is None:  # killed before the step-0 checkpoint: start over
             store.truncate_after(-1)

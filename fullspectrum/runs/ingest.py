@@ -3,7 +3,7 @@
 Users bring checkpoints made elsewhere (``torch.nn.utils.prune`` state dicts,
 ITOP/RigL runs, mask checkpoints). :func:`ingest_checkpoint` reads one safely
 (``weights_only=True``, through :func:`~fullspectrum.checkpoints.load_sparse_checkpoint`),
-computes every layer's full spectrum (:func:`~fullspectrum.network_analysis.analyze`)
+computes every layer's full spectrum (:func:`~fullspectrum.spectrum.network.analyze`)
 and writes a run directory of kind ``analysis`` with one snapshot at step 0, so
 the app and the ``runs``/``export`` commands treat it like any other run:
 
@@ -26,9 +26,9 @@ import torch
 
 from fullspectrum.checkpoints import existing_file, load_sparse_checkpoint
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.network_analysis import analyze
-from fullspectrum.runs import RunStore
+from fullspectrum.runs.store import RunStore
 from fullspectrum.spectrum import SPECTRUM_FIELDS
+from fullspectrum.spectrum.network import analyze
 
 SOURCE_STEM = "source"
 """The copied checkpoint is ``RUN_DIR/source<suffix>``."""

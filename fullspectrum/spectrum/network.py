@@ -24,7 +24,7 @@ from torch import nn
 
 from fullspectrum.checkpoints import SparseCheckpoint, interpret_checkpoint, load_sparse_checkpoint
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layer_selection import (
+from fullspectrum.layers.selection import (
     LayerSelection,
     layers_from_module,
     layers_from_state_dict,

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fullspectrum.atomic import write_json_atomic
+from fullspectrum.checkpoints.atomic import write_json_atomic
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs.database import RunError
 from fullspectrum.runs.run_file import DB_FILE, RUN_FILE, effective_status, read_info, utc_now

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fullspectrum.errors import CheckpointError
-from fullspectrum.layer_selection import (
+from fullspectrum.layers.selection import (
     LayerRecord,
     SkippedTensor,
     layers_from_state_dict,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from fullspectrum.atomic import write_atomic
-from fullspectrum.checkpoints import safe_torch_load
+from fullspectrum.checkpoints.atomic import write_atomic
+from fullspectrum.checkpoints.reading import safe_torch_load
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
 from fullspectrum.spectrum.graph import check_mask
 
