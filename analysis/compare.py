@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layers.selection import module_path
+from fullspectrum.layers.names import layer_name
 from fullspectrum.spectrum import SPECTRUM_FIELDS, full_spectrum_vector, layer_spectrum, regular_subgraphs
 from fullspectrum.spectrum.graph import check_mask, to_numpy
 
@@ -93,7 +93,7 @@ class MaskComparison:
 
 def _by_layer(tensors: Mapping | None) -> dict:
     """Re-key a mapping of parameter names (``layer1.0.conv1.weight``) by module path."""
-    return {module_path(str(name)): value for name, value in (tensors or {}).items()}
+    return {layer_name(str(name)): value for name, value in (tensors or {}).items()}
 
 
 def _side(mask, weight, name: str) -> tuple[dict, list]:

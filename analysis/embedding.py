@@ -33,8 +33,8 @@ import pandas as pd
 
 from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.spectrum import VECTOR_AXES
 
-U_COLUMNS = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")
 """The 4 components of SPEC §4's scoring vector ``u``, as population columns."""
 MIN_UMAP_CANDIDATES = 15
 """Below this many rows the neighbour graph UMAP needs is too thin: use PCA."""
@@ -69,16 +69,16 @@ def population_matrix(population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray,
     Layers appear in their first-seen order; a layer missing for a candidate
     contributes zeros, non-finite values become 0 (SPEC §4).
     """
-    missing = [c for c in ("candidate", "layer", *U_COLUMNS) if c not in population.columns]
+    missing = [c for c in ("candidate", "layer", *VECTOR_AXES) if c not in population.columns]
     if missing:
         raise FullSpectrumError(f"population: missing columns {missing}")
     layers = list(dict.fromkeys(population["layer"].astype(str)))
     wide = population.assign(layer=population["layer"].astype(str)).pivot_table(
-        index="candidate", columns="layer", values=list(U_COLUMNS), aggfunc="first", dropna=False
+        index="candidate", columns="layer", values=list(VECTOR_AXES), aggfunc="first", dropna=False
     )
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([U_COLUMNS, layers]))
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([VECTOR_AXES, layers]))
     # column order: layer-major, then the 4 components (u of layer 1, u of layer 2, ...)
-    wide = wide[[(component, layer) for layer in layers for component in U_COLUMNS]]
+    wide = wide[[(component, layer) for layer in layers for component in VECTOR_AXES]]
     matrix = wide.to_numpy(dtype=np.float64, copy=True)  # (candidates, 4 * layers)
     matrix[~np.isfinite(matrix)] = 0.0
     return wide.index.to_numpy(dtype=np.int64), matrix, layers
@@ -191,7 +191,7 @@ def network_points(population: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate: its network-mean ``delta_r, lambda_w, delta_r_imdb, lambda_imsg`` (SPEC §4:
     NaN-skipping unweighted means over layers), mean ``score`` and ``layers_won``; for the 3-D scatter."""
     grouped = population.groupby("candidate", sort=True)
-    frame = grouped[[*U_COLUMNS, "score"]].mean()  # pandas' mean skips NaN
+    frame = grouped[[*VECTOR_AXES, "score"]].mean()  # pandas' mean skips NaN
     frame["layers_won"] = grouped["won"].sum().astype(int) if "won" in population else 0
     return frame.reset_index()
 

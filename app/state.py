@@ -205,12 +205,12 @@ def run_snapshot_weights(path: str, step: int, stamp: tuple) -> dict:
 @st.cache_data(max_entries=16, show_spinner=False)
 def layer_view(path: str, step: int, layer: str, stamp: tuple) -> dict:
     """One layer of a run's masks: ``mask`` (numpy bool), its ``spectrum`` dict, ``classes`` and top ``sigma``."""
-    from fullspectrum.layers.selection import module_path
+    from fullspectrum.layers.names import layer_name
     from fullspectrum.spectrum import layer_spectrum, regular_subgraphs, top_singular_values
 
     masks = run_masks(path, step, stamp)
     weights = run_snapshot_weights(path, step, stamp) or run_weights(path, stamp)
-    names = {module_path(name): name for name in masks}
+    names = {layer_name(name): name for name in masks}
     if layer not in names:
         from fullspectrum.errors import unknown_name
 
@@ -251,11 +251,14 @@ def mask_source(source: tuple, stamp: tuple) -> tuple[dict, dict, str]:
         return candidate.masks, run_weights(path, stamp), f"{_Path(path).name}: candidate {index}"
     if kind == "upload":
         from fullspectrum.checkpoints import load_sparse_checkpoint
+        from fullspectrum.layers.names import parameter_name
 
         checkpoint = load_sparse_checkpoint(source[1])
-        masks = {f"{layer.name}.weight": layer.mask for layer in checkpoint.layers}
+        masks = {parameter_name(layer.name): layer.mask for layer in checkpoint.layers}
         weights = {
-            f"{layer.name}.weight": layer.weight for layer in checkpoint.layers if layer.weight is not None
+            parameter_name(layer.name): layer.weight
+            for layer in checkpoint.layers
+            if layer.weight is not None
         }
         return masks, weights, _Path(source[1]).name
     from fullspectrum.errors import unknown_name
@@ -276,13 +279,13 @@ def mask_comparison(source_a: tuple, source_b: tuple, stamps: tuple):
 @st.cache_data(max_entries=16, show_spinner=False)
 def graphon_pair(source_a: tuple, source_b: tuple, layer: str, stamps: tuple) -> tuple:
     """G25 graphon estimates (block values) of one layer of two mask sources."""
-    from fullspectrum.layers.selection import module_path
+    from fullspectrum.layers.names import layer_name
     from fullspectrum.spectrum.graphon import graphon_estimate
 
     values = []
     for source, stamp in zip((source_a, source_b), stamps, strict=True):
         masks, _, _ = mask_source(source, stamp)
-        by_layer = {module_path(name): mask for name, mask in masks.items()}
+        by_layer = {layer_name(name): mask for name, mask in masks.items()}
         values.append(graphon_estimate(by_layer[layer], name=layer).values)
     return tuple(values)
 

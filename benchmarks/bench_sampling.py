@@ -35,9 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_spectrum import baseline_layer  # noqa: E402
 
 from fullspectrum.sampling import SamplingConfig, prepare, sample  # noqa: E402
-from fullspectrum.sampling.candidates import VECTOR_FIELDS, CandidateEvaluator, score_layer  # noqa: E402
+from fullspectrum.sampling.candidates import CandidateEvaluator, score_layer  # noqa: E402
 from fullspectrum.sampling.pags import _batches_of  # noqa: E402
 from fullspectrum.sampling.workers import single_threaded  # noqa: E402
+from fullspectrum.spectrum import VECTOR_AXES  # noqa: E402
 
 
 def synchronize(device: str) -> None:
@@ -78,7 +79,7 @@ def per_candidate(setup, count: int) -> dict[str, float]:
             }
             papers.append(time.perf_counter() - start)
             for name in masks:
-                for field in VECTOR_FIELDS:
+                for field in VECTOR_AXES:
                     a, b = mine[name][field], theirs[name][field]
                     if not (math.isnan(a) and math.isnan(b)):
                         deviation = max(deviation, abs(a - b) / max(1.0, mine[name]["sigma1"]))

@@ -12,7 +12,7 @@ import streamlit as st
 from app import state, widgets
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layers.selection import module_path
+from fullspectrum.layers.names import layer_name
 
 CLASS_COLUMNS = ["d_c", "n_c", "l_c", "r_c", "edges", "d_right", "delta_r_c", "lambda_c", "f_c", "qualifies"]
 ALL = "all classes"
@@ -47,7 +47,7 @@ if not steps:
 pick_step, pick_layer = st.columns(2)
 step = pick_step.selectbox("Step", steps, index=len(steps) - 1, key=f"gi_step_{run}")
 try:
-    names = [module_path(name) for name in state.run_masks(run, step, stamp)]
+    names = [layer_name(name) for name in state.run_masks(run, step, stamp)]
 except (FullSpectrumError, OSError) as error:
     widgets.error_box(error, what=f"Masks of step {step} cannot be read")
     st.stop()

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from fullspectrum.spectrum import PLOT_AXES
+
 BASE, ASSEMBLED = -1, -2
-AXES = ("delta_r", "lambda_w", "delta_r_imdb")
 AXIS_TITLES = ("mean Δr", "mean λ", "mean Δr_imdb")
 HIGHLIGHTS = {
     BASE: ("base mask", "#f4511e", "diamond"),
@@ -33,14 +34,14 @@ def population_3d_figure(points: pd.DataFrame) -> go.Figure:
 
     Points with a NaN coordinate are not drawn; the title says how many.
     """
-    finite = np.isfinite(points[list(AXES)].to_numpy(dtype=float)).all(axis=1)
+    finite = np.isfinite(points[list(PLOT_AXES)].to_numpy(dtype=float)).all(axis=1)
     dropped = int((~finite).sum())
     shown = points[finite]
     figure = go.Figure()
     candidates = _candidates(shown)
     figure.add_trace(
         go.Scatter3d(
-            x=candidates[AXES[0]], y=candidates[AXES[1]], z=candidates[AXES[2]], mode="markers",
+            x=candidates[PLOT_AXES[0]], y=candidates[PLOT_AXES[1]], z=candidates[PLOT_AXES[2]], mode="markers",
             name=f"candidates ({len(candidates)})",
             marker={"size": 3, "color": candidates["score"] if "score" in candidates else "#90a4ae",
                     "colorscale": "Blues", "opacity": 0.8},
@@ -53,7 +54,7 @@ def population_3d_figure(points: pd.DataFrame) -> go.Figure:
         if len(row):
             figure.add_trace(
                 go.Scatter3d(
-                    x=row[AXES[0]], y=row[AXES[1]], z=row[AXES[2]], mode="markers", name=label,
+                    x=row[PLOT_AXES[0]], y=row[PLOT_AXES[1]], z=row[PLOT_AXES[2]], mode="markers", name=label,
                     marker={"size": 8, "color": colour, "symbol": symbol, "line": {"width": 1, "color": "black"}},
                     text=[label], hoverinfo="text", customdata=row["candidate"],
                 )

@@ -18,7 +18,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-COORDINATES = ("delta_r", "lambda_w", "delta_r_imdb")
+from fullspectrum.spectrum import PLOT_AXES
+
 """The plotted 3-D coordinate (SPEC §4)."""
 AXIS_TITLES = {
     "delta_r": "Δr (Ramanujan gap)",
@@ -43,7 +44,7 @@ def nearest_step(steps, step: int | None) -> int | None:
 
 def drawable(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Rows whose three coordinates are finite, and how many rows were left out."""
-    values = frame[list(COORDINATES)].to_numpy(dtype=float) if len(frame) else np.empty((0, 3))
+    values = frame[list(PLOT_AXES)].to_numpy(dtype=float) if len(frame) else np.empty((0, 3))
     keep = np.isfinite(values).all(axis=1)
     return frame[keep], int((~keep).sum())
 
@@ -57,8 +58,8 @@ def trajectory_figure(
 ) -> go.Figure:
     """3-D trajectories: one trace per layer, the network mean, and the points at ``step``.
 
-    ``layers`` has ``step``, ``layer`` and :data:`COORDINATES`; ``network`` (optional)
-    has ``step`` and :data:`COORDINATES` (one row per step).
+    ``layers`` has ``step``, ``layer`` and :data:`PLOT_AXES`; ``network`` (optional)
+    has ``step`` and :data:`PLOT_AXES` (one row per step).
     """
     names = list(dict.fromkeys(layers["layer"])) if selected_layers is None else list(selected_layers)
     shown = layers[layers["layer"].isin(names)]

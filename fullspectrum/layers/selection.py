@@ -28,14 +28,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fullspectrum.layers.names import ROOT_NAME, layer_name, strip_wrappers
 from fullspectrum.spectrum.graph import check_mask, check_weight
 
 KIND_BY_NDIM = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
 """How a bare state dict's weight is read from its number of dimensions."""
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-"""Prefixes added by DataParallel/DistributedDataParallel and ``torch.compile``."""
-ROOT_NAME = "(root)"
-"""Name of a layer that is the whole model (a state dict with a bare ``weight`` key)."""
 _NORM_NAME = re.compile(r"(norm|^bn\d*$|^ln(_\w+)?\d*$|^gn\d*$)", re.IGNORECASE)
 _EMBEDDING_NAME = re.compile(r"(embed|^embs?\d*$|^emb_|^wte$|^wpe$)", re.IGNORECASE)
 _ATTENTION_PARAMS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
@@ -89,30 +86,6 @@ class LayerSelection:
     """Layer-like tensors left out, with their reason."""
     notes: tuple[str, ...]
     """Notes and warnings (how masks were read, collapsed layers)."""
-
-
-def strip_wrappers(name: str) -> str:
-    """Remove DataParallel/DDP (``module.``) and ``torch.compile`` prefixes from a name."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if name.startswith(prefix):
-                name, changed = name[len(prefix) :], True
-        if name in ("module", "_orig_mod"):
-            name = ""
-    return name
-
-
-def module_path(param_name: str) -> str:
-    """``module.layer1.0.conv1.weight`` -> ``layer1.0.conv1`` (a module path stays as is)."""
-    name = strip_wrappers(param_name)
-    if name in ("weight", "weight_mask", "weight_orig"):
-        return ROOT_NAME
-    for suffix in (".weight", ".weight_mask", ".weight_orig"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def make_record(name: str, kind: str, mask, weight, *, source: str = "") -> LayerRecord:
@@ -234,7 +207,7 @@ def layers_from_state_dict(
         for k, v in (state_dict or {}).items()
         if isinstance(k, str) and isinstance(v, torch.Tensor)
     }
-    given = {module_path(str(k)): torch.as_tensor(v) for k, v in (masks or {}).items()}
+    given = {layer_name(str(k)): torch.as_tensor(v) for k, v in (masks or {}).items()}
     weights: dict[str, torch.Tensor] = {}
     prune_masks: dict[str, torch.Tensor] = {}
     skipped: dict[str, str] = {}  # name -> reason, in order

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from fullspectrum.errors import CheckpointError, FullSpectrumError
-from fullspectrum.spectrum import SPECTRUM_FIELDS, LayerSpectrum
+from fullspectrum.spectrum import SPECTRUM_FIELDS, VECTOR_AXES, LayerSpectrum
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -52,10 +52,7 @@ EVENT_COLUMNS: tuple[str, ...] = ("step", "layer", "pruned", "grown")
 POPULATION_COLUMNS: tuple[str, ...] = (
     "candidate",
     "layer",
-    "delta_r",
-    "lambda_w",
-    "delta_r_imdb",
-    "lambda_imsg",
+    *VECTOR_AXES,
     "score",
     "won",
 )

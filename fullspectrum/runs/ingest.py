@@ -26,6 +26,7 @@ import torch
 
 from fullspectrum.checkpoints import existing_file, load_sparse_checkpoint
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.layers.names import parameter_name
 from fullspectrum.runs.store import RunStore
 from fullspectrum.spectrum import SPECTRUM_FIELDS
 from fullspectrum.spectrum.network import analyze
@@ -72,7 +73,9 @@ def ingest_checkpoint(
             row = {field: record[field] for field in ("layer", *SPECTRUM_FIELDS)}
             rows.append({**row, "moving_distance": 0.0, "exploration_rate": record["density"]})
         store.add_snapshot(0, rows)
-        store.save_masks(0, {_param_name(layer.name): layer.mask.to(torch.bool) for layer in loaded.layers})
+        store.save_masks(
+            0, {parameter_name(layer.name): layer.mask.to(torch.bool) for layer in loaded.layers}
+        )
         copy = store.path / f"{SOURCE_STEM}{''.join(source.suffixes[-1:])}"
         if source.resolve() != copy.resolve():
             shutil.copyfile(source, copy)
@@ -87,8 +90,3 @@ def ingest_checkpoint(
             store.finish(status="failed")
         raise
     return store
-
-
-def _param_name(module_path: str) -> str:
-    """``layer1.0.conv1`` -> ``layer1.0.conv1.weight`` (the run store's mask keys)."""
-    return "weight" if module_path == "(root)" else f"{module_path}.weight"

@@ -31,15 +31,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from fullspectrum.layers.selection import module_path
+from fullspectrum.layers.names import layer_name
 from fullspectrum.pruning import GENERATORS, compute_scores, top_k_per_layer
 from fullspectrum.seeds import CandidateSeeds, candidate_seeds
-from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum
+from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectrum
 
 NOISE_SCALE = 1e-3
 """Relative score noise of the deterministic generators (SPEC §5)."""
-VECTOR_FIELDS = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")
-"""The four components of ``u``, in order (the population table stores them raw, NaN kept)."""
 
 
 def generator_kind(name: str) -> str:
@@ -133,7 +131,7 @@ def score_layer(
     name: str, mask: Tensor, weight: np.ndarray, reference: np.ndarray | None = None
 ) -> tuple[dict, float]:
     """``layer_spectrum`` of one layer as a dict, and its score ``||u - u_ref||``."""
-    spectrum = layer_spectrum(mask.detach().cpu().numpy(), weight, name=module_path(name))
+    spectrum = layer_spectrum(mask.detach().cpu().numpy(), weight, name=layer_name(name))
     u = full_spectrum_vector(spectrum)
     score = float(np.linalg.norm(u if reference is None else u - reference))
     return spectrum.as_dict(), score
@@ -188,7 +186,7 @@ class CandidateEvaluator:
         for name, mask in masks.items():
             reference = None if self.context.reference is None else self.context.reference[name]
             spectrum, score = score_layer(name, mask, self.weights[name], reference)
-            rows[name] = {**{key: float(spectrum[key]) for key in VECTOR_FIELDS}, "score": score}
+            rows[name] = {**{key: float(spectrum[key]) for key in VECTOR_AXES}, "score": score}
         packed = {name: pack_mask(mask) for name, mask in masks.items()}
         return CandidateResult(index=index, rows=rows, packed_masks=packed)
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layers.selection import module_path
+from fullspectrum.layers.names import layer_name
 from fullspectrum.sampling.candidates import (
     CandidateEvaluator,
     candidate_batches,
@@ -87,7 +87,7 @@ def sample(setup: SamplingSetup, *, progress: Progress | None = None) -> Samplin
     """
     config = setup.config
     started = time.perf_counter()
-    layer_of = {name: module_path(name) for name in setup.base_masks}
+    layer_of = {name: layer_name(name) for name in setup.base_masks}
     base = {row["param"]: LayerPoint(BASE, row["delta_r_imdb"], row["score"]) for row in setup.base_layers}
     selection = LayerSelection(base, config.rule)
     kept = dict(setup.base_masks)
@@ -272,7 +272,7 @@ def regenerate_candidate(source: SamplingConfig | SamplingSetup | str | Path, in
         result = CandidateEvaluator(setup.context).evaluate(
             setup.config.seed, index, _batches_of(setup)(index)
         )
-    layer_of = {name: module_path(name) for name in setup.base_masks}
+    layer_of = {name: layer_name(name) for name in setup.base_masks}
     table = population_table(population_rows(index, result.rows, layer_of), {})
     return Candidate(index=index, masks=result.masks(), population=table)
 

@@ -22,9 +22,8 @@ import pandas as pd
 from torch import Tensor
 
 from fullspectrum.runs import POPULATION_COLUMNS
-from fullspectrum.sampling.candidates import VECTOR_FIELDS
 from fullspectrum.sampling.config import SamplingConfig
-from fullspectrum.spectrum import full_spectrum_vector
+from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector
 
 BASE, ASSEMBLED = -1, -2
 """Candidate numbers of the base mask and of the assembled mask in the population table."""
@@ -111,7 +110,7 @@ def population_rows(candidate: int, rows: dict[str, dict], layer_of: dict[str, s
         {
             "candidate": candidate,
             "layer": layer_of[name],
-            **{key: float(row[key]) for key in VECTOR_FIELDS},
+            **{key: float(row[key]) for key in VECTOR_AXES},
             "score": float(row["score"]),
             "won": False,
         }

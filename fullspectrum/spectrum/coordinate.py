@@ -15,18 +15,15 @@ import numpy as np
 import pandas as pd
 
 PLOT_AXES: tuple[str, str, str] = ("delta_r", "lambda_w", "delta_r_imdb")
+"""The plotted 3-D coordinate ``v`` (SPEC §4), in axis order."""
 VECTOR_AXES: tuple[str, str, str, str] = ("delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg")
+"""The four components of the scoring vector ``u`` (SPEC §4), in order."""
 COUNT_FIELDS = ("n_left", "n_right", "dead_left", "dead_right", "dead_in_channels", "edges", "n_classes")
 
 
 def _get(source, name: str) -> float:
     value = source[name] if isinstance(source, Mapping | pd.Series) else getattr(source, name)
     return float(value)
-
-
-def plot_coordinate(source) -> np.ndarray:
-    """The 3-D point ``(delta_r, lambda_w, delta_r_imdb)``; NaN entries are kept (not drawn)."""
-    return np.array([_get(source, axis) for axis in PLOT_AXES])
 
 
 def full_spectrum_vector(source) -> np.ndarray:

@@ -24,11 +24,11 @@ from torch import nn
 
 from fullspectrum.checkpoints import SparseCheckpoint, interpret_checkpoint, load_sparse_checkpoint
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.layers.names import layer_name, parameter_name
 from fullspectrum.layers.selection import (
     LayerSelection,
     layers_from_module,
     layers_from_state_dict,
-    module_path,
 )
 from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectrum
 from fullspectrum.spectrum.metrics import check_convention
@@ -115,17 +115,14 @@ def _from_checkpoint(checkpoint: SparseCheckpoint) -> tuple[LayerSelection, str]
 def _from_pairs(pairs: Mapping) -> LayerSelection:
     masks = {name: _to_tensor(pair[0]) for name, pair in pairs.items()}
     weights = {
-        f"{_weight_key(name)}": _to_tensor(pair[1]) for name, pair in pairs.items() if pair[1] is not None
+        parameter_name(layer_name(name)): _to_tensor(pair[1])
+        for name, pair in pairs.items()
+        if pair[1] is not None
     }
     selection = layers_from_state_dict(weights, masks, source="pairs")
     if not selection.layers:
         raise FullSpectrumError("pairs: no layers found (no 2-D to 5-D masks)")
     return selection
-
-
-def _weight_key(name: str) -> str:
-    path = module_path(name)
-    return "weight" if path == "(root)" else f"{path}.weight"
 
 
 def _is_pair(value) -> bool:

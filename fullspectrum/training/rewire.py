@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from fullspectrum.errors import unknown_name
-from fullspectrum.layers.selection import module_path as layer_name
+from fullspectrum.layers.names import layer_name
 from fullspectrum.training.sparse import SparseState
 
 P_0 = 0.5

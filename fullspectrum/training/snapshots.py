@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fullspectrum.layers.selection import module_path as layer_name
+from fullspectrum.layers.names import layer_name
 from fullspectrum.spectrum import full_spectrum_vector, moving_distance
 from fullspectrum.spectrum.worker import LayerJob, PendingSpectra, SpectraProcess, compute_layers
 from fullspectrum.training import checkpoint as ckpt
