@@ -365,9 +365,9 @@ def test_job_state_without_a_worker_and_bad_commands(tmp_path):
     assert jobs.job_state(tmp_path).status == "unknown"
     assert jobs.stop(tmp_path) is False
     with pytest.raises(ValueError, match="unknown job command 'rm'"):
-        jobs.worker_command("rm", [])
+        jobs.job_command("rm", [])
     live = make_run(tmp_path / "live", density=0.1, seed=0, accuracy=None, finish=False)
-    (live / jobs.WORKER_FILE).write_text(json.dumps({"pid": 999_999_999}))  # no such process
+    (live / jobs.JOB_FILE).write_text(json.dumps({"pid": 999_999_999}))  # no such process
     assert jobs.job_state(live).status == "interrupted"  # heartbeat fresh, but its worker is gone
     assert jobs.expected_steps({"kind": "train", "config": {"epochs": 3, "eval_every": 21}}) == 63
     assert jobs.expected_steps({"kind": "train", "config": {}, "final": {"steps": 40}}) == 40

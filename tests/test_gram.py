@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, gram_top
-from fullspectrum.spectrum.singular import dense_top, top_singular_values
+from fullspectrum.spectrum.singular import dense_top, matrix_singular_values
 from tests.spectrum_oracle import adjacency_top_two
 
 
@@ -64,4 +64,4 @@ def test_top_singular_values_k10_agrees_with_numpy_svd():
     for _ in range(20):
         matrix = (rng.random((int(rng.integers(10, 60)), int(rng.integers(10, 60)))) < 0.3) * rng.random()
         exact = np.linalg.svd(matrix, compute_uv=False)[:10]
-        assert np.allclose(top_singular_values(matrix, 10)[: exact.size], exact, atol=1e-9, rtol=0)
+        assert np.allclose(matrix_singular_values(matrix, 10)[: exact.size], exact, atol=1e-9, rtol=0)

@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 from fullspectrum import __version__
+from fullspectrum.errors import FullSpectrumError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_handler(args: argparse.Namespace) -> int:
-    from fullspectrum.errors import FullSpectrumError
-
     try:
         return int(args.handler(args) or 0)
     except FullSpectrumError as error:

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from fullspectrum.errors import FullSpectrumError
+
 FORMATS = ("table", "csv", "json", "parquet")
 CONVENTIONS = ("fs23", "r23")
 _PROGRESS_MIN_LAYERS = 8  # below this a bar only flickers
@@ -42,8 +44,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fullspectrum.errors import FullSpectrumError
-
     out = Path(args.out) if args.out else None
     if args.format == "parquet" and out is None:
         raise FullSpectrumError("--format parquet writes a binary file: give --out FILE")
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze_with_progress(path: str, convention: str):
+    # torch and the engine load when the command runs: the parser is built for every command
     from tqdm import tqdm
 
     from fullspectrum.spectrum.network import analyze
@@ -103,6 +104,7 @@ def _as_note(note: str) -> str:
 
 def render_table(table, *, convention: str) -> str:
     """The readable per-layer table followed by the network means (SPEC §4)."""
+    # pandas and the engine load when the command runs (see _analyze_with_progress)
     import pandas as pd
 
     from fullspectrum.spectrum import network_summary

@@ -8,6 +8,7 @@ the app read like a training run (one snapshot at step 0).
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -31,8 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    # torch and the engine load when the command runs: the parser is built for every command
     from tqdm import tqdm
 
     from fullspectrum.runs.ingest import ingest_checkpoint

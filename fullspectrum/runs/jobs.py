@@ -1,4 +1,4 @@
-"""Long work as worker processes that write to a run directory (SPEC §8; issue 5's "Architecture").
+"""Long work as job processes that write to a run directory (SPEC §8).
 
 Training (ITOP21/RigL with FS23's spectral tracking), PAGS/PEGS sampling and
 checkpoint analysis take seconds to hours, so nothing that calls them should
@@ -6,8 +6,8 @@ block on them: the app (or a script) starts ``python -m fullspectrum <command>``
 as a separate, detached process with :func:`start_job` and forgets it. Everything
 needed to find the job again lives in the run directory:
 
-* ``worker.json``: the worker's pid, its command line and when it started;
-* ``worker.log``: its stdout and stderr (progress bars, errors);
+* ``job.json``: the job's pid, its command line and when it started;
+* ``job.log``: its stdout and stderr (progress bars, errors);
 * ``run.json``: written by the job itself, whose heartbeat tells a live job from
   a dead one (:meth:`fullspectrum.runs.RunStore.status`).
 
@@ -34,26 +34,27 @@ from fullspectrum.checkpoints.atomic import write_json_atomic
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs.database import RunError
 from fullspectrum.runs.run_file import DB_FILE, RUN_FILE, effective_status, read_info, utc_now
+from fullspectrum.runs.store import RunStore
 
-WORKER_FILE = "worker.json"
-"""Pid, command and start time of the worker that writes a run."""
-LOG_FILE = "worker.log"
-"""The worker's stdout and stderr."""
+JOB_FILE = "job.json"
+"""Pid, command and start time of the job that writes a run."""
+JOB_LOG = "job.log"
+"""The job's stdout and stderr."""
 JOB_COMMANDS = ("train", "pags", "ingest")
-"""Subcommands a worker may run."""
+"""Subcommands a job may run."""
 
 
 @dataclass(frozen=True)
 class JobState:
-    """How a worker and its run stand, read from the run directory alone."""
+    """How a job and its run stand, read from the run directory alone."""
 
     run_dir: Path
-    """The run directory the worker writes."""
+    """The run directory the job writes."""
     status: str
-    """``starting`` (worker alive, no ``run.json`` yet), ``running``, ``finished``, ``failed``,
+    """``starting`` (job process alive, no ``run.json`` yet), ``running``, ``finished``, ``failed``,
     ``interrupted`` (stopped, or killed: resumable for training), ``corrupt`` or ``unknown``."""
     pid: int | None
-    """The worker's process id (``None`` when no worker was started here)."""
+    """The job's process id (``None`` when no job was started here)."""
     alive: bool
     """Whether that process still exists."""
     step: int | None
@@ -63,7 +64,7 @@ class JobState:
     kind: str | None
     """``train``, ``pags`` or ``analysis``."""
     error: str | None
-    """Why the run could not be read, or the last line of a failed worker's log."""
+    """Why the run could not be read, or the last line of a failed job's log."""
 
     @property
     def active(self) -> bool:
@@ -80,7 +81,7 @@ class JobState:
         return min(1.0, max(0.0, self.step / self.total_steps))
 
 
-def worker_command(command: str, arguments: Sequence[str]) -> list[str]:
+def job_command(command: str, arguments: Sequence[str]) -> list[str]:
     """``[python, -m, fullspectrum, command, *arguments]`` with this interpreter."""
     if command not in JOB_COMMANDS:
         raise FullSpectrumError(f"unknown job command '{command}'; choose from {', '.join(JOB_COMMANDS)}")
@@ -90,13 +91,13 @@ def worker_command(command: str, arguments: Sequence[str]) -> list[str]:
 def start_job(command: str, arguments: Sequence[str], run_dir: str | Path) -> JobState:
     """Start ``fullspectrum command arguments...`` detached, logging into ``run_dir``; return at once.
 
-    The worker runs in its own session, so neither a rerun of the calling script
+    The job runs in its own session, so neither a rerun of the calling script
     nor the caller's exit touches it; a thread reaps it when it ends (no zombie).
     """
     run_dir = Path(run_dir).absolute()
-    argv = worker_command(command, arguments)
+    argv = job_command(command, arguments)
     run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / LOG_FILE
+    log_path = run_dir / JOB_LOG
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         log.write(f"\n== {utc_now()} {' '.join(argv[2:])}\n".encode())
@@ -110,8 +111,8 @@ def start_job(command: str, arguments: Sequence[str], run_dir: str | Path) -> Jo
             env=env,
         )
     write_json_atomic(
-        run_dir / WORKER_FILE,
-        {"pid": process.pid, "command": argv[2:], "started": utc_now(), "log": LOG_FILE},
+        run_dir / JOB_FILE,
+        {"pid": process.pid, "command": argv[2:], "started": utc_now(), "log": JOB_LOG},
     )
     threading.Thread(target=process.wait, name=f"fullspectrum-reap-{process.pid}", daemon=True).start()
     return job_state(run_dir)
@@ -130,10 +131,10 @@ def start_training(options: Mapping[str, object], run_dir: str | Path) -> JobSta
 
 
 def resume_training(run_dir: str | Path) -> JobState:
-    """Continue an interrupted training run in a new worker (``fullspectrum train --resume``)."""
+    """Continue an interrupted training run in a new job process (``fullspectrum train --resume``)."""
     state = job_state(run_dir)
     if state.alive:
-        raise RunError(f"{run_dir}: its worker (pid {state.pid}) is still running; stop it first")
+        raise RunError(f"{run_dir}: its job (pid {state.pid}) is still running; stop it first")
     if state.kind not in (None, "train"):
         raise RunError(f"{run_dir}: a {state.kind!r} run cannot be resumed, only training runs")
     return start_job("train", ["--resume", str(run_dir)], run_dir)
@@ -145,12 +146,12 @@ def start_ingest(checkpoint: str | Path, run_dir: str | Path) -> JobState:
 
 
 def stop(run_dir: str | Path) -> bool:
-    """Ask the run's worker to stop (SIGINT: a training run saves a checkpoint and is left resumable).
+    """Ask the run's job to stop (SIGINT: a training run saves a checkpoint and is left resumable).
 
-    Returns whether a signal was sent (``False``: no live worker for this run).
+    Returns whether a signal was sent (``False``: no live job for this run).
     """
-    pid = _worker_pid(Path(run_dir))
-    if pid is None or not _is_our_worker(pid, Path(run_dir)):
+    pid = _job_pid(Path(run_dir))
+    if pid is None or not _is_our_job(pid, Path(run_dir)):
         return False
     try:
         os.kill(pid, signal.SIGINT)
@@ -160,10 +161,10 @@ def stop(run_dir: str | Path) -> bool:
 
 
 def job_state(run_dir: str | Path) -> JobState:
-    """The worker's and the run's state, from the files of ``run_dir``."""
+    """The job's and the run's state, from the files of ``run_dir``."""
     run_dir = Path(run_dir)
-    pid = _worker_pid(run_dir)
-    alive = pid is not None and _is_our_worker(pid, run_dir)
+    pid = _job_pid(run_dir)
+    alive = pid is not None and _is_our_job(pid, run_dir)
     base = dict(run_dir=run_dir, pid=pid, alive=alive, step=None, total_steps=None, kind=None, error=None)
     if not (run_dir / RUN_FILE).is_file():
         status = "starting" if alive else ("failed" if pid is not None else "unknown")
@@ -175,9 +176,9 @@ def job_state(run_dir: str | Path) -> JobState:
         return JobState(**{**base, "status": "corrupt", "error": str(error)})
     status = effective_status(info)
     if alive:
-        status = "running"  # a resumed run says "interrupted" until its worker writes run.json
+        status = "running"  # a resumed run says "interrupted" until its job writes run.json
     elif status == "running" and pid is not None:
-        status = "interrupted"  # the worker is gone but its heartbeat has not aged out yet
+        status = "interrupted"  # the job is gone but its heartbeat has not aged out yet
     step = _last_step(run_dir)
     error = last_log_line(run_dir) if status == "failed" else None
     return JobState(
@@ -193,14 +194,14 @@ def job_state(run_dir: str | Path) -> JobState:
 
 
 def find_running(root: str | Path) -> list[JobState]:
-    """Every job under ``root`` that is still working (live worker or fresh heartbeat), in path order."""
+    """Every job under ``root`` that is still working (live job process or fresh heartbeat), in path order."""
     root = Path(root)
     if not root.is_dir():
         return []
     states = []
     for folder, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "masks")
-        if WORKER_FILE in filenames or RUN_FILE in filenames:
+        if JOB_FILE in filenames or RUN_FILE in filenames:
             state = job_state(Path(folder))
             if state.active:
                 states.append(state)
@@ -226,8 +227,8 @@ def expected_steps(info: Mapping) -> int | None:
 
 
 def read_log(run_dir: str | Path, *, max_chars: int = 4000) -> str:
-    """The end of the worker's log (progress bars' carriage returns turned into new lines)."""
-    path = Path(run_dir) / LOG_FILE
+    """The end of the job's log (progress bars' carriage returns turned into new lines)."""
+    path = Path(run_dir) / JOB_LOG
     if not path.is_file():
         return ""
     with open(path, "rb") as handle:
@@ -237,19 +238,19 @@ def read_log(run_dir: str | Path, *, max_chars: int = 4000) -> str:
 
 
 def last_log_line(run_dir: str | Path) -> str | None:
-    """The last non-empty line of the worker's log (a failed job's one-line error)."""
+    """The last non-empty line of the job's log (a failed job's one-line error)."""
     lines = [line.strip() for line in read_log(run_dir).splitlines() if line.strip()]
     return lines[-1] if lines else None
 
 
-def _worker_pid(run_dir: Path) -> int | None:
+def _job_pid(run_dir: Path) -> int | None:
     try:
-        return int(json.loads((run_dir / WORKER_FILE).read_text(encoding="utf-8"))["pid"])
+        return int(json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _is_our_worker(pid: int, run_dir: Path) -> bool:
+def _is_our_job(pid: int, run_dir: Path) -> bool:
     """``pid`` is alive, not a zombie, and (where /proc tells) runs ``fullspectrum`` on this run."""
     try:
         os.kill(pid, 0)
@@ -276,8 +277,6 @@ def _is_our_worker(pid: int, run_dir: Path) -> bool:
 def _last_step(run_dir: Path) -> int | None:
     if not (run_dir / DB_FILE).is_file():
         return None
-    from fullspectrum.runs import RunStore
-
     with contextlib.suppress(RunError, OSError):
         return RunStore.open(run_dir, readonly=True).last_step()
     return None

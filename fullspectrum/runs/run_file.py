@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from fullspectrum import __version__
 from fullspectrum.runs.database import RunError
 
 try:  # POSIX: an advisory lock stops two writers on one run
@@ -44,7 +45,6 @@ def utc_now() -> str:
 
 def collect_versions() -> dict[str, str | None]:
     """Versions every run records (python, platform, torch, numpy, scipy, pandas, sqlite, fullspectrum)."""
-    from fullspectrum import __version__
 
     def version(package: str) -> str | None:
         try:

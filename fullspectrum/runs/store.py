@@ -216,10 +216,6 @@ class RunStore:
         """Record evaluations (``split``, ``loss``, ``accuracy``, ``exploration_rate``) at ``step``."""
         self._write({"evals": eval_rows}, step)
 
-    def add_events(self, step: int, event_rows: Iterable[dict]) -> None:
-        """Record mask-update events (``layer``, ``pruned``, ``grown``) at ``step``."""
-        self._write({"events": event_rows}, step)
-
     def add_population(self, rows: Iterable[dict]) -> None:
         """Record scored PAGS candidates (``candidate`` -1 = base mask, -2 = assembled) in one transaction."""
         self._write({"population": rows}, None)

@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from fullspectrum.layers.names import layer_name
+from fullspectrum.models import build_model
 from fullspectrum.pruning import GENERATORS, compute_scores, top_k_per_layer
 from fullspectrum.seeds import CandidateSeeds, candidate_seeds
 from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectrum
@@ -141,8 +142,6 @@ class CandidateEvaluator:
     """Generates and scores candidates of one sampling; built once per worker process."""
 
     def __init__(self, context: PopulationContext) -> None:
-        from fullspectrum.models import build_model
-
         self.context = context
         self.kind = generator_kind(context.generator)
         model = build_model(context.model, context.num_classes, context.input_shape, **context.model_options)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.pruning import GENERATORS
 from fullspectrum.sampling.selection import SELECTION_RULES
+from fullspectrum.training.config import FALLBACK_PRESET, PRESETS
 
 DEVICES = ("auto", "cpu", "cuda")
 SCORE_ORIGINS = ("origin", "base")
@@ -104,8 +105,6 @@ class SamplingConfig:
 
     def resolved(self) -> SamplingConfig:
         """``batch_size`` and ``warmup_lr`` filled in from the dataset's training preset (SPEC §6)."""
-        from fullspectrum.training.config import FALLBACK_PRESET, PRESETS
-
         preset = PRESETS.get(self.data, FALLBACK_PRESET)
         return dataclasses.replace(
             self, batch_size=self.batch_size or preset.batch_size, warmup_lr=self.warmup_lr or preset.lr

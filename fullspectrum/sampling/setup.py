@@ -21,9 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
+from fullspectrum.data import load_dataset, make_loader
 from fullspectrum.devices import resolve_device
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import build_model
 from fullspectrum.pruning import LayerCollapseWarning, compute_scores, generate_masks
+from fullspectrum.runs import RunStore
 from fullspectrum.sampling.candidates import PopulationContext, generator_kind, layer_table
 from fullspectrum.sampling.config import SamplingConfig
 from fullspectrum.sampling.warmup import warm_up
@@ -61,9 +65,6 @@ class SamplingSetup:
 
 
 def _load(config: SamplingConfig):
-    from fullspectrum.data import load_dataset
-    from fullspectrum.models import build_model
-
     splits = load_dataset(
         config.data, data_dir=config.data_dir, split_seed=config.split_seed, **dict(config.data_options)
     )
@@ -80,8 +81,6 @@ def prepare(config: SamplingConfig, *, progress: Callable[[int, int], None] | No
 
     ``progress(done, total)`` follows the warm-up iterations.
     """
-    from fullspectrum.data import make_loader
-
     config = config.resolved()
     device = resolve_device(config.device)
     splits, model = _load(config)
@@ -115,9 +114,6 @@ def prepare(config: SamplingConfig, *, progress: Callable[[int, int], None] | No
 
 def setup_from_run(run_dir: str | Path, *, device: str = "cpu") -> SamplingSetup:
     """The setup of a PAGS run rebuilt from ``run.json`` and ``base_mask.pt`` (no warm-up, no pruning)."""
-    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
-    from fullspectrum.runs import RunStore
-
     store = RunStore.open(run_dir)
     info = store.info
     if info.get("kind") != "pags":
@@ -129,8 +125,6 @@ def setup_from_run(run_dir: str | Path, *, device: str = "cpu") -> SamplingSetup
     model.to(resolve_device(device))
     fixed = None
     if generator_kind(config.generator) == "noisy":
-        from fullspectrum.data import make_loader
-
         loader = make_loader(splits.train, config.batch_size, shuffle=True, seed=config.seed)
         options = dict(config.generator_options)
         fixed = compute_scores(

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fullspectrum.data import make_loader
 from fullspectrum.seeds import WARMUP_STREAM, derived_seed
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
@@ -38,8 +39,6 @@ def warm_up(
     The model is left in the train/eval mode it came in; ``iterations == 0``
     does nothing and returns NaN.
     """
-    from fullspectrum.data import make_loader
-
     if iterations <= 0:
         return float("nan")
     device = next(model.parameters()).device

@@ -5,10 +5,16 @@ Hoang et al., ICLR 2023 (R23), and the weighted spectral gap ``lambda_w`` and
 iterative means ``delta_r_imdb`` / ``lambda_imsg`` of Hoang et al., NeurIPS 2023
 (FS23), on the rolled bipartite encoding of a layer's mask.
 
+A dense ``(3, 4)`` mask is the complete bipartite graph K(4, 3): ``sigma1 = sqrt(3 * 4)``,
+``sigma2 = 0`` (to rounding), each of the 4 input units has fan-out 3 and each of the 3 output
+units fan-in 4, so ``delta_r = sqrt(3 - 1) + sqrt(4 - 1)``:
+
 >>> import numpy as np
 >>> s = layer_spectrum(np.ones((3, 4)))
->>> round(s.sigma1, 6), s.sigma2, s.d_left, s.d_right
-(3.464102, 0.0, 3.0, 4.0)
+>>> round(s.sigma1, 6), abs(s.sigma2) < 1e-12, s.d_left, s.d_right
+(3.464102, True, 3.0, 4.0)
+>>> round(s.delta_r, 6), round(float(np.sqrt(2) + np.sqrt(3)), 6)
+(3.146264, 3.146264)
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from fullspectrum.spectrum.metrics import (
     ramanujan_gap,
     top_two,
 )
-from fullspectrum.spectrum.singular import top_singular_values as _top_values
+from fullspectrum.spectrum.singular import matrix_singular_values
 from fullspectrum.spectrum.subgraphs import degree_classes, iterative_means
 from fullspectrum.spectrum.threads import one_blas_thread
 
@@ -171,4 +177,4 @@ def top_singular_values(mask, weight=None, k: int = 10) -> np.ndarray:
     check_mask(mask)
     graph = build_layer_graph(mask, weight)
     matrix = graph.weighted if weight is not None else graph.biadjacency
-    return _top_values(matrix, k)
+    return matrix_singular_values(matrix, k)

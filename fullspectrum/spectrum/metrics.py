@@ -7,7 +7,8 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from fullspectrum.spectrum.singular import top_singular_values
+from fullspectrum.errors import unknown_name
+from fullspectrum.spectrum.singular import matrix_singular_values
 
 NAN = float("nan")
 CONVENTIONS = ("fs23", "r23")
@@ -15,8 +16,6 @@ CONVENTIONS = ("fs23", "r23")
 
 def check_convention(convention: str) -> str:
     if convention not in CONVENTIONS:
-        from fullspectrum.errors import unknown_name
-
         raise unknown_name("convention", convention, CONVENTIONS)
     return convention
 
@@ -30,7 +29,7 @@ def top_two(matrix: sp.spmatrix | np.ndarray | None) -> tuple[float, float]:
     """``(s1, s2)`` of a live biadjacency; ``s2 = 0`` with one unit on a side; NaN if absent."""
     if matrix is None or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         return NAN, NAN
-    values = top_singular_values(matrix, 2)
+    values = matrix_singular_values(matrix, 2)
     return float(values[0]), float(values[1]) if values.size > 1 else 0.0
 
 

@@ -37,7 +37,7 @@ _DENSE_ENTRIES = 1 << 14
 _MAX_STEPS = 600
 
 
-def top_singular_values(matrix: sp.spmatrix | np.ndarray, k: int = 2) -> np.ndarray:
+def matrix_singular_values(matrix: sp.spmatrix | np.ndarray, k: int = 2) -> np.ndarray:
     """The ``k`` largest singular values (with multiplicity), descending.
 
     Returns fewer than ``k`` values only when the matrix has fewer than ``k``

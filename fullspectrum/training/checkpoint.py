@@ -74,11 +74,6 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     write_atomic(path, lambda handle: handle.write(data))
 
 
-def save_checkpoint(path: Path | str, payload: dict) -> None:
-    """Write ``payload`` (plus format tags) to ``path`` atomically."""
-    write_bytes(path, serialize(payload))
-
-
 def load_checkpoint(path: Path | str) -> dict:
     """Read a training checkpoint (safely: ``weights_only=True``) or raise a one-line CheckpointError."""
     path = Path(path)

@@ -25,8 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
+from fullspectrum.data import load_dataset, make_loader
 from fullspectrum.devices import resolve_device
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
+from fullspectrum.models import build_model
+from fullspectrum.runs import RunStore
 from fullspectrum.seeds import (
     TRAIN_DATA_STREAM,
     TRAIN_GROWTH_STREAM,
@@ -73,9 +77,6 @@ class _Session:
     """A run in progress: model, optimiser, masks, loaders and the store (one per train/resume call)."""
 
     def __init__(self, config: TrainConfig, store, device: torch.device, splits) -> None:
-        from fullspectrum.data import make_loader
-        from fullspectrum.models import build_model
-
         self.config, self.store, self.device = config, store, device
         self.method = get_method(config.method)
         self.model = build_model(config.model, splits.num_classes, splits.input_shape, **config.model_options)
@@ -123,8 +124,6 @@ class _Session:
         self.state.apply(self.weights)
 
     def _load_mask_checkpoint(self, path: str) -> dict[str, torch.Tensor]:
-        from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
-
         loaded = load_mask_checkpoint(path)
         if loaded.state_dict:  # the initial weights the masks were made for (e.g. PEGS's warmed-up ones)
             try:
@@ -302,8 +301,6 @@ class _Session:
 
 
 def _load_splits(config: TrainConfig):
-    from fullspectrum.data import load_dataset
-
     return load_dataset(config.data, data_dir=config.data_dir, split_seed=config.split_seed)
 
 
@@ -346,12 +343,8 @@ def train(
     ``stop_event`` stops at the next iteration boundary, saves a checkpoint and
     leaves an ``interrupted`` run that :func:`resume` continues.
     """
-    from fullspectrum.runs import RunStore
-
     device = resolve_device(config.device)
     if config.mask is not None:  # a bad file fails before any run directory exists
-        from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
-
         masks = load_mask_checkpoint(config.mask).masks
         # The run's density is the mask's own, not the flag's default.
         kept = sum(int(mask.sum()) for mask in masks.values())
@@ -378,8 +371,6 @@ def train(
 
 
 def _resolve(config: TrainConfig, splits) -> TrainConfig:
-    from fullspectrum.data import make_loader
-
     batch_size = config.batch_size or config.preset.batch_size
     iters = len(make_loader(splits.train, batch_size, shuffle=True, seed=0))
     return config.resolved(iters)
@@ -398,8 +389,6 @@ def resume(
     (``already_finished=True``); a run another process is still writing is refused
     (the store's writer lock).
     """
-    from fullspectrum.runs import RunStore
-
     reader = RunStore.open(run_dir)  # read-only: a finished run (say, a cached one) is not touched
     info = reader.info
     if info.get("kind") != "train":
