@@ -1,6 +1,6 @@
 """Benchmark: PAGS candidates generated and scored per second, and against the papers' way of scoring.
 
-Setting (issue 4): ResNet-18 (CIFAR variant) on synthetic 3×32×32 data with 10
+Setting: ResNet-18 (CIFAR variant) on synthetic 3×32×32 data with 10
 classes, SNIP at density 0.01, each candidate scored on 2 minibatches of 128
 (FS23's setting). Measured in one run, after one shared ``prepare`` (base mask
 and budgets, not timed):
@@ -115,7 +115,7 @@ def bench_pags(
     device: str = "auto",
     seed: int = 0,
 ) -> None:
-    """Print the whole benchmark (``bench_training.py`` runs it too, as issue 4 asks)."""
+    """Print the whole benchmark (``bench_training.py`` runs it too, so one run gives both)."""
     config = SamplingConfig(
         model="resnet18",
         data="synthetic",

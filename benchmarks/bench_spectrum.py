@@ -10,7 +10,7 @@ and the ratio is printed, with the largest deviation between the two.
     python benchmarks/bench_spectrum.py                 # densities 0.01 0.05 0.2, baseline at 0.01
     python benchmarks/bench_spectrum.py --baseline-densities 0.01 0.05
 
-Targets (issue 2, 2-core CPU): >= 10x faster than the baseline at density 0.01
+Targets (2-core CPU): >= 10x faster than the baseline at density 0.01
 (goal 20x), and t(0.2)/t(0.01) <= 1.5 * E(0.2)/E(0.01).
 """
 

@@ -1,4 +1,4 @@
-"""Snapshot overhead of sparse training (issue 4, "Speed"): target <= 1.10.
+"""Snapshot overhead of sparse training: target <= 1.10.
 
 The overhead is the ratio of training time with spectral snapshots to training
 time without them, at the default snapshot interval:

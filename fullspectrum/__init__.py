@@ -6,6 +6,22 @@ spectral gap ``lambda_w`` and the gap of its nested regular subgraphs
 2023), whose movement during sparse training tracks accuracy and which drives
 PAGS/PEGS mask sampling. Definitions: ``SPEC.md`` (shared with the project).
 
+Where things are (each package's docstring maps its modules):
+
+* :mod:`fullspectrum.spectrum`: the engine (Δr, λ, Δr_imdb of one layer, SPEC §1–4), the
+  analysis of a whole network (``analyze``) and the graphon estimate (G25);
+* :mod:`fullspectrum.layers`: which tensors of a network are layers, and their names;
+* :mod:`fullspectrum.checkpoints`: users' checkpoints read safely, the mask checkpoint file,
+  atomic writes;
+* :mod:`fullspectrum.pruning`: the pruning-at-initialisation generators and their registry;
+* :mod:`fullspectrum.training`: dense, static and dynamic sparse training (ITOP, RigL);
+* :mod:`fullspectrum.sampling`: PAGS/PEGS mask sampling (FS23);
+* :mod:`fullspectrum.runs`: the run store (``run.json``, the ``metrics.sqlite`` schema, mask
+  snapshots), exports, and the job processes the app starts;
+* :mod:`fullspectrum.models`, :mod:`fullspectrum.data`: the model zoo and the offline datasets;
+* :mod:`fullspectrum.cli`: the ``fullspectrum`` command, one module per subcommand;
+* shared by all: :mod:`fullspectrum.errors`, :mod:`fullspectrum.devices`, :mod:`fullspectrum.seeds`.
+
 Public names are imported lazily, so ``fullspectrum --version`` stays instant.
 """
 

@@ -1,4 +1,4 @@
-"""The app in a real browser (issue 5): ``fullspectrum app`` headless on a free localhost port, driven
+"""The app in a real browser: ``fullspectrum app`` headless on a free localhost port, driven
 by Debian's Chromium through Playwright's Python client (never a browser download).
 
 Every page must render without an exception element and draw its plotly charts;

@@ -1,4 +1,4 @@
-"""``fullspectrum app``: start the Streamlit lab (issue 5) on this machine.
+"""``fullspectrum app``: start the Streamlit lab on this machine.
 
 Runs ``streamlit run app/streamlit_app.py`` headless, listening on
 ``127.0.0.1`` unless ``--address`` says otherwise; the run folders to show are

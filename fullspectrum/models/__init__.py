@@ -5,6 +5,12 @@
 the convolutional nets adapt their pooling to small inputs such as 8×8 digits.
 These are the networks FS23 (ResNet-18/34, VGG-16), ITOP21 and the LTH papers
 (LeNet-5, Conv-6) prune.
+
+Modules: :mod:`~fullspectrum.models.registry` (``MODELS``, ``build_model``; a new model is
+registered there), one module per family (:mod:`~fullspectrum.models.mlp`,
+:mod:`~fullspectrum.models.lenet`, :mod:`~fullspectrum.models.conv6`,
+:mod:`~fullspectrum.models.resnet`, :mod:`~fullspectrum.models.vgg`) and the
+dimension-generic blocks they share (:mod:`~fullspectrum.models._layers`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,22 @@
-"""The run store (SPEC §8): self-contained, crash-safe run directories.
+"""The run store (SPEC §8): self-contained, crash-safe run directories, and the jobs that fill them.
 
 Training (ITOP21 / RigL with full-spectrum tracking, FS23 §4), PAGS/PEGS
 sampling (FS23 §5) and analyses record into a :class:`RunStore`; the app, the
 ``runs`` and ``export`` commands and scripts read runs back with
 :meth:`RunStore.open`, :func:`list_runs` and :func:`export_run`.
+
+Modules:
+
+* :mod:`~fullspectrum.runs.store`: :class:`RunStore`, create/open/append/finish a run directory;
+* :mod:`~fullspectrum.runs.database`: the ``metrics.sqlite`` schema (the pinned ``*_COLUMNS``),
+  transactions and typed reads;
+* :mod:`~fullspectrum.runs.run_file`: ``run.json`` (status, heartbeat, versions) and the writer lock;
+* :mod:`~fullspectrum.runs.mask_files`: bit-packed mask snapshots under ``masks/``;
+* :mod:`~fullspectrum.runs.listing`: every run under a folder, summarised;
+* :mod:`~fullspectrum.runs.export`: a run's tables as CSV/Parquet files;
+* :mod:`~fullspectrum.runs.ingest`: a user's checkpoint turned into an ``analysis`` run;
+* :mod:`~fullspectrum.runs.jobs`: long work as detached job processes (how the app starts, stops
+  and resumes a training, a sampling or an ingest, and finds them again).
 """
 
 from fullspectrum.runs.database import (

@@ -1,12 +1,19 @@
 """Dynamic sparse training with full-spectrum tracking (SPEC §6; ITOP, ICML 2021; FS23, NeurIPS 2023).
 
 One trainer for ``dense``, ``static`` (a fixed mask), ``itop`` (ITOP-Rand/SET:
-random growth) and ``rigl`` (gradient growth). It keeps plain parameters and a
-bool mask per Conv/Linear weight (:mod:`~fullspectrum.training.sparse`),
-rewires masks every ``ΔT`` iterations with plug-in prune/grow rules
-(:mod:`~fullspectrum.training.rewire`), and records every layer's
-full-spectrum coordinate into a run directory as it trains
-(:mod:`~fullspectrum.training.trainer`), resumable from its checkpoints.
+random growth) and ``rigl`` (gradient growth), resumable from its checkpoints.
+
+Modules:
+
+* :mod:`~fullspectrum.training.config`: ``TrainConfig`` and the dataset presets;
+* :mod:`~fullspectrum.training.trainer`: ``train`` / ``resume``, the loop;
+* :mod:`~fullspectrum.training.sparse`: plain parameters plus a bool mask per Conv/Linear weight;
+* :mod:`~fullspectrum.training.rewire`: prune/grow rules (plug-ins by name) and the prune-rate schedule;
+* :mod:`~fullspectrum.training.snapshots`: each layer's full-spectrum row recorded off the loop's path;
+* :mod:`~fullspectrum.training.spectra_worker`: whether those spectra are computed inline or in the
+  spectra worker process (:mod:`fullspectrum.spectrum.worker`);
+* :mod:`~fullspectrum.training.recording`: evaluation and mixed precision helpers;
+* :mod:`~fullspectrum.training.checkpoint`: the training checkpoint a run resumes from.
 """
 
 from fullspectrum.training.config import PRESETS, TrainConfig
