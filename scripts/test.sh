@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite in a fresh virtual environment (README's second command; CI runs it too).
-# A missing install step fails here, not only on a developer's machine.
+# A missing install step fails here, not only on a developer's machine. Everything runs: ruff, the
+# import-layering contracts, every test (slow ones too; browser tests skip without Chromium, GPU
+# tests without CUDA) and the docstring examples of fullspectrum/ and analysis/ (pyproject.toml's
+# testpaths). The inner loop in the existing environment is `nox -s fast` (CONTRIBUTING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=".venv-test"
@@ -15,4 +18,5 @@ if [ "$(id -u)" = "0" ] && ! command -v chromium >/dev/null 2>&1 && command -v a
 fi
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check fullspectrum app analysis benchmarks tests
+"$venv/bin/lint-imports"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -195,6 +195,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
         assert str(path) in lines[0]
 
 
+@pytest.mark.slow
 def test_real_subprocess(checkpoint, tmp_path):
     ok = subprocess.run(
         [sys.executable, "-m", "fullspectrum", "analyze", str(checkpoint), "--format", "csv"],

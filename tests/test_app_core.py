@@ -1,4 +1,4 @@
-"""App core (issue 5): Runs, Trajectories and Live training pages under AppTest, their chart builders,
+"""App core: Runs, Trajectories and Live training pages under AppTest, their chart builders,
 the worker-process jobs, the ``ingest`` and ``app`` commands."""
 
 from __future__ import annotations
@@ -345,6 +345,7 @@ def test_ingest_cli_bad_file_is_exit_2_and_writes_no_run(tmp_path, capsys):
     assert not (tmp_path / "run" / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_ingest_job_runs_in_a_worker_and_a_failed_one_reports_its_error(tmp_path):
     good = jobs.start_ingest(_checkpoint(tmp_path / "model.pt"), tmp_path / "good")
     assert good.pid is not None

@@ -283,6 +283,7 @@ def _progress(report: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_reader_process_sees_only_whole_snapshots(tmp_path):
     run, n_layers = tmp_path / "run", 8
     store = new_store(run)
