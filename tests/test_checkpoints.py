@@ -1,4 +1,4 @@
-"""Sparse checkpoints users already have, and the project's mask checkpoint (issue 2, SPEC §1, §8).
+"""Sparse checkpoints users already have, and the project's mask checkpoint (SPEC §1, §8).
 
 Every format is written from one tiny masked network built here; each must give
 the table ``analyze`` gives on the model itself.
@@ -361,17 +361,22 @@ class Zoo(nn.Module):
 
 def test_module_layers_and_skipped_with_reasons():
     selection = layers_from_module(nn.DataParallel(Zoo()))
+    # attention projections are layers (SPEC §1 as amended): the fused in_proj_weight as q, k, v
     assert [(r.name, r.kind) for r in selection.layers] == [
         ("conv1d", "Conv1d"),
         ("conv3d", "Conv3d"),
+        ("attention.q", "Linear"),
+        ("attention.k", "Linear"),
+        ("attention.v", "Linear"),
+        ("attention.out_proj", "Linear"),
         ("head", "Linear"),
     ]
     assert selection.layers[1].shape == (3, 2, 1, 2, 2)
     reasons = {s.name: s.reason for s in selection.skipped}
+    assert set(reasons) == {"grouped", "depthwise", "transposed", "embedding"}
     assert "groups=2" in reasons["grouped"] and "groups=8" in reasons["depthwise"]
     assert "transposed" in reasons["transposed"]
     assert "embedding" in reasons["embedding"]
-    assert "attention" in reasons["attention.in_proj_weight"] and "attention" in reasons["attention.out_proj"]
     assert not any(name.startswith("module") for name in [*reasons, *(r.name for r in selection.layers)])
     assert "no layer carries a mask" in selection.notes[0]
 
@@ -380,9 +385,21 @@ def test_bare_state_dict_reads_weights_by_shape_and_says_so():
     selection = layers_from_state_dict(Zoo().state_dict())
     names = [r.name for r in selection.layers]
     # a bare state dict cannot tell grouped or transposed convolutions apart: read as Conv2d, with a note
-    assert names == ["conv1d", "conv3d", "grouped", "depthwise", "transposed", "head"]
+    # attention projections are layers (SPEC §1 as amended): the fused in_proj_weight as q, k, v
+    assert names == [
+        "conv1d",
+        "conv3d",
+        "grouped",
+        "depthwise",
+        "transposed",
+        "attention.q",
+        "attention.k",
+        "attention.v",
+        "attention.out_proj",
+        "head",
+    ]
     reasons = {s.name: s.reason for s in selection.skipped}
-    assert set(reasons) == {"embedding", "attention.in_proj_weight", "attention.out_proj", "norm"}
+    assert set(reasons) == {"embedding", "norm"}
     assert any("bare state dict" in note for note in selection.notes)
 
 
@@ -445,10 +462,11 @@ def test_load_mask_checkpoint_refuses_other_files(net, tmp_path):
 def test_analyze_reports_skipped_tensors_and_progress():
     calls: list[tuple[int, int]] = []
     table = analyze(Zoo(), progress=lambda done, total: calls.append((done, total)))
-    assert list(table["layer"]) == ["conv1d", "conv3d", "head"]
-    assert calls == [(1, 3), (2, 3), (3, 3)]
+    layers = ["conv1d", "conv3d", "attention.q", "attention.k", "attention.v", "attention.out_proj", "head"]
+    assert list(table["layer"]) == layers  # attention projections are layers (SPEC §1 as amended)
+    assert calls == [(done, len(layers)) for done in range(1, len(layers) + 1)]
     skipped = dict(table.attrs["skipped"])
-    assert {"grouped", "depthwise", "transposed", "embedding", "attention.out_proj"} <= set(skipped)
+    assert {"grouped", "depthwise", "transposed", "embedding"} == set(skipped)
     assert all(reason for reason in skipped.values())
 
 

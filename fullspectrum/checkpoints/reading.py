@@ -1,4 +1,4 @@
-"""Reading the sparse checkpoints users already have, safely (issue 2; SPEC §1, §8).
+"""Reading the sparse checkpoints users already have, safely (SPEC §1, §8).
 
 Sparse networks reach the project as files written by other code:
 ``torch.nn.utils.prune`` state dicts (``weight_orig`` + ``weight_mask``), plain
@@ -28,11 +28,7 @@ import numpy as np
 import torch
 
 from fullspectrum.errors import CheckpointError
-from fullspectrum.layers.selection import (
-    LayerRecord,
-    SkippedTensor,
-    layers_from_state_dict,
-)
+from fullspectrum.layers import LayerRecord, SkippedTensor, layers_from_state_dict
 
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
 """Keys under which checkpoints commonly nest their state dict, tried in this order."""

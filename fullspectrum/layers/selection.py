@@ -1,52 +1,59 @@
-"""Which tensors of a network are layers of the rolled bipartite encoding (SPEC §1).
+"""Reading the layers of a network, with their masks, for the analysis (SPEC §1).
 
-A layer is the weight of a ``Conv1d/2d/3d`` with ``groups == 1`` or of a
-``Linear``, as in Hoang et al. (ICLR 2023, NeurIPS 2023) and ITOP (ICML 2021),
-whose code masks exactly these. Grouped/depthwise and transposed convolutions,
-embeddings and attention projections are not one bipartite graph of input by
-output units in that encoding, so they are skipped with the reason. Biases and
-normalisation parameters are never layers.
-
-Two readers share the records they return:
+Which tensors are layers is decided by :mod:`fullspectrum.layers.rule` (Conv/Linear weights,
+attention and MLP projections included, fused q/k/v projections split into three layers);
+this module applies that rule and turns every layer into a :class:`LayerRecord` ready for
+``layer_spectrum`` (Hoang et al., ICLR 2023, NeurIPS 2023). Two readers share the records:
 
 * :func:`layers_from_module` walks an ``nn.Module`` and knows each module's type;
-  masks come from ``torch.nn.utils.prune`` (``weight_orig`` + ``weight_mask``).
-* :func:`layers_from_state_dict` reads a bare state dict, where only shapes are
-  known: every 2-D to 5-D ``*.weight`` not of a normalisation layer is read as
+  masks come from ``torch.nn.utils.prune`` (``<weight>_orig`` + ``<weight>_mask``).
+* :func:`layers_from_state_dict` reads a bare state dict, where only names and shapes are
+  known: every 2-D to 5-D weight not of a normalisation layer or an embedding is read as
   Linear/Conv, and a note says so.
 
 Layers are named by module path (``layer1.0.conv1``: no ``.weight``, no
-``module.`` prefix) everywhere.
+``module.`` prefix) everywhere; the three projections of a fused weight are
+``<module>.q``, ``<module>.k``, ``<module>.v``.
+
+>>> from torch import nn
+>>> selection = layers_from_module(nn.Sequential(nn.MultiheadAttention(4, 2)))
+>>> [(layer.name, layer.shape) for layer in selection.layers]
+[('0.q', (4, 4)), ('0.k', (4, 4)), ('0.v', (4, 4)), ('0.out_proj', (4, 4))]
+>>> [layer.name for layer in layers_from_state_dict(nn.MultiheadAttention(4, 2).state_dict()).layers]
+['q', 'k', 'v', 'out_proj']
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from fullspectrum.layers.names import ROOT_NAME, layer_name, strip_wrappers
+from fullspectrum.layers.names import ROOT_NAME, layer_name, split_attribute, strip_wrappers, weight_key
+from fullspectrum.layers.rule import (
+    KIND_BY_NDIM,
+    REASON_EMBEDDING,
+    REASON_TIED,
+    SkippedTensor,
+    find_layers,
+    is_gpt2_layout,
+    layer_views,
+    state_dict_layout,
+    state_dict_skip_reason,
+)
 from fullspectrum.spectrum.graph import check_mask, check_weight
 
-KIND_BY_NDIM = {2: "Linear", 3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
-"""How a bare state dict's weight is read from its number of dimensions."""
-_NORM_NAME = re.compile(r"(norm|^bn\d*$|^ln(_\w+)?\d*$|^gn\d*$)", re.IGNORECASE)
-_EMBEDDING_NAME = re.compile(r"(embed|^embs?\d*$|^emb_|^wte$|^wpe$)", re.IGNORECASE)
-_ATTENTION_PARAMS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
-
-REASON_GROUPED = "grouped/depthwise convolution (groups={groups}): not one input-by-output bipartite graph"
-REASON_TRANSPOSED = (
-    "transposed convolution: its weight is (in, out, *kernel), not a layer of the rolled encoding"
-)
-REASON_EMBEDDING = "embedding: a lookup table, not a layer of the rolled encoding"
-REASON_ATTENTION = "attention projection (MultiheadAttention): skipped, as in FS23/ITOP"
 REASON_UNMASKED = "no mask in a file that has masks (left dense or not prunable by the code that masked it)"
 NOTE_BARE_STATE_DICT = (
-    "read from a bare state dict: every 2-D to 5-D '*.weight' not of a normalisation layer is taken as "
-    "Linear/Conv by its shape (grouped or transposed convolutions cannot be told apart there)"
+    "read from a bare state dict: every 2-D to 5-D weight not of a normalisation layer or an embedding is "
+    "taken as Linear/Conv by its shape (grouped or transposed convolutions cannot be told apart there); "
+    "fused q/k/v projections are split by shape"
+)
+NOTE_GPT2 = (
+    "a c_attn weight stored (d, 3d) marks HF GPT-2's Conv1D layout: c_attn, c_fc and c_proj weights "
+    "are read input-major (transposed to (out, in))"
 )
 
 
@@ -55,7 +62,8 @@ class LayerRecord:
     """One prunable layer, ready for ``layer_spectrum``."""
 
     name: str
-    """Module path, e.g. ``layer1.0.conv1`` (no ``.weight``, no ``module.`` prefix)."""
+    """Module path, e.g. ``layer1.0.conv1`` (no ``.weight``, no ``module.`` prefix); ``attn.q`` for a
+    projection of an attention module's own (fused or separate) weights."""
     kind: str
     """``Linear``, ``Conv1d``, ``Conv2d`` or ``Conv3d``."""
     shape: tuple[int, ...]
@@ -64,16 +72,9 @@ class LayerRecord:
     """Bool mask of that shape on the CPU (True = kept weight)."""
     weight: torch.Tensor | None
     """The weights (float, CPU), or None when only a mask is known."""
-
-
-@dataclass(frozen=True)
-class SkippedTensor:
-    """A weight that looks like a layer but is not one (SPEC §1)."""
-
-    name: str
-    """Module path (or parameter name) of the skipped tensor."""
-    reason: str
-    """Why it is not a layer."""
+    parameter: str = ""
+    """Parameter name of the weight the layer is (part of), wrappers dropped: the key of its mask
+    (SPEC §8), ``attn.in_proj_weight`` for ``attn.q``."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class LayerSelection:
     """Notes and warnings (how masks were read, collapsed layers)."""
 
 
-def make_record(name: str, kind: str, mask, weight, *, source: str = "") -> LayerRecord:
+def make_record(name: str, kind: str, mask, weight, *, source: str = "", parameter: str = "") -> LayerRecord:
     """Validate a mask (binary) and weight (same shape, finite) and build the record.
 
     ``source`` (a file name) prefixes error messages, so they name file and layer.
@@ -105,7 +106,39 @@ def make_record(name: str, kind: str, mask, weight, *, source: str = "") -> Laye
         shape=tuple(int(s) for s in mask_array.shape),
         mask=torch.from_numpy(mask_array.copy()),
         weight=weight,
+        parameter=parameter,
     )
+
+
+def records_of_weight(
+    key: str, kind: str, mask, weight, *, fused: bool, input_major: bool, source: str = ""
+) -> list[LayerRecord]:
+    """The layer records one weight ``key`` (a parameter name) holds, validated as a whole first.
+
+    An input-major weight (HF ``Conv1D``) is transposed to ``(out, in)``; a fused q/k/v weight
+    becomes three records ``<module>.q``, ``<module>.k``, ``<module>.v`` (rows ``[0:d]``,
+    ``[d:2d]``, ``[2d:3d]`` of the mask and the weight).
+    """
+    whole = make_record(layer_name(key), kind, mask, weight, source=source, parameter=key)
+    if not fused and not input_major:
+        return [whole]
+    masks = layer_views(key, whole.mask, fused=fused, input_major=input_major)
+    weights = (
+        [w for _, w in layer_views(key, whole.weight, fused=fused, input_major=input_major)]
+        if whole.weight is not None
+        else [None] * len(masks)
+    )
+    return [
+        LayerRecord(
+            name=name,
+            kind=kind,
+            shape=tuple(int(s) for s in part.shape),
+            mask=part.contiguous(),
+            weight=None if w is None else w.contiguous(),
+            parameter=key,
+        )
+        for (name, part), w in zip(masks, weights)
+    ]
 
 
 def _as_cpu_tensor(value) -> torch.Tensor:
@@ -122,48 +155,28 @@ def collapsed_notes(layers: tuple[LayerRecord, ...]) -> list[str]:
 
 
 def layers_from_module(model: nn.Module, *, source: str = "") -> LayerSelection:
-    """Layers of an ``nn.Module``; masks the ``torch.nn.utils.prune`` way, else nonzeros."""
+    """Layers of an ``nn.Module`` (:func:`~fullspectrum.layers.rule.find_layers`); masks the
+    ``torch.nn.utils.prune`` way, else nonzeros."""
+    found, skipped = find_layers(model)
     layers: list[LayerRecord] = []
-    skipped: list[SkippedTensor] = []
     unmasked: list[str] = []
-    attention_children: set[str] = set()
-    for raw_name, module in model.named_modules():
-        name = strip_wrappers(raw_name) or ROOT_NAME
-        if raw_name in attention_children:
-            skipped.append(SkippedTensor(name, REASON_ATTENTION))
-            continue
-        if isinstance(module, nn.MultiheadAttention):
-            prefix = f"{raw_name}." if raw_name else ""
-            attention_children.update(f"{prefix}{child}" for child, _ in module.named_children())
-            for param in _ATTENTION_PARAMS:
-                if getattr(module, param, None) is not None or hasattr(module, f"{param}_orig"):
-                    skipped.append(SkippedTensor(f"{name}.{param}", REASON_ATTENTION))
-            continue
-        reason = _module_skip_reason(module)
-        if reason is not None:
-            skipped.append(SkippedTensor(name, reason))
-            continue
-        if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
-            continue
-        weight = getattr(module, "weight_orig", None)
-        weight = module.weight if weight is None else weight
-        mask = getattr(module, "weight_mask", None)
+    for entry in found:
+        key = strip_wrappers(entry.name)
+        mask = getattr(entry.module, f"{entry.attribute}_mask", None)
         if mask is None:
-            unmasked.append(name)
-            mask = weight.detach() != 0
-        layers.append(make_record(name, type(module).__name__, mask, weight, source=source))
-    notes = _unmasked_notes(unmasked, total=len(layers))
+            unmasked.append(layer_name(key))
+            mask = entry.param.detach() != 0
+        layers += records_of_weight(
+            key,
+            entry.kind,
+            mask,
+            entry.param,
+            fused=entry.fused,
+            input_major=entry.input_major,
+            source=source,
+        )
+    notes = _unmasked_notes(unmasked, total=len(found))
     return LayerSelection(tuple(layers), tuple(skipped), tuple(notes + collapsed_notes(tuple(layers))))
-
-
-def _module_skip_reason(module: nn.Module) -> str | None:
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return REASON_TRANSPOSED
-    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d) and module.groups != 1:
-        return REASON_GROUPED.format(groups=module.groups)
-    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
-        return REASON_EMBEDDING
-    return None
 
 
 def _unmasked_notes(unmasked: list[str], *, total: int) -> list[str]:
@@ -192,14 +205,15 @@ def layers_from_state_dict(
     """Layers of a bare state dict (SPEC §1), with masks given separately or inside it.
 
     ``state_dict`` maps parameter names to tensors; a ``torch.nn.utils.prune``
-    pair ``X.weight_orig`` + ``X.weight_mask`` is one masked layer ``X``.
+    pair ``X.weight_orig`` + ``X.weight_mask`` is one masked weight ``X.weight``.
     ``masks`` (optional) maps parameter names or module paths to masks
     (``{"masks": ...}`` of a SPEC §8 mask checkpoint or sparselearning/ITOP).
     When the state dict carries no mask at all, the nonzeros of each weight
     define its mask (with a note). When it does, the masked tensors are the
     layers (the code that made the masks chose them) and other weights are
     listed as skipped: grouped convolutions or embeddings cannot be told from a
-    Linear/Conv by shape.
+    Linear/Conv by shape. Fused q/k/v weights (``in_proj_weight``, a ``(3d, d)``
+    ``qkv``/``c_attn`` weight) are split into three layers, as by the module reader.
     Layers without weights (``masks`` only) are analysed without weights.
     """
     tensors = {
@@ -207,46 +221,61 @@ def layers_from_state_dict(
         for k, v in (state_dict or {}).items()
         if isinstance(k, str) and isinstance(v, torch.Tensor)
     }
-    given = {layer_name(str(k)): torch.as_tensor(v) for k, v in (masks or {}).items()}
+    given = {weight_key(str(k)): torch.as_tensor(v) for k, v in (masks or {}).items()}
     weights: dict[str, torch.Tensor] = {}
     prune_masks: dict[str, torch.Tensor] = {}
-    skipped: dict[str, str] = {}  # name -> reason, in order
     for key, value in tensors.items():
-        parent, _, param = key.rpartition(".")
-        base = param[: -len("_orig")] if param.endswith("_orig") else param
-        base = base[: -len("_mask")] if base.endswith("_mask") else base
-        if base in _ATTENTION_PARAMS:
-            skipped[f"{parent}.{base}" if parent else base] = REASON_ATTENTION
-            continue
-        if base != "weight":
-            continue
-        path = parent or ROOT_NAME
-        if param == "weight_mask":
-            prune_masks[path] = value
-        elif param == "weight_orig" or path not in weights:
-            weights[path] = value
+        module, attribute = split_attribute(key)
+        if not attribute:
+            continue  # biases, buffers, parameters of other names: never layers
+        param = f"{module}.{attribute}" if module else attribute
+        if key.endswith("_mask"):
+            prune_masks[param] = value
+        elif key.endswith("_orig") or param not in weights:
+            weights[param] = value
     order = list(dict.fromkeys([*weights, *prune_masks, *given]))
+    shapes = {key: tuple(value.shape) for key, value in {**weights, **prune_masks, **given}.items()}
+    gpt2 = is_gpt2_layout(shapes)
+    owners = {  # tensors of embeddings, by storage: a Linear tied to one is no layer of its own
+        _storage(weight): layer_name(param)
+        for param, weight in weights.items()
+        if REASON_EMBEDDING in (_skip_reason(param, weight, tensors) or "")
+    }
     layers: list[LayerRecord] = []
+    skipped: dict[str, str] = {}  # name -> reason, in order
     unmasked: list[str] = []
-    for path in order:
-        weight = weights.get(path)
-        mask = given.get(path, prune_masks.get(path))
+    read = 0  # weights read as layers (a fused one gives three records)
+    for param in order:
+        weight = weights.get(param)
+        mask = given.get(param, prune_masks.get(param))
         reference = mask if mask is not None else weight
         if reference.dim() < 2 or reference.dim() > 5:
             continue  # biases and normalisation weights are 1-D: never layers
-        reason = _state_dict_skip_reason(path, reference.dim(), tensors)
+        reason = _skip_reason(param, reference, tensors)
+        storage = None if weight is None else _storage(weight)
+        other = owners.get(storage) if storage is not None else None
+        if reason is None and other is not None and other != layer_name(param):
+            reason = REASON_TIED.format(other=other)
         if reason is not None:
-            skipped[path] = reason
+            skipped[layer_name(param)] = reason
             continue
+        if storage is not None:
+            owners[storage] = layer_name(param)
         if mask is None and (given or prune_masks):
-            skipped[path] = REASON_UNMASKED
+            skipped[layer_name(param)] = REASON_UNMASKED
             continue
         if mask is None:
-            unmasked.append(path)
+            unmasked.append(layer_name(param))
             mask = weight.detach() != 0
-        layers.append(make_record(path, KIND_BY_NDIM[reference.dim()], mask, weight, source=source))
+        fused, input_major = state_dict_layout(param, tuple(reference.shape), gpt2=gpt2)
+        kind = KIND_BY_NDIM[reference.dim()]
+        read += 1
+        layers += records_of_weight(
+            param, kind, mask, weight, fused=fused, input_major=input_major, source=source
+        )
     notes = [NOTE_BARE_STATE_DICT] if layers else []
-    notes += _unmasked_notes(unmasked, total=len(layers))
+    notes += [NOTE_GPT2] if layers and gpt2 else []
+    notes += _unmasked_notes(unmasked, total=read)
     return LayerSelection(
         tuple(layers),
         tuple(SkippedTensor(name, reason) for name, reason in skipped.items()),
@@ -254,16 +283,12 @@ def layers_from_state_dict(
     )
 
 
-def _state_dict_skip_reason(path: str, ndim: int, tensors: Mapping[str, torch.Tensor]) -> str | None:
-    last = path.rpartition(".")[2]
-    if last in _ATTENTION_PARAMS:
-        return REASON_ATTENTION
-    if f"{path}.running_mean" in tensors or f"{path}.running_var" in tensors or _NORM_NAME.search(last):
-        return "normalisation layer (by its name or running statistics): never a layer"
-    if ndim == 2 and _EMBEDDING_NAME.search(last):
-        return REASON_EMBEDDING + " (by its name)"
-    parent = path.rpartition(".")[0]
-    siblings = (f"{parent}.{p}" if parent else p for p in _ATTENTION_PARAMS)
-    if last == "out_proj" and any(s in tensors or f"{s}_orig" in tensors for s in siblings):
-        return REASON_ATTENTION
-    return None
+def _skip_reason(param: str, reference: torch.Tensor, tensors: Mapping[str, torch.Tensor]) -> str | None:
+    return state_dict_skip_reason(split_attribute(param)[0] or ROOT_NAME, reference.dim(), tensors)
+
+
+def _storage(tensor: torch.Tensor) -> tuple | None:
+    """Identity of a tensor's data, so that tied weights (one storage under two names) are found."""
+    if tensor.numel() == 0 or tensor.device.type == "meta":
+        return None
+    return (tensor.data_ptr(), tuple(tensor.shape), tensor.stride(), tensor.dtype)

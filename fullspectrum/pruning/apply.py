@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from fullspectrum.errors import MaskError
-from fullspectrum.pruning.layers import maskable_parameters
+from fullspectrum.layers import maskable_parameters
 
 
 def apply_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> nn.Module:
@@ -36,5 +36,5 @@ def apply_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> nn.Module:
             raise MaskError(f"mask {name!r} is not binary")
     for name, mask in masks.items():
         module, param = layers[name]
-        prune.custom_from_mask(module, "weight", mask.to(device=param.device, dtype=param.dtype))
+        prune.custom_from_mask(module, name.rpartition(".")[2], mask.to(param))  # param's dtype, device
     return model

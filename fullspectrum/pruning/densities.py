@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from fullspectrum.errors import unknown_name
-from fullspectrum.pruning.layers import check_density
+from fullspectrum.pruning.budget import check_density
 
 ERK_KINDS = ("er", "erk")
 """The two layer-score rules: ``er`` ignores kernel dims, ``erk`` includes them."""

@@ -28,9 +28,10 @@ from typing import Literal
 from torch import Tensor, nn
 
 from fullspectrum.errors import MaskError, unknown_name
+from fullspectrum.layers import maskable_parameters
 from fullspectrum.pruning import scores as rules
+from fullspectrum.pruning.budget import check_density, target_count
 from fullspectrum.pruning.densities import erk_densities
-from fullspectrum.pruning.layers import check_density, maskable_parameters, target_count
 from fullspectrum.pruning.scoring import Progress, ScoringContext, scoring_mode, seeded_rng, take_examples
 from fullspectrum.pruning.topk import apportion, top_k_global, top_k_per_layer
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from fullspectrum.errors import MaskError
-from fullspectrum.pruning.layers import target_count
+from fullspectrum.pruning.budget import target_count
 from fullspectrum.pruning.scoring import (
     ScoringContext,
     batch_loss,

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from fullspectrum.errors import MaskError
-from fullspectrum.pruning.layers import MaskableParameter
+from fullspectrum.layers import MaskableParameter
 
 Progress = Callable[[int, int], None]
 Batch = tuple[Tensor, Tensor]

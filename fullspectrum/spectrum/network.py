@@ -1,4 +1,4 @@
-"""Full-spectrum analysis of a whole sparse network: ``analyze`` (issue 2; SPEC §1–4).
+"""Full-spectrum analysis of a whole sparse network: ``analyze`` (SPEC §1–4).
 
 Each prunable layer (SPEC §1) becomes one row of a table holding every
 ``LayerSpectrum`` field of Hoang et al. (ICLR 2023, NeurIPS 2023): Ramanujan
@@ -24,11 +24,12 @@ from torch import nn
 
 from fullspectrum.checkpoints import SparseCheckpoint, interpret_checkpoint, load_sparse_checkpoint
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layers.names import layer_name, parameter_name
-from fullspectrum.layers.selection import (
+from fullspectrum.layers import (
     LayerSelection,
+    layer_name,
     layers_from_module,
     layers_from_state_dict,
+    parameter_name,
 )
 from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectrum
 from fullspectrum.spectrum.metrics import check_convention

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from fullspectrum.errors import MaskError, unknown_name
-from fullspectrum.pruning.layers import maskable_parameters
+from fullspectrum.layers import maskable_parameters
+from fullspectrum.pruning.densities import erk_densities
 
 INITS = ("uniform", "er", "erk")
 
@@ -38,8 +39,6 @@ def layer_densities(shapes: Mapping[str, tuple[int, ...]], density: float, init:
         raise unknown_name("init", init, INITS)
     if init == "uniform":
         return {name: float(density) for name in shapes}
-    from fullspectrum.pruning.densities import erk_densities  # the one ER/ERK implementation (SPEC §6)
-
     return dict(erk_densities(dict(shapes), density, init))
 
 
