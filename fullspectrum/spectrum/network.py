@@ -83,11 +83,6 @@ def format_shape(shape: tuple[int, ...]) -> str:
     return "x".join(str(int(s)) for s in shape)
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """Inverse of :func:`format_shape`."""
-    return tuple(int(s) for s in str(text).split("x"))
-
-
 def _select(source) -> tuple[LayerSelection, str]:
     if isinstance(source, nn.Module):
         selection = layers_from_module(source, source="model")
