@@ -7,6 +7,7 @@ import torch
 from fullspectrum.errors import FullSpectrumError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+"""What ``--device`` accepts (and the app and configs offer): ``auto`` is CUDA when present."""
 
 
 def resolve_device(name: str) -> torch.device:

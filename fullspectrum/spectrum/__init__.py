@@ -6,12 +6,24 @@ from fullspectrum.spectrum.coordinate import (
     full_spectrum_vector,
     moving_distance,
     network_summary,
+    network_summary_by_step,
 )
 from fullspectrum.spectrum.layer import SPECTRUM_FIELDS, LayerSpectrum, layer_spectrum, top_singular_values
 from fullspectrum.spectrum.subgraphs import DegreeClass, regular_subgraphs
+from fullspectrum.spectrum.symbols import (
+    AXIS_TITLES,
+    COUNT_LABELS,
+    SYMBOLS,
+    axis_title,
+    metric_label,
+    metric_symbol,
+)
 
 __all__ = [
+    "AXIS_TITLES",
+    "COUNT_LABELS",
     "PLOT_AXES",
+    "SYMBOLS",
     "VECTOR_AXES",
     "SPECTRUM_FIELDS",
     "DegreeClass",
@@ -20,6 +32,10 @@ __all__ = [
     "layer_spectrum",
     "moving_distance",
     "network_summary",
+    "network_summary_by_step",
     "regular_subgraphs",
     "top_singular_values",
+    "axis_title",
+    "metric_label",
+    "metric_symbol",
 ]

@@ -72,3 +72,24 @@ def network_summary(layers: pd.DataFrame) -> pd.Series:
         elif pd.api.types.is_numeric_dtype(layers[column]) and not pd.api.types.is_bool_dtype(layers[column]):
             summary[column] = float(layers[column].astype(float).mean(skipna=True))
     return pd.Series(summary)
+
+
+def network_summary_by_step(layers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`network_summary` of every snapshot of a run's ``layers`` table, one row per step.
+
+    ``layers`` has ``step``, ``layer`` and per-layer values (the run store's
+    ``LAYER_COLUMNS``); the result has ``step`` first, then the network-level
+    values, ordered by step (an empty table gives an empty frame).
+
+    >>> units = {"n_left": 4, "n_right": 2, "dead_left": 0, "dead_right": 0, "edges": 4, "density": 0.5}
+    >>> layers = pd.DataFrame(
+    ...     {"step": [0, 0, 5], "layer": ["fc1", "fc2", "fc1"], "delta_r": [1.0, 3.0, 4.0], **units}
+    ... )
+    >>> network_summary_by_step(layers)[["step", "delta_r", "density"]].to_dict("records")
+    [{'step': 0, 'delta_r': 2.0, 'density': 0.5}, {'step': 5, 'delta_r': 4.0, 'density': 0.5}]
+    """
+    rows = [
+        {"step": int(step), **network_summary(group.drop(columns=["step", "layer"])).to_dict()}
+        for step, group in layers.groupby("step", sort=True)
+    ]
+    return pd.DataFrame(rows)
