@@ -16,7 +16,8 @@ Modules:
 * :mod:`~fullspectrum.runs.export`: a run's tables as CSV/Parquet files;
 * :mod:`~fullspectrum.runs.ingest`: a user's checkpoint turned into an ``analysis`` run;
 * :mod:`~fullspectrum.runs.jobs`: long work as detached job processes (how the app starts, stops
-  and resumes a training, a sampling or an ingest, and finds them again).
+  and resumes a training, a sampling or an ingest, and finds them again);
+* :mod:`~fullspectrum.runs.naming`: the folder names of runs started for a user.
 """
 
 from fullspectrum.runs.database import (
