@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from fullspectrum.runs import RunStore
+from fullspectrum.sampling import SamplingConfig, embedding_table, run_pags
 from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum, moving_distance
 
 SHAPES = {"fc1": (12, 16), "fc2": (10, 12), "fc3": (4, 10)}
@@ -80,9 +81,6 @@ def make_corrupt_run(path: Path) -> Path:
 
 def make_pags_run(path: Path) -> Path:
     """A real, tiny PAGS run (MLP on digits, four random candidates) with its stored embedding."""
-    from analysis.embedding import embedding_table
-    from fullspectrum.sampling import SamplingConfig, run_pags
-
     torch.set_num_threads(1)
     config = SamplingConfig(
         model="mlp", data="digits", generator="random", density=0.2, population=4, device="cpu"

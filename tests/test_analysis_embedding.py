@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.embedding import (
+    EMBEDDING_COLUMNS,
+    EMBEDDING_FILE,
     MIN_UMAP_CANDIDATES,
     embed_population,
     embedding_table,
@@ -17,6 +22,7 @@ from analysis.embedding import (
     save_embedding,
 )
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.sampling import ASSEMBLED, BASE
 
 LAYERS = ("conv1", "fc1", "fc2")
 
@@ -163,3 +169,38 @@ def test_embedding_to_csv_is_what_the_pags_hook_stores(tmp_path):
     back = load_embedding(tmp_path)
     assert back.method == emb.method and back.note == emb.note
     np.testing.assert_allclose(back.frame[["x", "y"]].to_numpy(), emb.frame[["x", "y"]].to_numpy())
+
+
+# -- embedding.csv: one writer, one reader, one format ------------------------------------------------------
+
+
+def test_save_embedding_writes_the_documented_columns_from_an_embedding_or_its_table(tmp_path):
+    emb = embed_population(_population(3))
+    for given in (emb, emb.table()):
+        path = save_embedding(tmp_path, given)
+        assert path == tmp_path / EMBEDDING_FILE
+        table = pd.read_csv(path)
+        assert tuple(table.columns) == EMBEDDING_COLUMNS
+        assert set(table["method"]) == {emb.method} and set(table["note"]) == {emb.note}
+        assert table["candidate"].tolist() == emb.frame["candidate"].tolist()
+
+
+def test_load_embedding_names_a_file_of_another_format(tmp_path):
+    (tmp_path / EMBEDDING_FILE).write_text("candidate,x\n0,1.0\n")
+    with pytest.raises(FullSpectrumError, match="missing columns"):
+        load_embedding(tmp_path)
+
+
+def test_the_library_maps_the_population_without_importing_analysis(tmp_path):
+    code = (
+        "import sys\n"
+        "from fullspectrum.cli import main\n"
+        f"assert main(['pags', '--model', 'mlp', '--data', 'digits', '--generator', 'erk', '--density', '0.1',"
+        f" '--population', '3', '--out', {str(tmp_path / 'run')!r}]) == 0\n"
+        "assert not [m for m in sys.modules if m == 'analysis' or m.startswith('analysis.')], 'analysis imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True, timeout=300)
+    back = load_embedding(tmp_path / "run")
+    assert back is not None and back.method == "pca"
+    assert tuple(pd.read_csv(tmp_path / "run" / EMBEDDING_FILE).columns) == EMBEDDING_COLUMNS
+    assert sorted(back.frame["candidate"]) == [ASSEMBLED, BASE, 0, 1, 2]

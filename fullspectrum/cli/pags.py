@@ -14,7 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fullspectrum.cli._common import add_device_argument, add_model_data_arguments
+from tqdm import tqdm
+
+from fullspectrum.cli._common import add_device_argument, add_model_data_arguments, names
+from fullspectrum.pruning import GENERATOR_NAMES
+from fullspectrum.sampling import SELECTION_RULES, SamplingConfig, run_pags
+from fullspectrum.sampling.embedding import embedding_table
 
 
 def register(subparsers) -> None:
@@ -28,7 +33,7 @@ def register(subparsers) -> None:
         ),
     )
     add_model_data_arguments(parser)
-    parser.add_argument("--generator", default="snip", help="mask generator (snip, grasp, synflow, erk, ...)")
+    parser.add_argument("--generator", default="snip", help=f"mask generator: {names(GENERATOR_NAMES)}")
     parser.add_argument("--density", type=float, default=0.01, help="fraction of weights kept (default 0.01)")
     parser.add_argument("--population", type=int, default=100, help="candidates drawn (default 100, FS23)")
     parser.add_argument(
@@ -40,7 +45,9 @@ def register(subparsers) -> None:
         default=0,
         help="dense SGD iterations first: 0 = PAGS, > 0 = PEGS (default 0)",
     )
-    parser.add_argument("--rule", default="fs23", help="per-layer selection: fs23 (default) or max-norm")
+    parser.add_argument(
+        "--rule", default="fs23", help=f"per-layer selection: {names(SELECTION_RULES)} (default fs23)"
+    )
     parser.add_argument(
         "--score-from",
         default="origin",
@@ -63,10 +70,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from fullspectrum.sampling import SamplingConfig, run_pags
-
     config = SamplingConfig(
         model=args.model,
         data=args.data,
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_description("warm-up" if done <= config.warmup_iters else "candidates", refresh=False)
             bar.refresh()
 
-        result = run_pags(config, args.out, progress=progress, embed=population_embedding())
+        result = run_pags(config, args.out, progress=progress, embed=embedding_table)
     summary = result.summary()
     print(
         f"wrote {result.run_dir}: {config.method} over {args.generator} on {args.model}/{args.data}, "
@@ -102,18 +105,3 @@ def run(args: argparse.Namespace) -> int:
         f"kept {summary['kept']} of {summary['total']} weights"
     )
     return 0
-
-
-def population_embedding():
-    """The population-embedding hook: ``analysis.embedding.embedding_table`` when importable, else ``None``.
-
-    ``analysis`` sits above the library (``app -> analysis -> fullspectrum``), so
-    the library never imports it; only this entry point passes it to
-    ``run_pags(embed=...)``, which stores its table (``candidate, x, y, method,
-    note``) as ``embedding.csv`` in the run.
-    """
-    try:
-        from analysis import embedding
-    except ImportError:
-        return None
-    return getattr(embedding, "embedding_table", None)

@@ -15,7 +15,18 @@ import platform
 import sys
 import warnings
 
-from fullspectrum.cli._common import add_device_argument, add_model_data_arguments
+import torch
+from tqdm import tqdm
+
+import fullspectrum
+from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
+from fullspectrum.cli._common import add_device_argument, add_model_data_arguments, names
+from fullspectrum.data import load_dataset, make_loader
+from fullspectrum.devices import resolve_device
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import build_model
+from fullspectrum.pruning import GENERATOR_NAMES, generate_masks
+from fullspectrum.pruning.generate import _lookup
 
 
 def register(subparsers) -> None:
@@ -28,9 +39,7 @@ def register(subparsers) -> None:
         ),
     )
     add_model_data_arguments(parser)
-    parser.add_argument(
-        "--method", required=True, help="mask generator (random, er, erk, magnitude, snip, ...)"
-    )
+    parser.add_argument("--method", required=True, help=f"mask generator: {names(GENERATOR_NAMES)}")
     parser.add_argument("--density", required=True, type=float, help="fraction of weights kept, in (0, 1]")
     parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the mask")
     parser.add_argument("--split-seed", type=int, default=0, help="train/validation split seed (default 0)")
@@ -46,17 +55,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    import fullspectrum
-    from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
-    from fullspectrum.data import load_dataset, make_loader
-    from fullspectrum.devices import resolve_device
-    from fullspectrum.models import build_model
-    from fullspectrum.pruning import generate_masks
-    from fullspectrum.pruning.generate import _lookup
-
     generator = _lookup(args.method)  # an unknown method fails before any data is loaded
     device = resolve_device(args.device)
     options = _options(args, generator)
@@ -106,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace, generator) -> dict:
-    from fullspectrum.errors import FullSpectrumError
-
     requested = {"n_examples": args.examples, "rounds": args.rounds}
     if args.train_mode:
         requested["train_mode"] = True

@@ -16,6 +16,12 @@ import sys
 import threading
 
 from fullspectrum.cli import EXIT_INTERRUPTED, EXIT_OK
+from fullspectrum.cli._common import add_device_argument, names
+from fullspectrum.data import DATASET_NAMES
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import MODEL_NAMES
+from fullspectrum.training import METHODS, TrainConfig, resume, train
+from fullspectrum.training.sparse import INITS
 
 # TrainConfig field -> command-line flag, for the options a fresh run takes
 RUN_FLAGS = {
@@ -46,17 +52,14 @@ def register(subparsers) -> None:
             "directory. Options left out take the dataset's preset (written into the run's config)."
         ),
     )
+    default = TrainConfig()
+    parser.add_argument("--model", help=f"architecture (default {default.model}): {names(MODEL_NAMES)}")
+    parser.add_argument("--data", help=f"dataset (default {default.data}): {names(DATASET_NAMES)}")
+    parser.add_argument("--method", choices=tuple(METHODS), help=f"default {default.method}")
     parser.add_argument(
-        "--model", help="architecture (default mlp): mlp, lenet5, conv6, resnet20/18/34, vgg16"
+        "--density", type=float, help=f"fraction of weights kept (default {default.density:g})"
     )
-    parser.add_argument(
-        "--data", help="dataset (default digits): digits, mnist1d, cifar10, cifar100, synthetic"
-    )
-    parser.add_argument("--method", choices=("dense", "static", "itop", "rigl"), help="default itop")
-    parser.add_argument("--density", type=float, help="fraction of weights kept (default 0.05)")
-    parser.add_argument(
-        "--init", choices=("uniform", "er", "erk"), help="initial layer densities (default erk)"
-    )
+    parser.add_argument("--init", choices=INITS, help=f"initial layer densities (default {default.init})")
     parser.add_argument("--epochs", type=int, help="epochs (default: the dataset's preset)")
     parser.add_argument("--batch-size", type=int, help="minibatch size (default: preset)")
     parser.add_argument("--lr", type=float, help="initial learning rate (default: preset)")
@@ -70,14 +73,12 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", help="run directory to create")
     parser.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
     parser.add_argument("--seed", type=int, help="seed of weights, masks, data order and growth (default 0)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA when present)")
+    add_device_argument(parser, default=None)  # None: not given (a resumed run keeps its own)
     parser.add_argument("--data-dir", metavar="DIR", help="folder of datasets that need files (CIFAR)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fullspectrum.errors import FullSpectrumError
-    from fullspectrum.training import TrainConfig, resume, train
 
     given = {field: getattr(args, field) for field in RUN_FLAGS if getattr(args, field) is not None}
     if args.resume is not None:

@@ -10,8 +10,9 @@ assembles the best layer of each into one mask; ``warmup_iters > 0`` is PEGS
 :mod:`~fullspectrum.sampling.selection` (per-layer rules),
 :mod:`~fullspectrum.sampling.workers` (parallel population),
 :mod:`~fullspectrum.sampling.warmup` (PEGS's warm-up),
-:mod:`~fullspectrum.sampling.result` (the result and its tables),
-:mod:`~fullspectrum.sampling.pags` (the job).
+:mod:`~fullspectrum.sampling.result` (the result, its tables and the names of
+its members), :mod:`~fullspectrum.sampling.embedding` (the population's 2-D map,
+``embedding.csv``), :mod:`~fullspectrum.sampling.pags` (the job).
 """
 
 from fullspectrum.sampling.candidates import (
@@ -21,17 +22,33 @@ from fullspectrum.sampling.candidates import (
     generator_kind,
 )
 from fullspectrum.sampling.config import SCORE_ORIGINS, SamplingConfig
-from fullspectrum.sampling.pags import (
+from fullspectrum.sampling.embedding import (
+    EMBEDDING_COLUMNS,
     EMBEDDING_FILE,
+    Embedding,
+    embed_population,
+    embedding_table,
+    load_embedding,
+    save_embedding,
+)
+from fullspectrum.sampling.pags import (
     STORED_MASKS,
+    STORED_STEPS,
     Candidate,
     regenerate_candidate,
     run_pags,
     sample,
     save_candidate_checkpoint,
 )
-from fullspectrum.sampling.result import ASSEMBLED, BASE, SamplingResult
-from fullspectrum.sampling.selection import SELECTION_RULES, LayerPoint, LayerSelection, get_rule, select
+from fullspectrum.sampling.result import (
+    ASSEMBLED,
+    BASE,
+    NAMED_MEMBERS,
+    SamplingResult,
+    candidate_label,
+    candidate_slug,
+)
+from fullspectrum.sampling.selection import SELECTION_RULES, LayerPoint, LayerWinners, get_rule, select
 from fullspectrum.sampling.setup import BASE_MASK_FILE, PAGS_MASK_FILE, SamplingSetup, prepare, setup_from_run
 from fullspectrum.sampling.warmup import warm_up
 
@@ -39,25 +56,35 @@ __all__ = [
     "ASSEMBLED",
     "BASE",
     "BASE_MASK_FILE",
+    "EMBEDDING_COLUMNS",
     "EMBEDDING_FILE",
+    "NAMED_MEMBERS",
     "PAGS_MASK_FILE",
     "SCORE_ORIGINS",
     "SELECTION_RULES",
     "Candidate",
     "CandidateResult",
+    "Embedding",
     "LayerPoint",
-    "LayerSelection",
+    "LayerWinners",
     "PopulationContext",
     "SamplingConfig",
     "SamplingResult",
     "SamplingSetup",
+    "candidate_label",
     "candidate_seeds",
+    "candidate_slug",
+    "embed_population",
+    "embedding_table",
     "generator_kind",
     "get_rule",
+    "load_embedding",
     "prepare",
     "regenerate_candidate",
     "save_candidate_checkpoint",
+    "save_embedding",
     "STORED_MASKS",
+    "STORED_STEPS",
     "run_pags",
     "sample",
     "select",

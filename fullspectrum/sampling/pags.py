@@ -16,10 +16,13 @@ warmed-up weights.
   ``pags_mask.pt`` / ``base_mask.pt`` that ``train --mask`` and ``analyze`` read.
 * :func:`regenerate_candidate` rebuilds candidate ``i`` alone, from a config or
   a run directory, exactly as it was in the population.
+* :func:`save_candidate_checkpoint` writes any member of a run's population
+  as a mask checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Callable
@@ -30,8 +33,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+import fullspectrum
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint, save_mask_checkpoint
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.layers.names import layer_name
+from fullspectrum.runs import RunStore
 from fullspectrum.sampling.candidates import (
     CandidateEvaluator,
     candidate_batches,
@@ -40,16 +46,18 @@ from fullspectrum.sampling.candidates import (
     layer_table,
 )
 from fullspectrum.sampling.config import SamplingConfig
+from fullspectrum.sampling.embedding import Embedding, save_embedding
 from fullspectrum.sampling.result import (
     ASSEMBLED,
     BASE,
     SamplingResult,
+    candidate_label,
     population_rows,
     population_table,
     snapshot_rows,
     spectrum_frame,
 )
-from fullspectrum.sampling.selection import LayerPoint, LayerSelection
+from fullspectrum.sampling.selection import LayerPoint, LayerWinners
 from fullspectrum.sampling.setup import (
     BASE_MASK_FILE,
     PAGS_MASK_FILE,
@@ -61,10 +69,12 @@ from fullspectrum.sampling.setup import (
 from fullspectrum.sampling.workers import evaluate_population, single_threaded
 
 Progress = Callable[[int, int], None]
-Embed = Callable[[pd.DataFrame], pd.DataFrame]
-EMBEDDING_FILE = "embedding.csv"
+Embed = Callable[[pd.DataFrame], Embedding | pd.DataFrame]
+"""Maps a population table to its 2-D map (e.g. ``embedding.embedding_table``)."""
 PROGRESS_WRITE_S = 1.0
 """At most one ``run.json["progress"]`` update per this many seconds (readers poll it)."""
+STORED_STEPS = {BASE: 0, ASSEMBLED: 1}
+"""The run-store steps whose snapshot (spectra and masks) is the base mask and the assembled mask."""
 
 
 def _batches_of(setup: SamplingSetup) -> Callable[[int], list | None]:
@@ -89,7 +99,7 @@ def sample(setup: SamplingSetup, *, progress: Progress | None = None) -> Samplin
     started = time.perf_counter()
     layer_of = {name: layer_name(name) for name in setup.base_masks}
     base = {row["param"]: LayerPoint(BASE, row["delta_r_imdb"], row["score"]) for row in setup.base_layers}
-    selection = LayerSelection(base, config.rule)
+    selection = LayerWinners(base, config.rule)
     kept = dict(setup.base_masks)
     rows = population_rows(BASE, {row["param"]: row for row in setup.base_layers}, layer_of)
     results = evaluate_population(
@@ -126,8 +136,6 @@ def sample(setup: SamplingSetup, *, progress: Progress | None = None) -> Samplin
 
 
 def _meta(result: SamplingResult, which: str) -> dict:
-    import fullspectrum
-
     config = result.config
     masks = result.assembled_masks if which == "assembled" else result.base_masks
     return {
@@ -165,14 +173,13 @@ def run_pags(
 
     ``progress(done, total)`` counts warm-up iterations then candidates
     (``total = warmup_iters + population``); ``run.json["progress"]`` holds
-    the same ``{"done", "total"}`` for other processes (updated about every second). ``embed``, if given, maps the
-    population table to a 2-D embedding table (e.g. ``analysis.embedding``'s),
-    stored as ``embedding.csv`` in the run. Ctrl-C leaves an ``interrupted``
-    run (sampling is not resumable: run it again); any other error a ``failed`` one.
+    the same ``{"done", "total"}`` for other processes (updated about every second).
+    ``embed``, if given, maps the population table to a 2-D map (e.g.
+    :func:`~fullspectrum.sampling.embedding.embedding_table`), which
+    :func:`~fullspectrum.sampling.embedding.save_embedding` stores as
+    ``embedding.csv`` in the run. Ctrl-C leaves an ``interrupted`` run
+    (sampling is not resumable: run it again); any other error a ``failed`` one.
     """
-    from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
-    from fullspectrum.runs import RunStore
-
     config = config.resolved()
     total = config.warmup_iters + config.population
 
@@ -223,21 +230,20 @@ def run_pags(
 def _store_embedding(store, embed: Embed, population: pd.DataFrame) -> None:
     """``embed(population)`` as ``embedding.csv``; a failing embedding is noted in run.json, not fatal."""
     try:
-        embed(population).to_csv(store.artifact_path(EMBEDDING_FILE), index=False)
+        save_embedding(store.path, embed(population))
     except Exception as error:  # an optional view of the population must not fail the sampling
         store.update_info(embedding_error=f"{type(error).__name__}: {error}")
 
 
 def _record(store, result: SamplingResult) -> SamplingResult:
     """Population, the base (step 0) and assembled (step 1) masks and their spectra, into ``store``."""
-    import dataclasses
-
+    base_step, assembled_step = STORED_STEPS[BASE], STORED_STEPS[ASSEMBLED]
     store.add_population(result.population.to_dict("records"))
-    store.add_snapshot(0, snapshot_rows(result.base_layers, result.base_layers))
-    store.add_snapshot(1, snapshot_rows(result.assembled_layers, result.base_layers))
-    store.save_masks(0, result.base_masks)
-    store.save_masks(1, result.assembled_masks)
-    store.update_info(snapshots={"0": "base mask", "1": "assembled mask"})
+    store.add_snapshot(base_step, snapshot_rows(result.base_layers, result.base_layers))
+    store.add_snapshot(assembled_step, snapshot_rows(result.assembled_layers, result.base_layers))
+    store.save_masks(base_step, result.base_masks)
+    store.save_masks(assembled_step, result.assembled_masks)
+    store.update_info(snapshots={str(step): candidate_label(index) for index, step in STORED_STEPS.items()})
     return dataclasses.replace(result, run_dir=store.path)
 
 
@@ -277,21 +283,19 @@ def regenerate_candidate(source: SamplingConfig | SamplingSetup | str | Path, in
     return Candidate(index=index, masks=result.masks(), population=table)
 
 
-STORED_MASKS = {-1: "base_mask.pt", -2: "pags_mask.pt"}
-"""Masks a PAGS run keeps as files: the base mask (-1) and the assembled mask (-2)."""
+STORED_MASKS = {BASE: BASE_MASK_FILE, ASSEMBLED: PAGS_MASK_FILE}
+"""Masks a PAGS run keeps as files: the base mask and the assembled mask."""
 
 
 def save_candidate_checkpoint(run_dir: str | Path, index: int, path: str | Path) -> Path:
     """Write any mask of a PAGS run as a SPEC §8 mask checkpoint ``train --mask`` accepts.
 
-    ``index`` -1 is the base mask and -2 the assembled one (copied from the run);
-    a candidate ``>= 0`` is regenerated from the run's seed and index and carries
-    the weights it was sampled at (those of ``base_mask.pt``).
+    ``index`` ``BASE`` is the base mask and ``ASSEMBLED`` the assembled one
+    (copied from the run); a candidate ``>= 0`` is regenerated from the run's
+    seed and index and carries the weights it was sampled at (those of ``base_mask.pt``).
     """
-    from fullspectrum.checkpoints.mask_file import load_mask_checkpoint, save_mask_checkpoint
-
     run_dir = Path(run_dir)
-    base = load_mask_checkpoint(run_dir / STORED_MASKS[-1])
+    base = load_mask_checkpoint(run_dir / STORED_MASKS[BASE])
     if index in STORED_MASKS:
         stored = load_mask_checkpoint(run_dir / STORED_MASKS[index])
         return save_mask_checkpoint(path, stored.masks, stored.state_dict, stored.meta)

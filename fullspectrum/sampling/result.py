@@ -23,10 +23,32 @@ from torch import Tensor
 
 from fullspectrum.runs import POPULATION_COLUMNS
 from fullspectrum.sampling.config import SamplingConfig
-from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector
+from fullspectrum.spectrum import SPECTRUM_FIELDS, VECTOR_AXES, full_spectrum_vector
 
 BASE, ASSEMBLED = -1, -2
 """Candidate numbers of the base mask and of the assembled mask in the population table."""
+NAMED_MEMBERS = {BASE: "base", ASSEMBLED: "assembled"}
+"""The population members that are not drawn candidates, by their one-word names."""
+
+
+def candidate_label(index: int) -> str:
+    """How a reader names population member ``index``.
+
+    >>> candidate_label(BASE), candidate_label(ASSEMBLED), candidate_label(3)
+    ('base mask', 'assembled mask', 'candidate 3')
+    """
+    index = int(index)
+    return f"{NAMED_MEMBERS[index]} mask" if index in NAMED_MEMBERS else f"candidate {index}"
+
+
+def candidate_slug(index: int) -> str:
+    """Population member ``index`` in a file or folder name.
+
+    >>> candidate_slug(BASE), candidate_slug(ASSEMBLED), candidate_slug(3)
+    ('base', 'assembled', 'candidate3')
+    """
+    index = int(index)
+    return NAMED_MEMBERS.get(index, f"candidate{index}")
 
 
 @dataclass(frozen=True)
@@ -137,8 +159,6 @@ def spectrum_frame(layers: list[dict], layer_of: dict[str, str]) -> pd.DataFrame
 
 def snapshot_rows(layers: pd.DataFrame, start: pd.DataFrame) -> list[dict]:
     """Rows of the run store's ``layers`` table, moving distance measured from ``start`` (the base mask)."""
-    from fullspectrum.spectrum import SPECTRUM_FIELDS
-
     rows = []
     for (_, row), (_, origin) in zip(layers.iterrows(), start.iterrows()):
         distance = float(np.linalg.norm(full_spectrum_vector(row) - full_spectrum_vector(origin)))
