@@ -1,4 +1,11 @@
-"""Studies that consume runs: correlations, embeddings, mask comparisons, reproductions.
+"""Studies that consume runs and masks; the app draws what these compute.
+
+* :mod:`~analysis.compare`: two masks of one network compared layer by layer, with a plain summary.
+* :mod:`~analysis.correlation`: final ℓ2-moving distance vs final accuracy across runs, beside density (FS23 Fig. 3; MGE24).
+* :mod:`~analysis.embedding`: a PAGS population's network means and per-layer winners (its 2-D map is
+  :mod:`fullspectrum.sampling.embedding`).
+* :mod:`~analysis.mask_sources`: the masks of a run snapshot, a PAGS candidate or an uploaded checkpoint.
+* :mod:`~analysis.layer_view`: one layer of a set of masks, analysed for the graph inspector.
 
 Depends on `fullspectrum`; never on Streamlit or Plotly (the app imports this, not the reverse).
 """

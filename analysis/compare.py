@@ -28,7 +28,13 @@ import pandas as pd
 
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.layers.names import layer_name
-from fullspectrum.spectrum import SPECTRUM_FIELDS, full_spectrum_vector, layer_spectrum, regular_subgraphs
+from fullspectrum.spectrum import (
+    SPECTRUM_FIELDS,
+    full_spectrum_vector,
+    layer_spectrum,
+    metric_symbol,
+    regular_subgraphs,
+)
 from fullspectrum.spectrum.graph import check_mask, to_numpy
 
 COMPOSITION_FIELDS = ("classes", "qualifying_units")
@@ -49,14 +55,6 @@ CLASS_COLUMNS = (
     "qualifies",
 )
 """Columns of :attr:`MaskComparison.classes` (``mask`` is ``"A"`` or ``"B"``)."""
-PRETTY = {
-    "delta_r": "Δr",
-    "lambda_w": "λ",
-    "delta_r_imdb": "Δr_imdb",
-    "lambda_imsg": "λ_imsg",
-    "delta_s": "Δs",
-}
-"""How the summary names metrics (the papers' symbols)."""
 SUMMARY_METRICS = ("delta_r_imdb", "delta_r", "lambda_w", "lambda_imsg")
 
 
@@ -212,7 +210,7 @@ def _class_phrase(row: pd.Series) -> str | None:
 
 def _metric_phrase(row: pd.Series, metric: str) -> str | None:
     a, b = float(row[f"{metric}_a"]), float(row[f"{metric}_b"])
-    name = PRETTY.get(metric, metric)
+    name = metric_symbol(metric)
     if np.isnan(a) and np.isnan(b):
         return None
     if np.isnan(b):
@@ -280,7 +278,7 @@ def summarize(table: pd.DataFrame, *, top: int = 3, skipped=()) -> list[str]:
         imdb_a, imdb_b = table["delta_r_imdb_a"].mean(), table["delta_r_imdb_b"].mean()
         if np.isfinite(imdb_a) and np.isfinite(imdb_b) and abs(imdb_b - imdb_a) > 1e-9:
             word = "higher" if imdb_b > imdb_a else "lower"
-            parts.append(f"B's mean Δr_imdb is {_number(imdb_b - imdb_a)} {word}")
+            parts.append(f"B's mean {metric_symbol('delta_r_imdb')} is {_number(imdb_b - imdb_a)} {word}")
         sentences.append("; ".join(parts) + ".")
         ranked = table.assign(
             _dead=(table["dead_in_channels_delta"].abs() + table["dead_right_delta"].abs())

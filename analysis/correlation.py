@@ -11,7 +11,8 @@ density. So the study here always reports three things side by side:
 * distance vs accuracy *within* each density, and pooled over densities after
   removing each density's mean from both (what is left once density is known).
 
-Pure pandas/numpy/scipy; the app draws the numbers, it does not compute them.
+The statistics are pandas/numpy/scipy over a table of runs (:func:`run_points`
+reads it from run directories); the app draws the numbers, it does not compute them.
 
 >>> import pandas as pd
 >>> points = pd.DataFrame({"density": [0.1] * 4, "final_distance": [1, 2, 3, 4],
@@ -30,6 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.runs import RunStore
 
 POINT_COLUMNS = ("run", "label", "method", "density", "seed", "final_distance", "final_accuracy")
 """Columns of :func:`run_points`: one row per run."""
@@ -119,9 +123,6 @@ def distance_accuracy_study(points: pd.DataFrame) -> CorrelationStudy:
 def run_points(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """One row per run (``POINT_COLUMNS``): network-mean moving distance at its last snapshot,
     and ``final["test_accuracy"]`` (NaN while unfinished). Unreadable runs give NaN values."""
-    from fullspectrum.errors import FullSpectrumError
-    from fullspectrum.runs import RunStore
-
     rows = []
     for run_dir in run_dirs:
         row = dict.fromkeys(POINT_COLUMNS)
