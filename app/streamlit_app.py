@@ -1,4 +1,4 @@
-"""Entry point of the fullspectrum lab (issue 5): navigation, the shared sidebar, then the page.
+"""Entry point of the fullspectrum lab: navigation, the shared sidebar, then the page.
 
 Run with ``fullspectrum app`` (or ``streamlit run app/streamlit_app.py``). Pages
 are thin files in ``app/app_pages/``; a page whose file is not there yet is left
@@ -18,7 +18,7 @@ if str(HERE.parent) not in sys.path:  # `from app import ...` works however stre
 
 from app import widgets  # noqa: E402
 
-# (file, title, icon): the six pages agreed for issue 5, in menu order
+# (file, title, icon): the pages, in menu order
 PAGES = (
     ("runs.py", "Runs", ":material/folder_open:"),
     ("trajectories.py", "Trajectories", ":material/timeline:"),

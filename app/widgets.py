@@ -1,6 +1,6 @@
 """Small widgets every page shares: the sidebar's run picker, error boxes, job progress.
 
-Session-state keys (agreed between pages): ``run_roots`` (list of folders),
+Session-state keys every page reads: ``run_roots`` (list of folders),
 ``selected_run`` (path of the chosen run, or ``None``).
 """
 
@@ -11,8 +11,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import state
+from app import cache
+from fullspectrum.training import METHODS
 
+POLL_S = 2.0
+"""How often pages poll a running job."""
+REWIRING_METHODS = [name for name, method in METHODS.items() if method.rewires]
+"""Dynamic sparse training methods (their masks move): the sidebar picks one of their runs first."""
 _PICKER_KEY = "_run_picker"
 
 
@@ -25,14 +30,14 @@ def error_box(error: BaseException | str, *, what: str | None = None) -> None:
 def run_roots() -> list[str]:
     """The folders whose runs the app shows (initialised from ``FULLSPECTRUM_RUNS``)."""
     if "run_roots" not in st.session_state:
-        st.session_state["run_roots"] = state.default_roots()
+        st.session_state["run_roots"] = cache.default_roots()
     return list(st.session_state["run_roots"])
 
 
 def load_runs() -> pd.DataFrame:
     """All runs under the current roots (cached); missing roots are reported once in the sidebar."""
     roots = tuple(run_roots())
-    table, _ = state.run_table(roots, state.roots_stamp(roots))
+    table, _ = cache.run_table(roots, cache.roots_stamp(roots))
     return table
 
 
@@ -77,7 +82,7 @@ def sidebar() -> None:
         st.markdown("### Runs")
         roots = run_roots()
         runs = load_runs()
-        _, missing = state.run_table(tuple(roots), state.roots_stamp(tuple(roots)))
+        _, missing = cache.run_table(tuple(roots), cache.roots_stamp(tuple(roots)))
         if runs.empty:
             st.caption("No runs yet in the folders below.")
             st.session_state["selected_run"] = None
@@ -88,7 +93,7 @@ def sidebar() -> None:
             if wanted not in paths:  # default: a readable dynamic sparse run (its mask moves), else any
                 readable = runs.loc[runs["status"] != "corrupt"]
                 training = readable.loc[readable["kind"] == "train"]
-                dynamic = training.loc[training["method"].isin(["itop", "rigl"]), "path"].tolist()
+                dynamic = training.loc[training["method"].isin(REWIRING_METHODS), "path"].tolist()
                 wanted = (dynamic or training["path"].tolist() or readable["path"].tolist() or paths)[0]
             if st.session_state.get(_PICKER_KEY) != wanted:
                 st.session_state[_PICKER_KEY] = wanted

@@ -1,4 +1,4 @@
-"""App inspection pages (issue 5): Graph inspector, PAGS lab and Compare masks under AppTest, and their
+"""App inspection pages: Graph inspector, PAGS lab and Compare masks under AppTest, and their
 pure chart builders (graph, compare, pags)."""
 
 from __future__ import annotations

@@ -8,15 +8,27 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import state, widgets
+from app import cache, widgets
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
+from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.sampling import ASSEMBLED, BASE, STORED_MASKS, candidate_label
+from fullspectrum.spectrum import VECTOR_AXES, metric_label
 
 KINDS = {"run": "Run snapshot", "candidate": "PAGS candidate", "upload": "Upload"}
-NAMED = {-1: "base mask", -2: "assembled mask"}
-TABLE_METRICS = ["delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg", "density", "dead_in_channels",
-                 "dead_right", "n_classes", "classes", "in_regime"]  # fmt: skip
+"""Mask source kinds (``analysis.mask_sources``) and how the picker names them."""
+TABLE_METRICS = [
+    *VECTOR_AXES,
+    "density",
+    "dead_in_channels",
+    "dead_right",
+    "n_classes",
+    "classes",
+    "in_regime",
+]
 CHART_METRICS = ("delta_r_imdb", "delta_r", "lambda_w", "dead_in_channels")
+CLASS_COUNTS = ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
+"""The counts shown under the degree classes of one layer."""
 ERRORS = (FullSpectrumError, OSError, KeyError, RuntimeError)
 
 st.title("Compare masks")
@@ -48,16 +60,16 @@ def _apply_request(side: str) -> None:
 
 def _upload(side: str) -> tuple | None:
     file = st.file_uploader(
-        f"Checkpoint (≤ {state.UPLOAD_LIMIT_MB} MB; read with weights_only, never executed)",
+        f"Checkpoint (≤ {UPLOAD_LIMIT_MB} MB; read with weights_only, never executed)",
         type=["pt", "pth", "bin", "safetensors"],
         key=f"cmp_upload_{side}",
     )
     if file is None:
         return None
-    if file.size > state.UPLOAD_LIMIT_MB * 2**20:
-        st.error(f"{file.name}: larger than {state.UPLOAD_LIMIT_MB} MB")
+    if file.size > UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"{file.name}: larger than {UPLOAD_LIMIT_MB} MB")
         return None
-    folder = state.workspace_root() / "uploads"
+    folder = cache.workspace_root() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / Path(file.name).name
     target.write_bytes(file.getvalue())
@@ -83,9 +95,9 @@ def _source(side: str, default_step_index: int) -> tuple | None:
         selected = st.session_state.get("selected_run")
         st.session_state[key] = selected if selected in paths else paths[0]
     path = st.selectbox("Run", paths, format_func=lambda p: labels.get(p, p), key=key)
-    stamp = state.run_stamp(path)
+    stamp = cache.run_stamp(path)
     if kind == "run":
-        steps = state.run_mask_steps(path, stamp)
+        steps = cache.run_mask_steps(path, stamp)
         if not steps:
             st.info("This run stored no masks.")
             return None
@@ -93,14 +105,16 @@ def _source(side: str, default_step_index: int) -> tuple | None:
             st.session_state[f"cmp_step_{side}"] = steps[default_step_index]
         step = st.selectbox("Step", steps, key=f"cmp_step_{side}")
         return ("run", path, int(step))
-    population = state.run_population(path, stamp)
-    candidates = sorted(int(c) for c in population["candidate"].unique()) or [-2, -1]
+    population = cache.run_population(path, stamp)
+    candidates = sorted(int(c) for c in population["candidate"].unique()) or [ASSEMBLED, BASE]
     if st.session_state.get(f"cmp_cand_{side}") not in candidates:
-        st.session_state[f"cmp_cand_{side}"] = -2 if side == "a" else -1
+        st.session_state[f"cmp_cand_{side}"] = ASSEMBLED if side == "a" else BASE
     index = st.selectbox(
         "Candidate",
         candidates,
-        format_func=lambda c: NAMED.get(c, f"candidate {c} (regenerated from its seed and index)"),
+        format_func=lambda c: (
+            candidate_label(c) + ("" if c in STORED_MASKS else " (regenerated from its seed and index)")
+        ),
         key=f"cmp_cand_{side}",
     )
     return ("candidate", path, int(index))
@@ -128,11 +142,11 @@ if sources["a"] is None or sources["b"] is None:
     st.stop()
 
 stamps = tuple(
-    state.run_stamp(source[1]) if source[0] != "upload" else () for source in (sources["a"], sources["b"])
+    cache.run_stamp(source[1]) if source[0] != "upload" else () for source in (sources["a"], sources["b"])
 )
 try:
     with st.spinner("Comparing the two masks (a candidate is regenerated from its seed the first time)…"):
-        result, label_a, label_b = state.mask_comparison(sources["a"], sources["b"], stamps)
+        result, label_a, label_b = cache.mask_comparison(sources["a"], sources["b"], stamps)
 except ERRORS as error:
     widgets.error_box(error, what="These masks cannot be compared")
     st.stop()
@@ -155,7 +169,7 @@ st.plotly_chart(iou_bars(table), width="stretch", key="cmp_iou")
 st.subheader("One layer: graphon estimate and degree classes")
 layer = st.selectbox("Layer", table["layer"].tolist(), key="cmp_layer")
 try:
-    values_a, values_b = state.graphon_pair(sources["a"], sources["b"], layer, stamps)
+    values_a, values_b = cache.graphon_pair(sources["a"], sources["b"], layer, stamps)
     st.plotly_chart(graphon_figure(values_a, values_b, layer=layer), width="stretch", key="cmp_graphon")
 except ERRORS as error:
     widgets.error_box(error, what=f"Graphon of {layer}")
@@ -163,15 +177,9 @@ st.plotly_chart(composition_figure(result.classes, layer), width="stretch", key=
 row = table.set_index("layer").loc[layer]
 st.dataframe(
     {
-        "": ["dead input units", "dead input channels", "dead output units", "qualifying classes", "classes"],
-        "A": [
-            int(row[f"{m}_a"])
-            for m in ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
-        ],
-        "B": [
-            int(row[f"{m}_b"])
-            for m in ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
-        ],
+        "": [metric_label(m) for m in CLASS_COUNTS],
+        "A": [int(row[f"{m}_a"]) for m in CLASS_COUNTS],
+        "B": [int(row[f"{m}_b"]) for m in CLASS_COUNTS],
     },
     hide_index=True,
 )

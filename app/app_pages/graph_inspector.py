@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import cache, widgets
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.layers.names import layer_name
+from fullspectrum.spectrum import metric_label, metric_symbol
 
 CLASS_COLUMNS = ["d_c", "n_c", "l_c", "r_c", "edges", "d_right", "delta_r_c", "lambda_c", "f_c", "qualifies"]
 ALL = "all classes"
@@ -32,9 +32,9 @@ if runs.empty:
     st.stop()
 
 run = widgets.run_picker("Run", runs, preferred=st.session_state.get("selected_run"), key="gi_run")
-stamp = state.run_stamp(run)
+stamp = cache.run_stamp(run)
 try:
-    steps = state.run_mask_steps(run, stamp)
+    steps = cache.run_mask_steps(run, stamp)
 except (FullSpectrumError, OSError) as error:
     widgets.error_box(error, what=f"Run {Path(run).name} cannot be read")
     st.stop()
@@ -47,24 +47,24 @@ if not steps:
 pick_step, pick_layer = st.columns(2)
 step = pick_step.selectbox("Step", steps, index=len(steps) - 1, key=f"gi_step_{run}")
 try:
-    names = [layer_name(name) for name in state.run_masks(run, step, stamp)]
+    names = cache.mask_source(("run", run, int(step)), stamp).layers()
 except (FullSpectrumError, OSError) as error:
     widgets.error_box(error, what=f"Masks of step {step} cannot be read")
     st.stop()
 layer = pick_layer.selectbox("Layer", names, key=f"gi_layer_{run}")
 try:
-    view = state.layer_view(run, step, layer, stamp)
+    view = cache.layer_view(run, step, layer, stamp)
 except (FullSpectrumError, OSError) as error:
     widgets.error_box(error, what=f"Layer {layer} cannot be analysed")
     st.stop()
 
-spectrum, classes, mask = view["spectrum"], view["classes"], view["mask"]
+spectrum, classes, mask = view.spectrum.as_dict(), view.classes, view.mask
 # The run recorded this layer's metrics at this step with the weights of that moment; where the
 # snapshot kept no weights, masks alone cannot give the weighted ones, so the recorded row wins.
-recorded = state.run_layers(run, stamp).query("step == @step and layer == @layer")
-if not recorded.empty and view["omega"] is None:
+recorded = cache.run_layers(run, stamp).query("step == @step and layer == @layer")
+if not recorded.empty and view.omega is None:
     spectrum = {**spectrum, **recorded.iloc[0].to_dict()}
-if view["omega"] is None:
+if view.omega is None:
     st.caption(
         "This snapshot stores no weights (a training run keeps them at its first and last snapshots "
         "only): the class table's λ_c is left blank; the layer's λ above is the value the run recorded."
@@ -73,12 +73,10 @@ cols = st.columns(6)
 for col, (label, value) in zip(
     cols,
     (
-        ("Δr", spectrum["delta_r"]),
-        ("λ", spectrum["lambda_w"]),
-        ("Δr_imdb", spectrum["delta_r_imdb"]),
-        ("qualifying classes", spectrum["n_classes"]),
+        *((metric_symbol(name), spectrum[name]) for name in ("delta_r", "lambda_w", "delta_r_imdb")),
+        (metric_label("n_classes"), spectrum["n_classes"]),
         ("dead inputs / outputs", f"{spectrum['dead_left']} / {spectrum['dead_right']}"),
-        ("dead input channels", spectrum["dead_in_channels"]),
+        (metric_label("dead_in_channels"), spectrum["dead_in_channels"]),
     ),
     strict=True,
 ):
@@ -109,7 +107,7 @@ left, right = st.columns(2)
 left.plotly_chart(degree_histograms_figure(mask, name=layer), width="stretch", key="gi_degrees")
 right.plotly_chart(
     singular_values_figure(
-        view["sigma"], spectrum["d_left"], spectrum["d_right"], weighted=view["omega"], name=layer
+        view.sigma, spectrum["d_left"], spectrum["d_right"], weighted=view.omega, name=layer
     ),
     width="stretch",
     key="gi_sigma",

@@ -8,20 +8,23 @@ A refresh or a second tab finds the job again from the run store.
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 
 import streamlit as st
 
-from app import state, widgets
+from app import cache, widgets
 from app.charts.trajectories import metrics_figure, trajectory_figure
+from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import MODEL_NAMES
 from fullspectrum.runs import jobs
+from fullspectrum.runs.naming import run_folder_name
+from fullspectrum.training import METHODS
 
-MODELS = ("mlp", "lenet5", "conv6", "resnet20", "resnet18", "resnet34", "vgg16")
-DATASETS = ("digits", "mnist1d", "synthetic", "cifar10", "cifar100")
-METHODS = ("itop", "rigl", "static")
+SPARSE_METHODS = sorted(
+    (name for name in METHODS if name != "dense"), key=lambda name: not METHODS[name].rewires
+)
+"""The methods this page trains, those whose masks move first (a dense run has no mask to watch)."""
 _WATCHED = "live_run"
 
 st.title("Live training")
@@ -29,11 +32,11 @@ st.title("Live training")
 # -- configure and start -------------------------------------------------------------------------------
 with st.form("live_config"):
     first, second, third = st.columns(3)
-    model = first.selectbox("Model", MODELS, key="live_model")
-    data = first.selectbox("Data", DATASETS, key="live_data")
+    model = first.selectbox("Model", MODEL_NAMES, key="live_model")
+    data = first.selectbox("Data", DATASET_NAMES, key="live_data")
     method = second.selectbox(
         "Method",
-        METHODS,
+        SPARSE_METHODS,
         key="live_method",
         help="itop: random growth (ITOP-Rand/SET); rigl: gradient growth",
     )
@@ -52,8 +55,8 @@ with st.form("live_config"):
     started = st.form_submit_button("Start training", type="primary")
 
 if started:
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()) or f"{model}_{data}_{method}_d{density:g}_s{seed}"
-    run_dir = state.workspace_root() / f"{label}_{time.strftime('%Y%m%d-%H%M%S')}"
+    parts = [name] if name.strip() else [model, data, method, f"d{density:g}", f"s{seed}"]
+    run_dir = cache.workspace_root() / run_folder_name(*parts)
     options = {
         "model": model,
         "data": data,
@@ -73,7 +76,7 @@ if started:
         st.session_state[_WATCHED] = str(run_dir)
 
 # -- which job to watch --------------------------------------------------------------------------------
-workspace = state.workspace_root()
+workspace = cache.workspace_root()
 running = jobs.find_running(workspace)
 for root in widgets.run_roots():
     if Path(root).absolute() != workspace:
@@ -114,13 +117,13 @@ def _live_panel(run_dir: str, was_active: bool) -> None:
             st.rerun()
     if job.status == "corrupt":
         widgets.error_box(job.error or "unreadable run", what="This run cannot be read")
-    stamp = state.run_stamp(run_dir)
+    stamp = cache.run_stamp(run_dir)
     layers = evals = None
     if job.status not in ("starting", "corrupt", "unknown"):
         try:
-            layers = state.run_layers(run_dir, stamp)
-            evals = state.run_evals(run_dir, stamp)
-            network = state.network_means(run_dir, stamp)
+            layers = cache.run_layers(run_dir, stamp)
+            evals = cache.run_evals(run_dir, stamp)
+            network = cache.network_means(run_dir, stamp)
         except FullSpectrumError as error:
             widgets.error_box(error, what="This run cannot be read")
     if layers is not None and not layers.empty:
@@ -140,4 +143,4 @@ def _live_panel(run_dir: str, was_active: bool) -> None:
 
 
 active = jobs.job_state(watched).active
-st.fragment(_live_panel, run_every=state.POLL_S if active else None)(watched, active)
+st.fragment(_live_panel, run_every=widgets.POLL_S if active else None)(watched, active)

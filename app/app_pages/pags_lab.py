@@ -6,21 +6,20 @@ highlighted, the per-layer winners, and any two masks sent to Compare masks or t
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import streamlit as st
 
-from app import state, widgets
+from app import cache, widgets
 from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
-from fullspectrum.pruning import GENERATORS
+from fullspectrum.pruning import GENERATOR_NAMES
 from fullspectrum.runs import jobs
-from fullspectrum.sampling import save_candidate_checkpoint
+from fullspectrum.runs.naming import run_folder_name
+from fullspectrum.sampling import ASSEMBLED, BASE, candidate_label, candidate_slug, save_candidate_checkpoint
 
-NAMED = {-1: "base mask", -2: "assembled mask"}
 ERRORS = (FullSpectrumError, OSError, KeyError, ValueError)
 _PROGRESS = re.compile(r"(warm-up|candidates)[^\n]*?(\d+)/(\d+)")
 
@@ -38,7 +37,7 @@ with st.expander("New sampling", expanded=st.session_state.get("pags_job") is No
         model = c1.selectbox("Model", MODEL_NAMES, key="pags_model")
         data = c2.selectbox("Data", DATASET_NAMES, key="pags_data")
         generator = c3.selectbox(
-            "Generator", list(GENERATORS), index=list(GENERATORS).index("snip"), key="pags_gen"
+            "Generator", GENERATOR_NAMES, index=GENERATOR_NAMES.index("snip"), key="pags_gen"
         )
         c4, c5, c6, c7 = st.columns(4)
         density = c4.number_input("Density", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="pags_density")
@@ -47,8 +46,9 @@ with st.expander("New sampling", expanded=st.session_state.get("pags_job") is No
         seed = c7.number_input("Seed", 0, 2**31 - 1, 0, key="pags_seed")
         launched = st.form_submit_button("Start sampling")
     if launched:
-        name = f"{'pegs' if warmup else 'pags'}_{generator}_{model}_{data}_{time.strftime('%Y%m%d_%H%M%S')}"
-        run_dir = state.workspace_root() / name
+        run_dir = cache.workspace_root() / run_folder_name(
+            "pegs" if warmup else "pags", generator, model, data
+        )
         arguments = ["--model", model, "--data", data, "--generator", generator, "--density", density,
                      "--population", int(population), "--warmup-iters", int(warmup), "--seed", int(seed),
                      "--out", run_dir]  # fmt: skip
@@ -59,12 +59,12 @@ with st.expander("New sampling", expanded=st.session_state.get("pags_job") is No
             widgets.error_box(error, what="The sampling could not start")
 
 if st.session_state.get("pags_job") is None:  # a refresh or a second tab finds a running sampling again
-    running = [job for job in jobs.find_running(state.workspace_root()) if job.kind in (None, "pags")]
+    running = [job for job in jobs.find_running(cache.workspace_root()) if job.kind in (None, "pags")]
     if running:
         st.session_state["pags_job"] = str(running[0].run_dir)
 
 
-@st.fragment(run_every=state.POLL_S)
+@st.fragment(run_every=widgets.POLL_S)
 def job_panel() -> None:
     """Progress of the sampling worker, polled every ``POLL_S`` seconds."""
     run_dir = st.session_state.get("pags_job")
@@ -101,10 +101,10 @@ if pags_runs.empty:
 
 preferred = st.session_state.get("pags_job") or st.session_state.get("selected_run")
 run = widgets.run_picker("PAGS run", pags_runs, preferred=preferred, key="pags_run")
-stamp = state.run_stamp(run)
+stamp = cache.run_stamp(run)
 try:
-    views = state.population_views(run, stamp)
-    info = state.run_info(run, stamp)
+    views = cache.population_views(run, stamp)
+    info = cache.run_info(run, stamp)
 except ERRORS as error:
     widgets.error_box(error, what=f"Run {Path(run).name} cannot be read")
     st.stop()
@@ -133,20 +133,17 @@ else:
     )
 
 st.subheader("Per-layer winners")
-winners = views["winners"].assign(
-    winner=lambda frame: [NAMED.get(int(c), f"candidate {int(c)}") for c in frame["winner"]]
-)
+winners = views["winners"].assign(winner=lambda frame: [candidate_label(c) for c in frame["winner"]])
 st.dataframe(winners, hide_index=True, width="stretch")
 
 # -- compare or train two masks ---------------------------------------------------------------------------
 st.subheader("Compare two masks")
 candidates = sorted(int(c) for c in views["population"]["candidate"].unique())
 pick_a, pick_b = st.columns(2)
-label = lambda c: NAMED.get(c, f"candidate {c}")  # noqa: E731
-first = pick_a.selectbox("Mask A", candidates, index=candidates.index(-2) if -2 in candidates else 0,
-                         format_func=label, key="pags_pick_a")  # fmt: skip
-second = pick_b.selectbox("Mask B", candidates, index=candidates.index(-1) if -1 in candidates else 0,
-                          format_func=label, key="pags_pick_b")  # fmt: skip
+first = pick_a.selectbox("Mask A", candidates, index=candidates.index(ASSEMBLED) if ASSEMBLED in candidates else 0,
+                         format_func=candidate_label, key="pags_pick_a")  # fmt: skip
+second = pick_b.selectbox("Mask B", candidates, index=candidates.index(BASE) if BASE in candidates else 0,
+                          format_func=candidate_label, key="pags_pick_b")  # fmt: skip
 if st.button("Open in Compare masks", key="pags_compare"):
     st.session_state["compare_a"] = {"kind": "candidate", "run": run, "candidate": int(first)}
     st.session_state["compare_b"] = {"kind": "candidate", "run": run, "candidate": int(second)}
@@ -161,9 +158,8 @@ with st.expander("Train masks A and B briefly (static sparse training)"):
         "run's seed and its index and saved as a mask checkpoint in the training run's folder."
     )
     epochs = st.number_input("Epochs", 1, 50, 3, key="pags_epochs")
-    slug = lambda c: {-1: "base", -2: "assembled"}.get(c, f"candidate{c}")  # noqa: E731
-    train_dirs = {
-        c: state.workspace_root() / f"{Path(run).name}__static_{slug(c)}"
+    train_dirs = {  # one folder per mask, found again on the next press
+        c: cache.workspace_root() / run_folder_name("static", candidate_slug(c), source=run, timestamp=False)
         for c in dict.fromkeys((first, second))
     }
     if st.button("Train both", key="pags_train"):
@@ -171,7 +167,7 @@ with st.expander("Train masks A and B briefly (static sparse training)"):
             if (run_dir / "run.json").exists():
                 continue
             try:
-                with st.spinner(f"Preparing the {label(candidate)}..."):
+                with st.spinner(f"Preparing the {candidate_label(candidate)}..."):
                     mask_file = save_candidate_checkpoint(
                         run, candidate, run_dir.parent / f"{run_dir.name}.mask.pt"
                     )
@@ -180,13 +176,15 @@ with st.expander("Train masks A and B briefly (static sparse training)"):
                            "mask": mask_file}  # fmt: skip
                 jobs.start_training(options, run_dir)
             except ERRORS as error:
-                widgets.error_box(error, what=f"Training the {label(candidate)} could not start")
+                widgets.error_box(error, what=f"Training the {candidate_label(candidate)} could not start")
     curves = {}
     for candidate, run_dir in train_dirs.items():
         if (run_dir / "run.json").exists():
             try:
-                curves[label(candidate)] = state.run_evals(str(run_dir), state.run_stamp(str(run_dir)))
+                curves[candidate_label(candidate)] = cache.run_evals(
+                    str(run_dir), cache.run_stamp(str(run_dir))
+                )
             except ERRORS as error:
-                widgets.error_box(error, what=f"Training run of the {label(candidate)}")
+                widgets.error_box(error, what=f"Training run of the {candidate_label(candidate)}")
     if curves:
         st.plotly_chart(accuracy_figure(curves), width="stretch", key="pags_curves")

@@ -8,17 +8,17 @@ An uploaded checkpoint is saved into the workspace and analysed by a worker
 from __future__ import annotations
 
 import json
-import re
-import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import cache, widgets
 from app.charts.runs import evals_figure, overview_figure
+from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs import jobs
+from fullspectrum.runs.naming import run_folder_name
 
 TABLE_COLUMNS = ["kind", "model", "data", "method", "density", "seed", "status", "final_accuracy", "steps"]
 FILTERS = ("kind", "method", "data", "status")
@@ -79,10 +79,10 @@ if selected and not runs.empty and selected in set(runs["path"]):
     if summary["status"] == "corrupt":
         widgets.error_box(summary["error"] or "unreadable run", what="This run cannot be read")
     else:
-        stamp = state.run_stamp(selected)
+        stamp = cache.run_stamp(selected)
         try:
-            info = state.run_info(selected, stamp)
-            evals = state.run_evals(selected, stamp)
+            info = cache.run_info(selected, stamp)
+            evals = cache.run_evals(selected, stamp)
         except FullSpectrumError as error:
             widgets.error_box(error, what="This run cannot be read")
         else:
@@ -106,7 +106,7 @@ if selected and not runs.empty and selected in set(runs["path"]):
                 st.markdown("**Download tables (CSV)**")
                 for table_name in ("layers", "evals", "events", "population"):
                     try:
-                        data = state.table_csv(selected, stamp, table_name)
+                        data = cache.table_csv(selected, stamp, table_name)
                     except FullSpectrumError as error:
                         widgets.error_box(error, what=table_name)
                         continue
@@ -126,16 +126,15 @@ if selected and not runs.empty and selected in set(runs["path"]):
 # -- upload a checkpoint -------------------------------------------------------------------------------
 st.subheader("Analyse a checkpoint")
 st.caption(
-    f"Up to {state.UPLOAD_LIMIT_MB} MB. Read with `weights_only=True` (pickled code never runs) and "
-    f"analysed by a worker into an analysis run in `{state.workspace_root()}`."
+    f"Up to {UPLOAD_LIMIT_MB} MB. Read with `weights_only=True` (pickled code never runs) and "
+    f"analysed by a worker into an analysis run in `{cache.workspace_root()}`."
 )
 upload = st.file_uploader("Checkpoint file", type=UPLOAD_TYPES, key="runs_upload")
 if upload is not None and st.button("Analyse checkpoint", key="runs_analyse"):
-    if upload.size > state.UPLOAD_LIMIT_MB * 2**20:
-        st.error(f"{upload.name}: {upload.size / 2**20:.0f} MB is over the {state.UPLOAD_LIMIT_MB} MB limit")
+    if upload.size > UPLOAD_LIMIT_MB * 2**20:
+        st.error(f"{upload.name}: {upload.size / 2**20:.0f} MB is over the {UPLOAD_LIMIT_MB} MB limit")
     else:
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(upload.name).stem)[:60] or "checkpoint"
-        run_dir = state.workspace_root() / f"upload_{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = cache.workspace_root() / run_folder_name("upload", Path(upload.name).stem or "checkpoint")
         run_dir.mkdir(parents=True, exist_ok=False)
         source = run_dir / f"source{Path(upload.name).suffix}"
         source.write_bytes(upload.getbuffer())
@@ -165,4 +164,4 @@ for run_dir, (status, error) in st.session_state.get(_RESULTS, {}).items():
     else:
         widgets.error_box(error or status, what=f"{Path(run_dir).name} could not be analysed")
 if st.session_state.get(_INGESTS):
-    st.fragment(_ingest_panel, run_every=state.POLL_S)()
+    st.fragment(_ingest_panel, run_every=widgets.POLL_S)()

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import cache, widgets
 from app.charts.trajectories import correlation_figure, metrics_figure, trajectory_figure
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.spectrum import VECTOR_AXES
 
 MAX_DEFAULT_LAYERS = 8  # layers drawn by default (deep networks have dozens; the picker adds more)
 
@@ -26,11 +27,11 @@ if runs.empty or not selected:
     st.stop()
 
 st.subheader(f"One run: {Path(selected).name}")
-stamp = state.run_stamp(selected)
+stamp = cache.run_stamp(selected)
 try:
-    layers = state.run_layers(selected, stamp)
-    evals = state.run_evals(selected, stamp)
-    network = state.network_means(selected, stamp)
+    layers = cache.run_layers(selected, stamp)
+    evals = cache.run_evals(selected, stamp)
+    network = cache.network_means(selected, stamp)
 except FullSpectrumError as error:
     widgets.error_box(error, what="This run cannot be read")
     layers = None
@@ -63,10 +64,9 @@ elif layers is not None:
     at_step = layers[(layers["layer"].isin(chosen)) & (layers["step"] == step)]
     with st.expander(f"Per-layer values at step {step}"):
         st.dataframe(
-            at_step[["layer", "delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg", "moving_distance",
-                     "exploration_rate", "density", "in_regime"]],
+            at_step[["layer", *VECTOR_AXES, "moving_distance", "exploration_rate", "density", "in_regime"]],
             hide_index=True,
-        )  # fmt: skip
+        )
 
 # -- across runs ---------------------------------------------------------------------------------------
 st.subheader("Across runs: final distance vs final accuracy")
@@ -87,7 +87,7 @@ if len(picked) < 3:
     st.info("Pick at least three finished runs to see a correlation.")
     st.stop()
 try:
-    study = state.correlation_study(tuple(picked), tuple(state.run_stamp(p) for p in picked))
+    study = cache.correlation_study(tuple(picked), tuple(cache.run_stamp(p) for p in picked))
 except FullSpectrumError as error:
     widgets.error_box(error, what="Correlation")
     st.stop()

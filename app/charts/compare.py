@@ -17,20 +17,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.compare import PRETTY as METRIC_SYMBOLS
+from fullspectrum.spectrum import metric_label
 
-# The papers' symbols come from the analysis module (one spelling for summary and charts).
-PRETTY = {
-    **METRIC_SYMBOLS,
-    "dead_in_channels": "dead input channels",
-    "dead_right": "dead output units",
-    "n_classes": "qualifying classes",
-}
 COLOURS = {"A": "#1e88e5", "B": "#d81b60"}
-
-
-def pretty(metric: str) -> str:
-    return PRETTY.get(metric, metric)
 
 
 def difference_bars(long: pd.DataFrame, metrics: Sequence[str] | None = None) -> go.Figure:
@@ -43,7 +32,9 @@ def difference_bars(long: pd.DataFrame, metrics: Sequence[str] | None = None) ->
     for metric in metrics:
         rows = long[long["metric"] == metric]
         missing = int(rows["delta"].isna().sum())
-        titles.append(f"{pretty(metric)}: B − A" + (f" ({missing} layers undefined)" if missing else ""))
+        titles.append(
+            f"{metric_label(metric)}: B − A" + (f" ({missing} layers undefined)" if missing else "")
+        )
     figure = make_subplots(
         rows=len(metrics), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08
     )
@@ -53,13 +44,13 @@ def difference_bars(long: pd.DataFrame, metrics: Sequence[str] | None = None) ->
         colours = [COLOURS["B"] if d > 0 else COLOURS["A"] for d in np.nan_to_num(delta)]
         figure.add_trace(
             go.Bar(
-                x=data["layer"], y=delta, name=pretty(metric), marker={"color": colours}, showlegend=False,
+                x=data["layer"], y=delta, name=metric_label(metric), marker={"color": colours}, showlegend=False,
                 customdata=np.stack([data["a"], data["b"]], axis=1),
                 hovertemplate="%{x}<br>A %{customdata[0]:.4g}<br>B %{customdata[1]:.4g}<br>B − A %{y:.4g}",
             ),
             row=row, col=1,
         )  # fmt: skip
-        figure.update_yaxes(title_text=f"Δ {pretty(metric)}", row=row, col=1)
+        figure.update_yaxes(title_text=f"Δ {metric_label(metric)}", row=row, col=1)
     figure.update_xaxes(title_text="layer", row=len(metrics), col=1)
     figure.update_layout(
         title={"text": "Per-layer differences (pink: higher in B, blue: higher in A)"},

@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from fullspectrum.spectrum import PLOT_AXES
+from fullspectrum.sampling import ASSEMBLED, BASE, candidate_label
+from fullspectrum.spectrum import PLOT_AXES, metric_symbol
 
-BASE, ASSEMBLED = -1, -2
-AXIS_TITLES = ("mean Δr", "mean λ", "mean Δr_imdb")
+AXIS_TITLES = tuple(f"mean {metric_symbol(name)}" for name in PLOT_AXES)
+"""Titles of the 3-D population chart's axes (network means of :data:`PLOT_AXES`)."""
 HIGHLIGHTS = {
-    BASE: ("base mask", "#f4511e", "diamond"),
-    ASSEMBLED: ("assembled mask", "#43a047", "square"),
+    BASE: (candidate_label(BASE), "#f4511e", "diamond"),
+    ASSEMBLED: (candidate_label(ASSEMBLED), "#43a047", "square"),
 }
 
 
@@ -64,11 +65,7 @@ def population_3d_figure(points: pd.DataFrame) -> go.Figure:
         title += f"<br><sup>{dropped} masks with an undefined coordinate not drawn</sup>"
     figure.update_layout(
         title={"text": title},
-        scene={
-            "xaxis": {"title": {"text": AXIS_TITLES[0]}},
-            "yaxis": {"title": {"text": AXIS_TITLES[1]}},
-            "zaxis": {"title": {"text": AXIS_TITLES[2]}},
-        },
+        scene={f"{axis}axis": {"title": {"text": title}} for axis, title in zip("xyz", AXIS_TITLES)},
         height=560,
         margin={"l": 0, "r": 0, "t": 60, "b": 0},
     )

@@ -18,15 +18,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fullspectrum.spectrum import PLOT_AXES
+from fullspectrum.spectrum import AXIS_TITLES, PLOT_AXES, metric_symbol
 
-"""The plotted 3-D coordinate (SPEC §4)."""
-AXIS_TITLES = {
-    "delta_r": "Δr (Ramanujan gap)",
-    "lambda_w": "λ (weighted spectral gap)",
-    "delta_r_imdb": "Δr_imdb (regular subgraphs)",
-}
 HIGHLIGHT_NAME = "at selected step"
+_HOVER = "<br>".join(f"{metric_symbol(name)} %{{{axis}:.3f}}" for axis, name in zip("xyz", PLOT_AXES))
 NETWORK_NAME = "network mean"
 STEP_COLORSCALE = "Viridis"
 
@@ -85,9 +80,9 @@ def trajectory_figure(
     if marked is not None:
         figure.add_trace(
             go.Scatter3d(
-                x=marked["delta_r"],
-                y=marked["lambda_w"],
-                z=marked["delta_r_imdb"],
+                x=marked[PLOT_AXES[0]],
+                y=marked[PLOT_AXES[1]],
+                z=marked[PLOT_AXES[2]],
                 mode="markers",
                 name=HIGHLIGHT_NAME,
                 text=marked["label"],
@@ -103,11 +98,7 @@ def trajectory_figure(
         title += f" · {left_out} point{'s' if left_out != 1 else ''} with a NaN coordinate not drawn"
     figure.update_layout(
         title=title,
-        scene={
-            "xaxis": {"title": {"text": AXIS_TITLES["delta_r"]}},
-            "yaxis": {"title": {"text": AXIS_TITLES["lambda_w"]}},
-            "zaxis": {"title": {"text": AXIS_TITLES["delta_r_imdb"]}},
-        },
+        scene={f"{axis}axis": {"title": {"text": AXIS_TITLES[name]}} for axis, name in zip("xyz", PLOT_AXES)},
         legend={"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
         margin={"l": 0, "r": 0, "t": 40, "b": 0},
         height=600,
@@ -118,14 +109,13 @@ def trajectory_figure(
 
 def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, show_scale: bool):
     return go.Scatter3d(
-        x=points["delta_r"],
-        y=points["lambda_w"],
-        z=points["delta_r_imdb"],
+        x=points[PLOT_AXES[0]],
+        y=points[PLOT_AXES[1]],
+        z=points[PLOT_AXES[2]],
         mode="lines+markers",
         name=name,
         customdata=points["step"],
-        hovertemplate=f"{name}<br>step %{{customdata}}<br>Δr %{{x:.3f}}<br>λ %{{y:.3f}}"
-        "<br>Δr_imdb %{z:.3f}<extra></extra>",
+        hovertemplate=f"{name}<br>step %{{customdata}}<br>{_HOVER}<extra></extra>",
         line={"width": 3},
         marker={
             "size": 3,

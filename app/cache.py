@@ -1,0 +1,205 @@
+"""The app's cache: where run folders are, file stamps, and bounded Streamlit caches over the library.
+
+Every cached function takes plain hashable arguments (paths as strings, mask
+source tuples) plus a *stamp* of the run's files (:func:`run_stamp`:
+modification times and sizes), so a running job's new rows invalidate the
+cache while finished runs are read once. Each is a thin wrapper around one
+call of the run store or of ``analysis`` and is bounded (``max_entries``, or
+``ttl`` for listings). Cached functions never read widgets. Errors
+(``FullSpectrumError``) are not cached; pages catch them and show the
+one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from analysis.compare import MaskComparison, compare_masks
+from analysis.correlation import CorrelationStudy, distance_accuracy_study, run_points
+from analysis.embedding import layer_winners, load_embedding, network_points
+from analysis.layer_view import LayerView, inspect_layer
+from analysis.mask_sources import SourceMasks, load_mask_source
+from fullspectrum.cli.app import RUNS_ENV
+from fullspectrum.runs import RunStore, list_runs
+from fullspectrum.spectrum import network_summary_by_step
+from fullspectrum.spectrum.graphon import graphon_estimate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKSPACE_ENV = "FULLSPECTRUM_WORKSPACE"
+"""Where the app writes new runs (live training, uploads); default ``<checkout>/app_runs``."""
+RUN_FILES = ("run.json", "metrics.sqlite", "metrics.sqlite-wal", "worker.json")
+"""The files of a run whose changes :func:`run_stamp` sees."""
+
+
+# -- where runs are ------------------------------------------------------------------------------------
+
+
+def default_roots() -> list[str]:
+    """``FULLSPECTRUM_RUNS`` if set, else the checkout's ``cached_runs/``; the workspace is always added."""
+    value = os.environ.get(RUNS_ENV, "")
+    roots = [part for part in value.split(os.pathsep) if part] or [str(REPO_ROOT / "cached_runs")]
+    workspace = str(workspace_root())
+    return roots if workspace in roots else [*roots, workspace]
+
+
+def workspace_root() -> Path:
+    """The folder the app writes new runs into."""
+    return Path(os.environ.get(WORKSPACE_ENV) or REPO_ROOT / "app_runs").absolute()
+
+
+# -- stamps --------------------------------------------------------------------------------------------
+
+
+def run_stamp(path: str) -> tuple:
+    """Modification times and sizes of a run's files: a cache key that changes when the run does."""
+    stamp = []
+    for name in RUN_FILES:
+        try:
+            info = (Path(path) / name).stat()
+            stamp.append((name, info.st_mtime_ns, info.st_size))
+        except OSError:
+            stamp.append((name, None, None))
+    return tuple(stamp)
+
+
+def roots_stamp(roots: tuple[str, ...]) -> tuple:
+    """A coarse key for run listings: the roots' modification times (new run folders)."""
+    stamp = []
+    for root in roots:
+        try:
+            stamp.append(Path(root).stat().st_mtime_ns)
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+# -- run listings --------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    "kind", "model", "data", "method", "density", "seed", "status", "final_accuracy", "steps", "path",
+    "created", "error", "root",
+)  # fmt: skip
+
+
+@st.cache_data(ttl=3, max_entries=16, show_spinner=False)
+def run_table(roots: tuple[str, ...], stamp: tuple = ()) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Every run under ``roots`` as a table (``SUMMARY_COLUMNS``) and the roots that are not folders.
+
+    A short ``ttl`` keeps running jobs' status and steps fresh.
+    """
+    rows, missing = [], []
+    for root in roots:
+        if not Path(root).is_dir():
+            missing.append(root)
+            continue
+        rows.extend({**summary.as_dict(), "root": root} for summary in list_runs(root))
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).drop_duplicates("path")
+    return frame.reset_index(drop=True), tuple(missing)
+
+
+# -- one run -------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def run_info(path: str, stamp: tuple) -> dict:
+    """``run.json`` of a run."""
+    return RunStore.open(path).info
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_layers(path: str, stamp: tuple) -> pd.DataFrame:
+    """The ``layers`` table (``LAYER_COLUMNS``)."""
+    return RunStore.open(path).layers()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_evals(path: str, stamp: tuple) -> pd.DataFrame:
+    """The ``evals`` table (``EVAL_COLUMNS``)."""
+    return RunStore.open(path).evals()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_events(path: str, stamp: tuple) -> pd.DataFrame:
+    """The ``events`` table (``EVENT_COLUMNS``)."""
+    return RunStore.open(path).events()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_population(path: str, stamp: tuple) -> pd.DataFrame:
+    """The ``population`` table (``POPULATION_COLUMNS``)."""
+    return RunStore.open(path).population()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_mask_steps(path: str, stamp: tuple) -> list[int]:
+    """Steps at which a run stored its masks."""
+    return RunStore.open(path).mask_steps()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def network_means(path: str, stamp: tuple) -> pd.DataFrame:
+    """Network-level values at every snapshot (``network_summary_by_step``), with ``step``."""
+    return network_summary_by_step(run_layers(path, stamp))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def table_csv(path: str, stamp: tuple, table: str) -> bytes:
+    """One of a run's tables (``layers``, ``evals``, ``events``, ``population``) as CSV bytes."""
+    loaders = {"layers": run_layers, "evals": run_evals, "events": run_events, "population": run_population}
+    return loaders[table](path, stamp).to_csv(index=False).encode()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def correlation_study(paths: tuple[str, ...], stamps: tuple) -> CorrelationStudy:
+    """FS23 Fig. 3 with MGE24's density controls over the given runs (``analysis.correlation``)."""
+    return distance_accuracy_study(run_points(paths))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def population_views(path: str, stamp: tuple) -> dict:
+    """A PAGS run's ``population``, its ``points`` (network means), ``winners`` and stored ``embedding``."""
+    population = run_population(path, stamp)
+    return {
+        "population": population,
+        "points": network_points(population) if len(population) else population,
+        "winners": layer_winners(population) if len(population) else population,
+        "embedding": load_embedding(path),
+    }
+
+
+# -- masks (Graph inspector, PAGS lab, Compare masks) ----------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def mask_source(source: tuple, stamp: tuple) -> SourceMasks:
+    """The masks, weights and label of a mask source (``analysis.mask_sources``): ``("run", path, step)``,
+    ``("candidate", path, index)`` or ``("upload", path)``."""
+    return load_mask_source(source)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def layer_view(path: str, step: int, layer: str, stamp: tuple) -> LayerView:
+    """One layer of a run's masks at ``step``, analysed (``analysis.layer_view.inspect_layer``)."""
+    source = mask_source(("run", path, int(step)), stamp)
+    return inspect_layer(source.masks, source.weights, layer)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def mask_comparison(source_a: tuple, source_b: tuple, stamps: tuple) -> tuple[MaskComparison, str, str]:
+    """``analysis.compare.compare_masks`` of two mask sources, with their labels."""
+    a, b = mask_source(source_a, stamps[0]), mask_source(source_b, stamps[1])
+    return compare_masks(a.masks, b.masks, weights_a=a.weights, weights_b=b.weights), a.label, b.label
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def graphon_pair(source_a: tuple, source_b: tuple, layer: str, stamps: tuple) -> tuple[np.ndarray, ...]:
+    """G25 graphon estimates (block values) of one layer of two mask sources."""
+    return tuple(
+        graphon_estimate(mask_source(source, stamp).mask(layer), name=layer).values
+        for source, stamp in zip((source_a, source_b), stamps, strict=True)
+    )
