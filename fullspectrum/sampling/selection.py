@@ -69,7 +69,7 @@ def get_rule(name: str) -> SelectionRule:
     return SELECTION_RULES[name]
 
 
-class LayerSelection:
+class LayerWinners:
     """The running per-layer winners of a sampling, fed candidates in index order.
 
     ``offer`` returns the layers a candidate takes over; ``winners`` maps each
@@ -103,7 +103,7 @@ class LayerSelection:
 
 def select(base: Mapping[str, LayerPoint], candidates: Iterable[Mapping[str, LayerPoint]], rule: str) -> dict:
     """Winners of every layer after offering ``candidates`` (in index order) against ``base``."""
-    selection = LayerSelection(base, rule)
+    selection = LayerWinners(base, rule)
     for points in candidates:
         selection.offer(points)
     return selection.winners
