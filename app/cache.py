@@ -25,14 +25,14 @@ from analysis.embedding import layer_winners, load_embedding, network_points
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
 from fullspectrum.cli.app import RUNS_ENV
-from fullspectrum.runs import RunStore, list_runs
+from fullspectrum.runs import RunStore, jobs, list_runs
 from fullspectrum.spectrum import network_summary_by_step
 from fullspectrum.spectrum.graphon import graphon_estimate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_ENV = "FULLSPECTRUM_WORKSPACE"
 """Where the app writes new runs (live training, uploads); default ``<checkout>/app_runs``."""
-RUN_FILES = ("run.json", "metrics.sqlite", "metrics.sqlite-wal", "worker.json")
+RUN_FILES = ("run.json", "metrics.sqlite", "metrics.sqlite-wal", jobs.JOB_FILE)
 """The files of a run whose changes :func:`run_stamp` sees."""
 
 

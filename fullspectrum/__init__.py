@@ -22,7 +22,7 @@ Where things are (each package's docstring maps its modules):
 * :mod:`fullspectrum.cli`: the ``fullspectrum`` command, one module per subcommand;
 * shared by all: :mod:`fullspectrum.errors`, :mod:`fullspectrum.devices`, :mod:`fullspectrum.seeds`.
 
-Public names are imported lazily, so ``fullspectrum --version`` stays instant.
+Public names are imported lazily, so ``import fullspectrum`` stays light until a name is used.
 """
 
 from __future__ import annotations

@@ -12,10 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+from tqdm import tqdm
+
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.spectrum import network_summary
+from fullspectrum.spectrum.metrics import CONVENTIONS
+from fullspectrum.spectrum.network import analyze
 
 FORMATS = ("table", "csv", "json", "parquet")
-CONVENTIONS = ("fs23", "r23")
 _PROGRESS_MIN_LAYERS = 8  # below this a bar only flickers
 
 
@@ -77,11 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze_with_progress(path: str, convention: str):
-    # torch and the engine load when the command runs: the parser is built for every command
-    from tqdm import tqdm
-
-    from fullspectrum.spectrum.network import analyze
-
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -104,11 +104,6 @@ def _as_note(note: str) -> str:
 
 def render_table(table, *, convention: str) -> str:
     """The readable per-layer table followed by the network means (SPEC §4)."""
-    # pandas and the engine load when the command runs (see _analyze_with_progress)
-    import pandas as pd
-
-    from fullspectrum.spectrum import network_summary
-
     with pd.option_context("display.width", 250, "display.max_columns", None):
         layers = table.to_string(index=False, float_format=_number)
         summary = network_summary(table.drop(columns=["layer", "kind", "shape"]))

@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tqdm import tqdm
+
+from fullspectrum.runs.ingest import ingest_checkpoint
+from fullspectrum.spectrum.metrics import CONVENTIONS
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -24,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, help="run directory to create")
     parser.add_argument(
         "--convention",
-        choices=("fs23", "r23"),
+        choices=CONVENTIONS,
         default="fs23",
         help="iterative-mean convention (default fs23)",
     )
@@ -32,11 +37,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # torch and the engine load when the command runs: the parser is built for every command
-    from tqdm import tqdm
-
-    from fullspectrum.runs.ingest import ingest_checkpoint
-
     bar = tqdm(unit="layer", file=sys.stderr, dynamic_ncols=True)
 
     def progress(done: int, total: int) -> None:

@@ -25,8 +25,7 @@ from fullspectrum.data import load_dataset, make_loader
 from fullspectrum.devices import resolve_device
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import build_model
-from fullspectrum.pruning import GENERATOR_NAMES, generate_masks
-from fullspectrum.pruning.generate import _lookup
+from fullspectrum.pruning import GENERATOR_NAMES, generate_masks, get_generator
 
 
 def register(subparsers) -> None:
@@ -55,7 +54,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    generator = _lookup(args.method)  # an unknown method fails before any data is loaded
+    generator = get_generator(args.method)  # an unknown method fails before any data is loaded
     device = resolve_device(args.device)
     options = _options(args, generator)
 

@@ -39,6 +39,7 @@ from fullspectrum.pruning.generate import (
     MaskResult,
     compute_scores,
     generate_masks,
+    get_generator,
 )
 from fullspectrum.pruning.topk import apportion, top_k_global, top_k_per_layer
 
@@ -56,6 +57,7 @@ __all__ = [
     "compute_scores",
     "erk_densities",
     "generate_masks",
+    "get_generator",
     "layer_score",
     "load_mask_checkpoint",
     "maskable_parameters",

@@ -155,7 +155,8 @@ def _resolve_options(generator: MaskGenerator, options: Mapping[str, object]) ->
     return {**generator.options, **options}
 
 
-def _lookup(method: str) -> MaskGenerator:
+def get_generator(method: str) -> MaskGenerator:
+    """The registered generator called ``method``, or the unknown-name error listing the valid ones."""
     if method not in GENERATORS:
         raise unknown_name("mask generator", method, GENERATORS)
     return GENERATORS[method]
@@ -170,7 +171,7 @@ def _score(
     progress: Progress | None,
     options: Mapping[str, object],
 ) -> tuple[dict[str, Tensor], ScoringContext]:
-    generator = _lookup(method)
+    generator = get_generator(method)
     options = _resolve_options(generator, options)
     layers = maskable_parameters(model)
     if not layers:
@@ -238,7 +239,7 @@ def generate_masks(
     global RNG. Options per generator: ``GENERATORS[method].options``.
     """
     density = check_density(density)
-    generator = _lookup(method)
+    generator = get_generator(method)
     scores, ctx = _score(model, method, density, data, seed, progress, options)
     total = sum(score.numel() for score in scores.values())
     kept = target_count(density, total)

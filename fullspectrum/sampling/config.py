@@ -19,12 +19,12 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fullspectrum.devices import DEVICE_CHOICES
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.pruning import GENERATORS
 from fullspectrum.sampling.selection import SELECTION_RULES
 from fullspectrum.training.config import FALLBACK_PRESET, PRESETS
 
-DEVICES = ("auto", "cpu", "cuda")
 SCORE_ORIGINS = ("origin", "base")
 """What a layer's score ``||u - u_ref||`` is measured from: the origin (FS23) or the base mask's ``u``."""
 
@@ -79,8 +79,8 @@ class SamplingConfig:
             raise unknown_name("selection rule", self.rule, SELECTION_RULES)
         if self.score_from not in SCORE_ORIGINS:
             raise unknown_name("score origin", self.score_from, SCORE_ORIGINS)
-        if self.device not in DEVICES:
-            raise unknown_name("device", self.device, DEVICES)
+        if self.device not in DEVICE_CHOICES:
+            raise unknown_name("device", self.device, DEVICE_CHOICES)
         if not isinstance(self.density, int | float) or not 0.0 < float(self.density) <= 1.0:
             raise FullSpectrumError(
                 f"density must be in (0, 1] (fraction of weights kept), got {self.density}"

@@ -1,4 +1,23 @@
-"""The full-spectrum engine: per-layer graph metrics of sparse masks (SPEC §1–4)."""
+"""The full-spectrum engine: per-layer graph metrics of sparse masks (SPEC §1–4), and the network views.
+
+Where a metric is computed:
+
+* :mod:`~fullspectrum.spectrum.layer`: ``layer_spectrum``, one layer's ``LayerSpectrum``
+  (Δr ``delta_r``, Δs ``delta_s``, λ ``lambda_w``, the iterative means, counts);
+* :mod:`~fullspectrum.spectrum.metrics`: the gap formulas of SPEC §2 on one graph;
+* :mod:`~fullspectrum.spectrum.subgraphs`: the nested left-regular subgraphs (degree classes) and
+  ``delta_r_imdb`` / ``lambda_imsg`` (SPEC §3);
+* :mod:`~fullspectrum.spectrum.graph`: a mask as a bipartite graph (dead units removed), input checks;
+* :mod:`~fullspectrum.spectrum.singular`: exact largest singular values (SVD, Golub–Kahan);
+* :mod:`~fullspectrum.spectrum.gram`: the Gram-matrix shortcut, taken only under a proven error bound;
+* :mod:`~fullspectrum.spectrum.threads`: one BLAS thread while the engine runs;
+* :mod:`~fullspectrum.spectrum.coordinate`: the coordinate ``v``, the vector ``u``, the ℓ2-moving
+  distance and network means (SPEC §4);
+* :mod:`~fullspectrum.spectrum.symbols`: the papers' symbols and chart axis titles of each metric;
+* :mod:`~fullspectrum.spectrum.worker`: the torch-free spectra worker process beside a training loop;
+* :mod:`~fullspectrum.spectrum.network`: ``analyze``, every layer of a model, checkpoint or state dict;
+* :mod:`~fullspectrum.spectrum.graphon`: the graphon estimate of a mask (G25).
+"""
 
 from fullspectrum.spectrum.coordinate import (
     PLOT_AXES,

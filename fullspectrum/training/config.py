@@ -21,11 +21,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fullspectrum.devices import DEVICE_CHOICES
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.training.rewire import METHODS, get_method
 from fullspectrum.training.sparse import INITS
 
-DEVICES = ("auto", "cpu", "cuda")
 MIN_EVENTS = 20
 """A preset run has at least this many mask updates and snapshots."""
 SHORT_RUN_PIECES = 25
@@ -125,8 +125,8 @@ class TrainConfig:
         get_method(self.method)
         if self.init not in INITS:
             raise unknown_name("init", self.init, INITS)
-        if self.device not in DEVICES:
-            raise unknown_name("device", self.device, DEVICES)
+        if self.device not in DEVICE_CHOICES:
+            raise unknown_name("device", self.device, DEVICE_CHOICES)
         if not 0.0 < float(self.density) <= 1.0:
             raise FullSpectrumError(
                 f"density must be in (0, 1] (fraction of weights kept), got {self.density}"
