@@ -129,4 +129,4 @@ def job_progress(job) -> None:
     else:
         st.caption(text)
     if job.status == "failed" and job.error:
-        error_box(job.error, what="The worker failed")
+        error_box(job.error, what="The job failed")

@@ -1,5 +1,5 @@
 """App core: Runs, Trajectories and Live training pages under AppTest, their chart builders,
-the worker-process jobs, the ``ingest`` and ``app`` commands."""
+the job processes, the ``ingest`` and ``app`` commands."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def test_live_training_start_watch_and_stop(app_env, tmp_path, monkeypatch):
     assert at.get("progress")[0].proto.text == "running · step 30 of 30"
     stop = next(b for b in at.button if b.label == "Stop")
     stop.click().run()
-    assert any("No live worker" in text for text in _texts(at.warning))  # no process was started
+    assert any("No live job" in text for text in _texts(at.warning))  # no process was started
 
 
 def test_live_training_offers_resume_for_an_interrupted_run(app_env, tmp_path, monkeypatch):
@@ -346,7 +346,7 @@ def test_ingest_cli_bad_file_is_exit_2_and_writes_no_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ingest_job_runs_in_a_worker_and_a_failed_one_reports_its_error(tmp_path):
+def test_ingest_job_runs_in_a_job_process_and_a_failed_one_reports_its_error(tmp_path):
     good = jobs.start_ingest(_checkpoint(tmp_path / "model.pt"), tmp_path / "good")
     assert good.pid is not None
     bad_file = tmp_path / "bad.pt"
@@ -362,14 +362,14 @@ def test_ingest_job_runs_in_a_worker_and_a_failed_one_reports_its_error(tmp_path
     assert jobs.find_running(tmp_path) == []
 
 
-def test_job_state_without_a_worker_and_bad_commands(tmp_path):
+def test_job_state_without_a_job_process_and_bad_commands(tmp_path):
     assert jobs.job_state(tmp_path).status == "unknown"
     assert jobs.stop(tmp_path) is False
     with pytest.raises(ValueError, match="unknown job command 'rm'"):
         jobs.job_command("rm", [])
     live = make_run(tmp_path / "live", density=0.1, seed=0, accuracy=None, finish=False)
     (live / jobs.JOB_FILE).write_text(json.dumps({"pid": 999_999_999}))  # no such process
-    assert jobs.job_state(live).status == "interrupted"  # heartbeat fresh, but its worker is gone
+    assert jobs.job_state(live).status == "interrupted"  # heartbeat fresh, but its job process is gone
     assert jobs.expected_steps({"kind": "train", "config": {"epochs": 3, "eval_every": 21}}) == 63
     assert jobs.expected_steps({"kind": "train", "config": {}, "final": {"steps": 40}}) == 40
     assert jobs.expected_steps({"kind": "train", "config": {"epochs": 3}, "total_steps": 50}) == 50
@@ -378,7 +378,7 @@ def test_job_state_without_a_worker_and_bad_commands(tmp_path):
 @pytest.mark.slow
 def test_training_job_stops_resumable_and_resumes_to_the_end(tmp_path):
     run_dir = tmp_path / "train"
-    # long enough (210 steps) that the stop lands mid-run, even with rows a worker start behind the loop
+    # long enough (210 steps) that the stop lands mid-run, even with rows a job start behind the loop
     options = {"model": "mlp", "data": "digits", "epochs": 10, "snapshot_every": 4, "device": "cpu"}
     jobs.start_training(options, run_dir)
     deadline = time.monotonic() + 120

@@ -1,4 +1,4 @@
-"""Live training page: configure an ITOP-Rand/RigL/static run (ITOP21, FS23), start it in a worker
+"""Live training page: configure an ITOP-Rand/RigL/static run (ITOP21, FS23), start it in a job
 process, watch its trajectories, exploration rate and accuracy update, stop it, resume it.
 
 The page never trains: ``fullspectrum.runs.jobs`` starts ``fullspectrum train`` as a
@@ -107,7 +107,7 @@ def _live_panel(run_dir: str, was_active: bool) -> None:
         if jobs.stop(run_dir):
             st.toast("Stopping: the run saves a checkpoint and is left resumable.")
         else:
-            st.warning("No live worker for this run.")
+            st.warning("No live job for this run.")
     if job.status == "interrupted" and job.kind == "train" and buttons[1].button("Resume", key="live_resume"):
         try:
             jobs.resume_training(run_dir)
@@ -136,7 +136,7 @@ def _live_panel(run_dir: str, was_active: bool) -> None:
         )
     elif job.active:
         st.caption("Waiting for the first snapshot…")
-    with st.expander("Worker log"):
+    with st.expander("Job log"):
         st.code(jobs.read_log(run_dir, max_chars=2000) or "(empty)", language="text")
     if job.active != was_active:
         st.rerun()  # polling starts or stops with the job

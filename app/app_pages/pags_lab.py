@@ -1,5 +1,5 @@
 """PAGS lab: pruning at initialisation as graph sampling (FS23, SPEC §5). Launch a PAGS / PEGS sampling as
-a worker process, watch its progress, then explore the scored population — network-mean full-spectrum
+a job process, watch its progress, then explore the scored population — network-mean full-spectrum
 coordinates in 3-D and a UMAP (or PCA) map of the per-layer vectors — with the base and assembled masks
 highlighted, the per-layer winners, and any two masks sent to Compare masks or trained briefly."""
 
@@ -66,7 +66,7 @@ if st.session_state.get("pags_job") is None:  # a refresh or a second tab finds 
 
 @st.fragment(run_every=widgets.POLL_S)
 def job_panel() -> None:
-    """Progress of the sampling worker, polled every ``POLL_S`` seconds."""
+    """Progress of the sampling job, polled every ``POLL_S`` seconds."""
     run_dir = st.session_state.get("pags_job")
     if not run_dir:
         return

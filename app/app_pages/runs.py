@@ -1,6 +1,6 @@
 """Runs page: every run in the chosen folders, filters, a details panel, CSV downloads, checkpoint upload.
 
-An uploaded checkpoint is saved into the workspace and analysed by a worker
+An uploaded checkpoint is saved into the workspace and analysed by a job process
 (``fullspectrum ingest``: ``weights_only=True``, never executed) into an
 ``analysis`` run that then appears here like any other.
 """
@@ -127,7 +127,7 @@ if selected and not runs.empty and selected in set(runs["path"]):
 st.subheader("Analyse a checkpoint")
 st.caption(
     f"Up to {UPLOAD_LIMIT_MB} MB. Read with `weights_only=True` (pickled code never runs) and "
-    f"analysed by a worker into an analysis run in `{cache.workspace_root()}`."
+    f"analysed by a job process into an analysis run in `{cache.workspace_root()}`."
 )
 upload = st.file_uploader("Checkpoint file", type=UPLOAD_TYPES, key="runs_upload")
 if upload is not None and st.button("Analyse checkpoint", key="runs_analyse"):
@@ -143,7 +143,7 @@ if upload is not None and st.button("Analyse checkpoint", key="runs_analyse"):
 
 
 def _ingest_panel() -> None:
-    """Poll the upload workers; when one ends, rerun the whole page so the new run is listed."""
+    """Poll the upload jobs; when one ends, rerun the whole page so the new run is listed."""
     pending = st.session_state.get(_INGESTS, [])
     still = []
     for run_dir in pending:
