@@ -1,10 +1,12 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures: tiny runs built once per test process and shared read-only."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
+from app_fixtures import make_pags_run
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +16,12 @@ def restore_main_module():
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+@pytest.fixture(scope="session")
+def tiny_pags_run(tmp_path_factory) -> Path:
+    """A real, tiny finished PAGS run (``app_fixtures.make_pags_run``), built once per test process.
+
+    Shared read-only: a test that writes into a run copies it first (``shutil.copytree``).
+    """
+    return make_pags_run(tmp_path_factory.mktemp("shared") / "pags")

@@ -22,17 +22,17 @@ from fullspectrum.sampling import (
     regenerate_candidate,
 )
 from fullspectrum.spectrum import layer_spectrum, regular_subgraphs, top_singular_values
-from tests.app_fixtures import SHAPES, make_pags_run, make_run
+from tests.app_fixtures import SHAPES, make_run
 
 STEPS = (0, 10, 20)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def runs(tmp_path_factory, tiny_pags_run) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mask_sources")
     return {
         "train": make_run(root / "train", density=0.3, seed=4, accuracy=0.5, steps=STEPS),
-        "pags": make_pags_run(root / "pags"),
+        "pags": tiny_pags_run,  # only read here
     }
 
 

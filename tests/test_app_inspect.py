@@ -4,6 +4,7 @@ pure chart builders (graph, compare, pags)."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from analysis.compare import compare_masks
-from analysis.embedding import embed_population, embedding_table, network_points
+from analysis.embedding import embed_population, network_points
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
@@ -51,16 +52,10 @@ def _train_run(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_root(tmp_path_factory) -> Path:
-    from fullspectrum.sampling import SamplingConfig, run_pags
-
+def run_root(tmp_path_factory, tiny_pags_run) -> Path:
     root = tmp_path_factory.mktemp("inspect") / "runs"
     _train_run(root / "a_train")
-    torch.set_num_threads(1)
-    config = SamplingConfig(
-        model="mlp", data="digits", generator="random", density=0.2, population=4, device="cpu"
-    )
-    run_pags(config, root / "b_pags", embed=embedding_table)
+    shutil.copytree(tiny_pags_run, root / "b_pags")  # pages may write (trainings, candidates) beside it
     return root
 
 

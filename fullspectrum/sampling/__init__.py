@@ -12,7 +12,8 @@ assembles the best layer of each into one mask; ``warmup_iters > 0`` is PEGS
 :mod:`~fullspectrum.sampling.warmup` (PEGS's warm-up),
 :mod:`~fullspectrum.sampling.result` (the result, its tables and the names of
 its members), :mod:`~fullspectrum.sampling.embedding` (the population's 2-D map,
-``embedding.csv``), :mod:`~fullspectrum.sampling.pags` (the job).
+``embedding.csv``), :mod:`~fullspectrum.sampling.pags` (``run_pags``: a whole sampling written into a run). The
+``fullspectrum pags`` command (:mod:`fullspectrum.cli.pags`) and the app's PAGS lab page run it.
 """
 
 from fullspectrum.sampling.candidates import (
