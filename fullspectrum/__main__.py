@@ -1,7 +1,14 @@
-"""``python -m fullspectrum`` is the command line."""
+"""``python -m fullspectrum`` is the command line (:func:`fullspectrum.cli.main`).
+
+Ctrl-C even while the command line itself imports is one line and exit 130 (SPEC §8).
+"""
 
 import sys
 
-from fullspectrum.cli import main
+try:
+    from fullspectrum.cli import main
+except KeyboardInterrupt:
+    sys.stderr.write("fullspectrum: interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

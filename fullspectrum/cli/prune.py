@@ -20,7 +20,15 @@ from tqdm import tqdm
 
 import fullspectrum
 from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
-from fullspectrum.cli._common import add_device_argument, add_model_data_arguments, names
+from fullspectrum.cli._common import (
+    add_device_argument,
+    add_model_data_arguments,
+    check_out_file,
+    density,
+    names,
+    positive_int,
+    seed,
+)
 from fullspectrum.data import load_dataset, make_loader
 from fullspectrum.devices import resolve_device
 from fullspectrum.errors import FullSpectrumError
@@ -39,13 +47,15 @@ def register(subparsers) -> None:
     )
     add_model_data_arguments(parser)
     parser.add_argument("--method", required=True, help=f"mask generator: {names(GENERATOR_NAMES)}")
-    parser.add_argument("--density", required=True, type=float, help="fraction of weights kept, in (0, 1]")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and the mask")
-    parser.add_argument("--split-seed", type=int, default=0, help="train/validation split seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=128, help="scoring minibatch size (default 128)")
-    parser.add_argument("--examples", type=int, help="examples to score on (default 10 x classes)")
+    parser.add_argument("--density", required=True, type=density, help="fraction of weights kept, in (0, 1]")
+    parser.add_argument("--seed", type=seed, default=0, help="seeds the model's initialisation and the mask")
+    parser.add_argument("--split-seed", type=seed, default=0, help="train/validation split seed (default 0)")
     parser.add_argument(
-        "--rounds", type=int, help="rounds of iter_snip (default 20) or synflow (default 100)"
+        "--batch-size", type=positive_int, default=128, help="scoring minibatch size (default 128)"
+    )
+    parser.add_argument("--examples", type=positive_int, help="examples to score on (default 10 x classes)")
+    parser.add_argument(
+        "--rounds", type=positive_int, help="rounds of iter_snip (default 20) or synflow (default 100)"
     )
     parser.add_argument("--train-mode", action="store_true", help="score in train mode (default: eval mode)")
     add_device_argument(parser)
@@ -55,6 +65,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     generator = get_generator(args.method)  # an unknown method fails before any data is loaded
+    check_out_file(args.out)
     device = resolve_device(args.device)
     options = _options(args, generator)
 

@@ -3,8 +3,10 @@
 A run directory (SPEC §8) is any folder holding ``run.json`` (or a
 ``metrics.sqlite`` left by a run that crashed before writing ``run.json``).
 A folder that cannot be read — garbage ``run.json``, missing or corrupt
-database — is listed with status ``corrupt`` and a one-line ``error``; it never
-hides the other runs.
+database, a subfolder the user may not list — is listed with status ``corrupt``
+and a one-line ``error``; it never hides the other runs. A ``root`` that is
+missing, not a folder or unreadable is an error (:class:`RunError`), never an
+empty listing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from fullspectrum.runs.run_file import DB_FILE, RUN_FILE, effective_status, read
 from fullspectrum.runs.store import RunStore
 
 _SKIP_DIRS = {"masks", "__pycache__", "node_modules"}
+_READ_FIELDS = ("kind", "model", "data", "method", "density", "seed", "final_accuracy", "created")
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def _number(value, kind):
 def summarize_run(run_dir: Path) -> RunSummary:
     """Summarise one run directory; problems give a ``corrupt`` summary rather than an exception."""
     run_dir = Path(run_dir)
-    empty = dict.fromkeys(("kind", "model", "data", "method", "density", "seed", "final_accuracy", "created"))
+    empty = dict.fromkeys(_READ_FIELDS)
     if not (run_dir / RUN_FILE).is_file():
         error = f"{run_dir}: half-written run ({DB_FILE} but no {RUN_FILE})"
         return RunSummary(path=run_dir, status="corrupt", steps=None, error=error, **empty)
@@ -99,14 +103,43 @@ def summarize_run(run_dir: Path) -> RunSummary:
     return RunSummary(path=run_dir, status=effective_status(info), steps=steps, error=None, **fields)
 
 
+def _check_root(root: Path) -> None:
+    """Refuse a root that is missing, not a folder or that this user may not list."""
+    try:
+        is_folder = stat.S_ISDIR(root.stat().st_mode)
+    except FileNotFoundError:
+        raise RunError(f"{root}: no such folder") from None
+    except NotADirectoryError:
+        raise RunError(
+            f"{root}: not a folder (a path under a file); give the folder that holds the runs"
+        ) from None
+    except OSError as error:
+        raise RunError(f"{root}: cannot be read ({error.strerror})") from None
+    if not is_folder:
+        raise RunError(f"{root}: not a folder; give the folder that holds the runs")
+
+
+def _unreadable(folder: Path, error: OSError) -> RunSummary:
+    empty = dict.fromkeys(_READ_FIELDS)
+    reason = f"{folder}: cannot be read ({error.strerror or error}); runs inside it are not listed"
+    return RunSummary(path=folder, status="corrupt", steps=None, error=reason, **empty)
+
+
 def list_runs(root) -> list[RunSummary]:
-    """Every run directory under ``root`` (recursively, ``root`` included), in path order."""
+    """Every run directory under ``root`` (recursively, ``root`` included), in path order.
+
+    A subfolder that cannot be read is listed as ``corrupt``; an unreadable ``root`` raises.
+    """
     root = Path(root)
-    if not root.is_dir():
-        raise RunError(f"{root}: no such folder")
-    runs = []
-    for folder, dirnames, filenames in os.walk(root):
+    _check_root(root)
+    runs, errors = [], []
+    for folder, dirnames, filenames in os.walk(root, onerror=errors.append):
         dirnames[:] = sorted(name for name in dirnames if not name.startswith(".") and name not in _SKIP_DIRS)
         if RUN_FILE in filenames or DB_FILE in filenames:
             runs.append(summarize_run(Path(folder)))
+    for error in errors:
+        folder = Path(error.filename) if error.filename else root
+        if folder == root:
+            raise RunError(f"{root}: cannot be read ({error.strerror or error})") from None
+        runs.append(_unreadable(folder, error))
     return sorted(runs, key=lambda run: str(run.path))
