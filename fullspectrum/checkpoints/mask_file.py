@@ -26,7 +26,7 @@ import torch
 from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.checkpoints.reading import safe_torch_load
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
-from fullspectrum.spectrum.graph import check_mask
+from fullspectrum.spectrum.graph import check_mask, check_weight
 
 MetaValue = str | int | float | bool
 
@@ -62,6 +62,7 @@ def save_mask_checkpoint(
         "meta": _clean_meta(meta or {}, source=str(path)),
     }
     _check_shapes(payload["masks"], payload["state_dict"], source=str(path))
+    _refuse_nan(payload["state_dict"], source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda file: torch.save(payload, file))
     return path
@@ -82,6 +83,7 @@ def load_mask_checkpoint(path: str | Path) -> MaskCheckpoint:
     masks = _clean_masks(obj["masks"], source=source)
     state_dict = _clean_state_dict(obj["state_dict"], source=source)
     _check_shapes(masks, state_dict, source=source)
+    _refuse_nan(state_dict, source=source)
     return MaskCheckpoint(masks=masks, state_dict=state_dict, meta=_clean_meta(obj["meta"], source=source))
 
 
@@ -104,6 +106,13 @@ def _clean_state_dict(state_dict: Mapping, *, source: str) -> dict[str, torch.Te
             raise CheckpointError(f"{source}: state_dict entry {name!r} is not a named tensor")
         cleaned[name] = tensor.detach().cpu()
     return cleaned
+
+
+def _refuse_nan(state_dict: dict[str, torch.Tensor], *, source: str) -> None:
+    """NaN in any tensor of the state dict (a bias, a running mean) is refused, naming it."""
+    for name, tensor in state_dict.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and bool(torch.isnan(tensor).any()):
+            raise CheckpointError(f"{source}: state_dict {name} holds NaN values")
 
 
 def _clean_meta(meta: Mapping, *, source: str) -> dict[str, MetaValue]:
@@ -135,13 +144,16 @@ def _plain(value: str | numbers.Real) -> MetaValue:
 def _check_shapes(
     masks: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor], *, source: str
 ) -> None:
+    """Each mask has its weight in ``state_dict``, of its shape, real and finite (when weights are given)."""
     if not state_dict:
         return
     for name, mask in masks.items():
-        weight = state_dict.get(name, state_dict.get(f"{name}_orig"))  # plain or torch.nn.utils.prune form
+        key = name if name in state_dict else f"{name}_orig"  # plain or torch.nn.utils.prune form
+        weight = state_dict.get(key)
         if weight is None:
             raise MaskError(f"{source}: mask {name} has no weight of that name in the state_dict")
         if tuple(weight.shape) != tuple(mask.shape):
             raise MaskError(
                 f"{source}: mask {name} has shape {tuple(mask.shape)} but its weight has {tuple(weight.shape)}"
             )
+        check_weight(weight, tuple(mask.shape), name=f"{source}: state_dict {key}")

@@ -12,7 +12,11 @@ Every file is read with ``torch.load(..., weights_only=True,
 map_location="cpu")``: pickled code never runs. Research checkpoints often
 carry an ``argparse.Namespace`` of arguments and numpy scalars; those harmless
 globals are allowed (:data:`SAFE_GLOBALS`). Anything else that needs unpickling
-globals is refused with a message naming the global and how to re-save it.
+globals is refused with a message naming the globals and how to re-save the file,
+and so is a pickle protocol the safe loader cannot read (4 and 5). Every tensor a
+file yields is checked before anything is made of it (:mod:`~fullspectrum.checkpoints.limits`:
+no expanded view bigger than its storage, nothing over the size limit); a
+``.safetensors`` header's shapes are checked before its data is read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullspectrum.errors import CheckpointError
+from fullspectrum.checkpoints.limits import check_loaded_tensors, check_shape
+from fullspectrum.checkpoints.pickles import PickleFacts, is_zip_file, scan_torch_file
+from fullspectrum.errors import CheckpointError, FullSpectrumError
 from fullspectrum.layers import LayerRecord, SkippedTensor, layers_from_state_dict
+from fullspectrum.layers.names import split_attribute
 
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
 """Keys under which checkpoints commonly nest their state dict, tried in this order."""
@@ -125,34 +133,95 @@ def existing_file(path: str | Path) -> Path:
 def safe_torch_load(path: str | Path):
     """``torch.load(path, weights_only=True, map_location="cpu")`` with :data:`SAFE_GLOBALS` allowed.
 
-    Unsafe globals, corrupt or truncated files become one-line CheckpointErrors.
+    Every tensor loaded is checked (:mod:`~fullspectrum.checkpoints.limits`: it fits its storage and
+    the size limit) before it is returned. A legacy (non-zip) file whose pickle claims a storage
+    larger than the file is refused before torch allocates it. Unsafe globals, pickle protocols the
+    safe loader cannot read, and empty, corrupt or truncated files become one-line CheckpointErrors;
+    torch's warnings about the file's pickle stay inside this call.
     """
     path = existing_file(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as error:
-        names = _unsafe_globals(path, str(error))
-        if names:
+        facts = None if is_zip_file(path) else scan_torch_file(path)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if facts is not None:
+        _refuse_impossible_storages(path, facts, size)
+    with warnings.catch_warnings(record=True):  # e.g. "Detected pickle protocol 3": noise for the user
+        warnings.simplefilter("always")
+        try:
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                obj = torch.load(path, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as error:
+            raise _refusal(path, error, facts or scan_torch_file(path)) from None
+        except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
+            raise CheckpointError(f"{path}: {_DAMAGED} ({_first_line(error)})") from None
+    check_loaded_tensors(obj, source=str(path))
+    return obj
+
+
+def _refuse_impossible_storages(path: Path, facts: PickleFacts, size: int) -> None:
+    """Every element takes at least a byte: a storage claiming more elements than the file has bytes is false."""
+    for key, elements in facts.storages:
+        if elements > size:
             raise CheckpointError(
-                f"{path}: needs unsafe pickled globals ({', '.join(names)}), refused because unpickling "
-                f"them could run code; {RESAVE_HINT}"
-            ) from None
-        raise CheckpointError(f"{path}: {_DAMAGED} ({_first_line(error)})") from None
-    except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... for damaged files
-        raise CheckpointError(f"{path}: {_DAMAGED} ({_first_line(error)})") from None
+                f"{path}: storage {key} claims {elements} elements but the whole file has {size} bytes: "
+                "the file is corrupt or made to exhaust memory, not a checkpoint"
+            )
 
 
-def _unsafe_globals(path: Path, message: str) -> list[str]:
-    allowed = {_qualified_name(g) for g in SAFE_GLOBALS}
+def _refusal(path: Path, error: Exception, facts: PickleFacts) -> CheckpointError:
+    """Why the weights-only unpickler refused ``path``: unsafe globals, a pickle protocol, or damage."""
+    message = str(error)
+    names = _unsafe_globals(path, message, facts)
+    if names:
+        shown = ", ".join(names[:_NAMES_SHOWN]) + (
+            f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
+        )
+        return CheckpointError(
+            f"{path}: needs unsafe pickled globals ({shown}), refused because unpickling "
+            f"them could run code; {RESAVE_HINT}"
+        )
+    if facts.protocol >= 4:
+        return CheckpointError(
+            f"{path}: written with pickle protocol {facts.protocol}, which the safe loader (torch.load with weights_only=True) "
+            "cannot read; re-save it with torch.save's default protocol (no pickle_protocol argument), "
+            "e.g. torch.save(model.state_dict(), 'model.pt')"
+        )
+    return CheckpointError(f"{path}: {_DAMAGED} ({_first_line(error)})")
+
+
+_NAMES_SHOWN = 6
+
+
+def _unsafe_globals(path: Path, message: str, facts: PickleFacts) -> list[str]:
+    allowed = _allowed_globals()
     names: list[str] = []
-    try:
-        names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in allowed]
-    except Exception:  # legacy (non-zip) files cannot be scanned; the error message still names one
-        pass
+    if allowed is not None:
+        names = [name for name in facts.globals if name not in allowed]
+    elif facts.zip_format:
+        try:  # torch's own scan reads protocol-2 zip files only
+            names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:
+            pass
     names += re.findall(r"Unsupported global: GLOBAL (\S+)", message)
+    names += re.findall(r"unsupported GLOBAL (\S+)", message)
     names += re.findall(r"but got <class '([^']+)'>", message)
-    return list(dict.fromkeys(names))
+    return [name for name in dict.fromkeys(names) if allowed is None or name not in allowed]
+
+
+def _allowed_globals() -> set[str] | None:
+    """Globals the weights-only unpickler accepts here (its own list and :data:`SAFE_GLOBALS`); None if unknown."""
+    try:
+        from torch import _weights_only_unpickler  # torch's list is private: read it defensively
+
+        builtin = set(_weights_only_unpickler._get_allowed_globals())
+    except Exception:
+        return None
+    extra = [*SAFE_GLOBALS, *torch.serialization.get_safe_globals()]
+    return builtin | {_qualified_name(entry) for entry in extra}
 
 
 def _qualified_name(entry) -> str:
@@ -175,9 +244,18 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
 
     path = existing_file(path)
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        with (
+            warnings.catch_warnings(record=True),
+            safe_open(str(path), framework="pt", device="cpu") as handle,
+        ):
+            warnings.simplefilter("always")
+            keys = list(handle.keys())
+            for key in keys:  # the header's shapes, before any data is read
+                check_shape(tuple(handle.get_slice(key).get_shape()), name=key, source=str(path))
+            tensors = {key: handle.get_tensor(key) for key in keys}
             meta = dict(handle.metadata() or {})
+    except FullSpectrumError:
+        raise
     except Exception as error:
         raise CheckpointError(
             f"{path}: corrupt or truncated safetensors file ({_first_line(error)})"
@@ -208,6 +286,7 @@ def interpret_checkpoint(
     if masks is not None:
         _check_tensors(masks, source=source, what="masks")
         state = find_state_dict({k: v for k, v in obj.items() if k not in MASK_KEYS})
+        _check_weights_are_tensors(state or {}, source=source)
         file_meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else None
         fmt = "mask_checkpoint" if file_meta is not None else "masks_and_state_dict"
         selection = layers_from_state_dict(state, masks, source=source)
@@ -219,6 +298,7 @@ def interpret_checkpoint(
                 f"{source}: no state dict found (looked for tensors at the top level and under "
                 f"{', '.join(repr(k) for k in NESTING_KEYS)})"
             )
+        _check_weights_are_tensors(state, source=source)
         fmt = _state_dict_format(state)
         if fmt == "masks":
             masks_only = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
@@ -267,6 +347,16 @@ def _is_binary(tensor: torch.Tensor) -> bool:
     if tensor.is_floating_point() or tensor.dtype in (torch.int8, torch.uint8, torch.int32, torch.int64):
         return bool(((tensor == 0) | (tensor == 1)).all())
     return False
+
+
+def _check_weights_are_tensors(state: Mapping, *, source: str) -> None:
+    """A value under a weight's name (``fc.weight``, ``fc.weight_orig``...) must be a tensor; others may be anything."""
+    for key, value in state.items():
+        if isinstance(key, str) and split_attribute(key)[1] and not isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"{source}: {key} is a {type(value).__name__}, not a tensor; save weights as tensors "
+                "(model.state_dict() does)"
+            )
 
 
 def _check_tensors(mapping: Mapping, *, source: str, what: str) -> None:

@@ -16,15 +16,25 @@ from fullspectrum.errors import MaskError
 
 
 def to_numpy(tensor, *, name: str) -> np.ndarray:
-    """A torch tensor or array-like as a float64 numpy array (on the CPU)."""
+    """A torch tensor or array-like of real numbers as a numpy array (on the CPU).
+
+    Floating-point tensors numpy cannot hold (bfloat16, float8) and float16 become float64;
+    complex values are refused (a layer's weights and masks are real numbers).
+    """
     if hasattr(tensor, "detach"):  # torch tensor, any device
         tensor = tensor.detach().cpu()
-        if str(tensor.dtype) in ("torch.bfloat16", "torch.float16"):  # numpy lacks bfloat16
-            tensor = tensor.double()
+        if tensor.is_complex():
+            raise MaskError(
+                f"{name}: holds complex values ({tensor.dtype}); weights and masks are real numbers"
+            )
+        if tensor.is_floating_point() and str(tensor.dtype) not in ("torch.float32", "torch.float64"):
+            tensor = tensor.double()  # numpy lacks bfloat16 and float8
         tensor = tensor.numpy()
     array = np.asarray(tensor)
     if array.dtype == object:
         raise MaskError(f"{name}: not a numeric tensor")
+    if np.iscomplexobj(array):
+        raise MaskError(f"{name}: holds complex values ({array.dtype}); weights and masks are real numbers")
     return array
 
 
@@ -35,6 +45,11 @@ def check_mask(mask, *, name: str = "mask") -> np.ndarray:
         raise MaskError(
             f"{name}: a layer mask needs shape (out, in) or (out, in, *kernel), got {array.shape}"
         )
+    if array.size == 0:
+        raise MaskError(
+            f"{name}: empty layer of shape {array.shape}: no units on one side, so no graph "
+            "(a layer needs at least one output and one input unit)"
+        )
     if array.dtype == bool:
         return array
     if not np.all(np.isfinite(array)) or not np.all((array == 0) | (array == 1)):
@@ -44,8 +59,14 @@ def check_mask(mask, *, name: str = "mask") -> np.ndarray:
 
 
 def check_weight(weight, mask_shape: tuple[int, ...], *, name: str = "weight") -> np.ndarray:
-    """Validate a weight tensor against its mask's shape; NaN/Inf is an error."""
-    array = to_numpy(weight, name=name).astype(np.float64, copy=False)
+    """Validate a weight tensor against its mask's shape; NaN/Inf, complex and bool weights are errors."""
+    array = to_numpy(weight, name=name)
+    if array.dtype == bool:
+        raise MaskError(
+            f"{name}: weight is a bool tensor, which is a mask, not weights; give masks under 'masks' "
+            "or as '<layer>.weight_mask' beside real-valued weights"
+        )
+    array = array.astype(np.float64, copy=False)
     if array.shape != tuple(mask_shape):
         raise MaskError(f"{name}: weight shape {array.shape} differs from its mask shape {tuple(mask_shape)}")
     if not np.all(np.isfinite(array)):
