@@ -1,13 +1,22 @@
-"""Small real runs for the app tests: spectra of random masks through the run store (no training)."""
+"""Small real runs for the app tests (spectra of random masks through the run store, no training) and a
+real ``fullspectrum app`` server on a free localhost port."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fullspectrum.runs import RunStore
+from fullspectrum.runs import RunStore, jobs
 from fullspectrum.sampling import SamplingConfig, embedding_table, run_pags
 from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum, moving_distance
 
@@ -87,3 +96,57 @@ def make_pags_run(path: Path) -> Path:
     )
     run_pags(config, path, embed=embedding_table)
     return path
+
+
+# -- a real `fullspectrum app` server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at the moment, on localhost."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Wait until ``url/_stcore/health`` answers 200 (Host ``127.0.0.1``), or fail if the app exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout_s} s")
+
+
+@contextlib.contextmanager
+def app_server(runs: Path, workspace: Path, *flags: str, log_path: Path | None = None):
+    """``fullspectrum app --port <free> --runs runs ...flags`` with ``workspace``; yields ``(url, port)``.
+
+    Stops the server (SIGTERM, then SIGKILL) and any job it started when the block ends.
+    """
+    port = free_port()
+    env = {**os.environ, "FULLSPECTRUM_WORKSPACE": str(workspace)}
+    command = [sys.executable, "-m", "fullspectrum", "app", "--port", str(port), "--runs", str(runs), *flags]
+    log = open(log_path or workspace.parent / f"app_{port}.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url, port
+    finally:
+        for job in jobs.find_running(workspace):  # leave no job behind
+            jobs.stop(job.run_dir)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        deadline = time.monotonic() + 20
+        while jobs.find_running(workspace) and time.monotonic() < deadline:
+            time.sleep(0.5)

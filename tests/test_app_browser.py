@@ -9,19 +9,12 @@ installs it from the Debian packages when it runs as root).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.app_fixtures import make_corrupt_run, make_pags_run, make_runs
+from tests.app_fixtures import app_server, make_corrupt_run, make_pags_run, make_runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -49,59 +42,14 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not healthy after {timeout_s} s")
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     make_runs(root / "runs")
     make_pags_run(root / "runs" / "pags_random")
     make_corrupt_run(root / "runs" / "zz_broken")
-    workspace = root / "workspace"
-    port = _free_port()
-    env = {**os.environ, "FULLSPECTRUM_WORKSPACE": str(workspace)}
-    log = open(root / "app.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fullspectrum", "app", "--port", str(port), "--runs", str(root / "runs")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process)
+    with app_server(root / "runs", root / "workspace", log_path=root / "app.log") as (url, _):
         yield url
-    finally:
-        from fullspectrum.runs import jobs
-
-        for job in jobs.find_running(workspace):  # leave no training worker behind
-            jobs.stop(job.run_dir)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        deadline = time.monotonic() + 20
-        while jobs.find_running(workspace) and time.monotonic() < deadline:
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
