@@ -25,7 +25,7 @@ from analysis.embedding import layer_winners, load_embedding, network_points
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
 from fullspectrum.cli.app import RUNS_ENV
-from fullspectrum.runs import RunStore, jobs, list_runs
+from fullspectrum.runs import RunStore, jobs, list_runs, uploads
 from fullspectrum.spectrum import network_summary_by_step
 from fullspectrum.spectrum.graphon import graphon_estimate
 
@@ -50,6 +50,13 @@ def default_roots() -> list[str]:
 def workspace_root() -> Path:
     """The folder the app writes new runs into."""
     return Path(os.environ.get(WORKSPACE_ENV) or REPO_ROOT / "app_runs").absolute()
+
+
+@st.cache_resource(ttl=3600, max_entries=4, show_spinner=False)
+def clean_uploads(root: str) -> int:
+    """Remove the uploads under ``root`` that no session touched for a day (``runs.uploads.clean_uploads``):
+    at the app's first script run, then at most once an hour. Returns how many files went."""
+    return len(uploads.clean_uploads(root))
 
 
 # -- stamps --------------------------------------------------------------------------------------------

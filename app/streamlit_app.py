@@ -1,6 +1,7 @@
 """Entry point of the fullspectrum lab: navigation, the shared sidebar, then the page.
 
-Run with ``fullspectrum app`` (or ``streamlit run app/streamlit_app.py``). Pages
+Run with ``fullspectrum app``, which serves it through ``app/server.py`` (the
+Host allow-list); ``streamlit run app/streamlit_app.py`` serves it without. Pages
 are thin files in ``app/app_pages/``; a page whose file is not there yet is left
 out of the navigation rather than breaking the app.
 """
@@ -16,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # `from app import ...` works however streamlit was started
     sys.path.insert(0, str(HERE.parent))
 
-from app import widgets  # noqa: E402
+from app import cache, widgets  # noqa: E402
+from fullspectrum.runs.uploads import UPLOADS_DIR  # noqa: E402
 
 # (file, title, icon): the pages, in menu order
 PAGES = (
@@ -37,6 +39,7 @@ def main() -> None:
         if (HERE / "app_pages" / file).is_file()
     ]
     navigation = st.navigation(pages)
+    cache.clean_uploads(str(cache.workspace_root() / UPLOADS_DIR))  # what dead sessions left a day ago
     widgets.sidebar()
     navigation.run()
 

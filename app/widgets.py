@@ -1,7 +1,13 @@
-"""Small widgets every page shares: the sidebar's run picker, error boxes, job progress.
+"""Small widgets every page shares: the sidebar's run picker, error boxes, job progress, uploads.
 
 Session-state keys every page reads: ``run_roots`` (list of folders),
-``selected_run`` (path of the chosen run, or ``None``).
+``selected_run`` (path of the chosen run, or ``None``), ``upload_session`` (the
+random id of this browser session's upload folder, drawn once).
+
+Uploads (:func:`save_upload`, :func:`upload_picker`) are kept by content in the
+session's own folder (:mod:`fullspectrum.runs.uploads`): another session's file
+of the same name is never overwritten, a new file under an old name is a new
+cache key, and a file that is refused, replaced or cleared is removed.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from app import cache
+from fullspectrum.cli.app import UPLOAD_LIMIT_MB, any_folder_allowed, folder_allowed
+from fullspectrum.runs import uploads
+from fullspectrum.runs.uploads import StoredUpload
 from fullspectrum.training import METHODS
 
 POLL_S = 2.0
@@ -19,6 +28,9 @@ POLL_S = 2.0
 REWIRING_METHODS = [name for name, method in METHODS.items() if method.rewires]
 """Dynamic sparse training methods (their masks move): the sidebar picks one of their runs first."""
 _PICKER_KEY = "_run_picker"
+UPLOAD_SESSION_KEY = "upload_session"
+_UPLOADS = "_uploads"  # uploader file id -> its StoredUpload, or the line that refused it
+_HELD = "_uploads_held"  # upload_picker key -> the StoredUpload it shows now
 
 
 def error_box(error: BaseException | str, *, what: str | None = None) -> None:
@@ -112,11 +124,25 @@ def sidebar() -> None:
             added = st.text_input("Add a folder", key="_add_root", placeholder="/path/to/runs")
             if st.button("Add folder", key="_add_root_button") and added.strip():
                 folder = str(Path(added.strip()).expanduser().absolute())
-                if not Path(folder).is_dir():
-                    st.error(f"{folder}: no such folder")
+                refusal = folder_refusal(folder)
+                if refusal:
+                    error_box(refusal)
                 elif folder not in roots:
                     st.session_state["run_roots"] = [*roots, folder]
                     st.rerun()
+
+
+def folder_refusal(folder: str) -> str | None:
+    """Why "Add a folder" may not show ``folder`` (one line), or None: it must exist and, unless the app
+    was started with ``--allow-any-folder``, lie under the workspace or the app's run folders."""
+    if not Path(folder).is_dir():
+        return f"{folder}: no such folder"
+    if any_folder_allowed() or folder_allowed(folder, cache.default_roots()):
+        return None
+    return (
+        f"{folder}: only folders under the workspace or the app's run folders can be added; to show it, "
+        f"start the app with `fullspectrum app --runs {folder}` (or with --allow-any-folder)"
+    )
 
 
 def job_progress(job) -> None:
@@ -130,3 +156,70 @@ def job_progress(job) -> None:
         st.caption(text)
     if job.status == "failed" and job.error:
         error_box(job.error, what="The job failed")
+
+
+# -- uploads -------------------------------------------------------------------------------------------
+
+
+def upload_session() -> str:
+    """This browser session's upload folder id (drawn once, kept in ``st.session_state``)."""
+    if UPLOAD_SESSION_KEY not in st.session_state:
+        st.session_state[UPLOAD_SESSION_KEY] = uploads.new_session_id()
+    return st.session_state[UPLOAD_SESSION_KEY]
+
+
+def save_upload(file) -> StoredUpload | None:
+    """Keep ``file`` (from ``st.file_uploader``) in this session's folder, by content; reuse it on later
+    runs. A file too large, or refused before (:func:`refuse_upload`), gets its one line and None."""
+    known = st.session_state.setdefault(_UPLOADS, {})
+    entry = known.get(file.file_id)
+    if entry is None and file.size > UPLOAD_LIMIT_MB * 2**20:
+        entry = known[file.file_id] = (
+            f"{uploads.safe_file_name(file.name)}: {file.size / 2**20:.0f} MB is over the "
+            f"{UPLOAD_LIMIT_MB} MB limit"
+        )
+    if isinstance(entry, str):
+        error_box(entry)
+        return None
+    if entry is None or not entry.path.is_file():
+        entry = uploads.store_upload(
+            cache.workspace_root() / uploads.UPLOADS_DIR, upload_session(), file.name, file.getbuffer()
+        )
+        known[file.file_id] = entry
+    else:
+        entry.touch()
+    return entry
+
+
+def refuse_upload(stored: StoredUpload, error: BaseException | str, *, what: str | None = None) -> str:
+    """Remove a saved upload that cannot be used and remember why, so that it is not saved again;
+    returns the one line to show (the user's file name, never the stored path)."""
+    text = stored.message(error)
+    line = f"{what}: {text}" if what else text
+    known = st.session_state.setdefault(_UPLOADS, {})
+    for file_id, entry in list(known.items()):
+        if entry == stored:
+            known[file_id] = line
+    held = st.session_state.setdefault(_HELD, {})
+    for key, entry in list(held.items()):
+        if entry == stored:
+            held[key] = None
+    stored.remove()
+    return line
+
+
+def release_upload(stored: StoredUpload) -> None:
+    """Remove a saved upload that is no longer needed, unless an :func:`upload_picker` still shows it."""
+    if stored not in st.session_state.get(_HELD, {}).values():
+        stored.remove()
+
+
+def upload_picker(label: str, *, key: str, types: list[str]) -> StoredUpload | None:
+    """A file uploader whose file is kept by :func:`save_upload`; a file replaced or cleared is removed."""
+    file = st.file_uploader(label, type=types, key=key)
+    stored = save_upload(file) if file is not None else None
+    held = st.session_state.setdefault(_HELD, {})
+    previous, held[key] = held.get(key), stored
+    if previous is not None and previous != stored:
+        release_upload(previous)
+    return stored

@@ -28,7 +28,7 @@ from app.charts.trajectories import (
     trajectory_figure,
 )
 from fullspectrum.cli import main as cli_main
-from fullspectrum.cli.app import app_script, streamlit_command
+from fullspectrum.cli.app import app_script, server_script, streamlit_command
 from fullspectrum.runs import RunStore, jobs
 from fullspectrum.runs.ingest import ingest_checkpoint
 from fullspectrum.spectrum.network import analyze
@@ -129,6 +129,39 @@ def test_corrupt_selected_run_shows_an_error_on_every_page(app_env):
     for page in (None, "trajectories"):
         at = _app(page, selected_run=broken)
         assert any("cannot be read" in text for text in _texts(at.error)), page
+
+
+def _add_folder(at: AppTest, folder: str) -> AppTest:
+    at.text_input(key="_add_root").set_value(folder)
+    at.button(key="_add_root_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_add_a_folder_only_under_the_workspace_or_the_run_folders(app_env, tmp_path, monkeypatch):
+    monkeypatch.delenv("FULLSPECTRUM_ANY_FOLDER", raising=False)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "workspace" / "mine").mkdir(parents=True)
+    (tmp_path / "workspace" / "link").symlink_to("/etc")
+    at = _app()
+    for folder in (
+        "/",
+        "/etc",
+        "/proc/self",
+        str(tmp_path / "elsewhere"),
+        str(tmp_path / "workspace" / "link"),
+    ):
+        _add_folder(at, folder)
+        errors = [text for text in _texts(at.error) if not text.startswith("Corrupt run zz_broken")]
+        assert len(errors) == 1 and errors[0].startswith(folder) and "--allow-any-folder" in errors[0], errors
+        assert folder not in at.session_state["run_roots"]
+    for folder in (str(app_env / "run_0"), str(tmp_path / "workspace" / "mine")):
+        _add_folder(at, folder)
+        assert folder in at.session_state["run_roots"]
+        assert not [text for text in _texts(at.error) if not text.startswith("Corrupt run zz_broken")]
+    monkeypatch.setenv("FULLSPECTRUM_ANY_FOLDER", "1")  # fullspectrum app --allow-any-folder
+    at = _add_folder(_app(), str(tmp_path / "elsewhere"))
+    assert str(tmp_path / "elsewhere") in at.session_state["run_roots"]
 
 
 def test_empty_run_store_shows_the_empty_state(tmp_path, monkeypatch):
@@ -403,10 +436,19 @@ def test_training_job_stops_resumable_and_resumes_to_the_end(tmp_path):
 def test_app_command_line(tmp_path):
     script = app_script()
     assert script.name == "streamlit_app.py" and script.is_file()
-    command = streamlit_command(script, "127.0.0.1", 8765)
+    assert server_script() == script.parent / "server.py"
+    command = streamlit_command(server_script(), "127.0.0.1", 8765, ("localhost", "lab.example"))
+    assert command[command.index("run") + 1] == str(server_script())
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert command[command.index("--server.headless") + 1] == "true"
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
+    assert command[command.index("--server.enableXsrfProtection") + 1] == "true"
     assert int(command[command.index("--server.maxUploadSize") + 1]) == 200
+    assert [command[i + 1] for i, part in enumerate(command) if part == "--server.allowedHosts"] == [
+        "localhost",
+        "lab.example",
+    ]
     assert cli_main(["app", "--port", "0"]) == 2
     assert cli_main(["app", "--runs", str(tmp_path / "missing")]) == 2
+    for bad in ("lab.example:8501", "http://lab.example", "a/b", ""):
+        assert cli_main(["app", "--allow-host", bad]) == 2, bad

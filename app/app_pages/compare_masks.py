@@ -4,14 +4,13 @@ heat maps (the graphon estimate of G25, SPEC §7) — with a plain-language summ
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from app import cache, widgets
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.runs.uploads import StoredUpload
 from fullspectrum.sampling import ASSEMBLED, BASE, STORED_MASKS, candidate_label
 from fullspectrum.spectrum import VECTOR_AXES, metric_label
 
@@ -30,6 +29,7 @@ CHART_METRICS = ("delta_r_imdb", "delta_r", "lambda_w", "dead_in_channels")
 CLASS_COUNTS = ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
 """The counts shown under the degree classes of one layer."""
 ERRORS = (FullSpectrumError, OSError, KeyError, RuntimeError)
+UPLOAD_TYPES = ["pt", "pth", "bin", "safetensors"]
 
 st.title("Compare masks")
 st.caption(
@@ -40,6 +40,16 @@ runs = widgets.load_runs()
 readable = runs[runs["status"] != "corrupt"] if not runs.empty else runs
 pags_runs = readable[readable["kind"] == "pags"] if not readable.empty else readable
 labels = {row["path"]: widgets.run_label(row) for row in runs.to_dict("records")}
+uploaded: dict[str, StoredUpload] = {}
+"""Side -> the upload it shows (its content digest is the cache stamp)."""
+
+
+def _readable(error: BaseException) -> str:
+    """The error's first line, with the stored paths of uploads replaced by the users' file names."""
+    text = str(error)
+    for stored in uploaded.values():
+        text = stored.message(text)
+    return text
 
 
 def _apply_request(side: str) -> None:
@@ -59,21 +69,22 @@ def _apply_request(side: str) -> None:
 
 
 def _upload(side: str) -> tuple | None:
-    file = st.file_uploader(
+    """An uploaded checkpoint as a mask source, read at once: a file that is not one is refused and removed."""
+    stored = widgets.upload_picker(
         f"Checkpoint (≤ {UPLOAD_LIMIT_MB} MB; read with weights_only, never executed)",
-        type=["pt", "pth", "bin", "safetensors"],
         key=f"cmp_upload_{side}",
+        types=UPLOAD_TYPES,
     )
-    if file is None:
+    if stored is None:
         return None
-    if file.size > UPLOAD_LIMIT_MB * 2**20:
-        st.error(f"{file.name}: larger than {UPLOAD_LIMIT_MB} MB")
+    source = ("upload", str(stored.path))
+    try:
+        cache.mask_source(source, (stored.digest,))
+    except ERRORS as error:
+        widgets.error_box(widgets.refuse_upload(stored, error, what=f"Mask {side.upper()} cannot be read"))
         return None
-    folder = cache.workspace_root() / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / Path(file.name).name
-    target.write_bytes(file.getvalue())
-    return ("upload", str(target))
+    uploaded[side] = stored
+    return source
 
 
 def _source(side: str, default_step_index: int) -> tuple | None:
@@ -142,13 +153,14 @@ if sources["a"] is None or sources["b"] is None:
     st.stop()
 
 stamps = tuple(
-    cache.run_stamp(source[1]) if source[0] != "upload" else () for source in (sources["a"], sources["b"])
+    (uploaded[side].digest,) if sources[side][0] == "upload" else cache.run_stamp(sources[side][1])
+    for side in ("a", "b")
 )
 try:
     with st.spinner("Comparing the two masks (a candidate is regenerated from its seed the first time)…"):
         result, label_a, label_b = cache.mask_comparison(sources["a"], sources["b"], stamps)
 except ERRORS as error:
-    widgets.error_box(error, what="These masks cannot be compared")
+    widgets.error_box(_readable(error), what="These masks cannot be compared")
     st.stop()
 
 st.markdown(f"**A** = {label_a} · **B** = {label_b}")
@@ -172,7 +184,7 @@ try:
     values_a, values_b = cache.graphon_pair(sources["a"], sources["b"], layer, stamps)
     st.plotly_chart(graphon_figure(values_a, values_b, layer=layer), width="stretch", key="cmp_graphon")
 except ERRORS as error:
-    widgets.error_box(error, what=f"Graphon of {layer}")
+    widgets.error_box(_readable(error), what=f"Graphon of {layer}")
 st.plotly_chart(composition_figure(result.classes, layer), width="stretch", key="cmp_classes")
 row = table.set_index("layer").loc[layer]
 st.dataframe(

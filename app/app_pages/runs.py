@@ -1,13 +1,16 @@
 """Runs page: every run in the chosen folders, filters, a details panel, CSV downloads, checkpoint upload.
 
-An uploaded checkpoint is saved into the workspace and analysed by a job process
-(``fullspectrum ingest``: ``weights_only=True``, never executed) into an
-``analysis`` run that then appears here like any other.
+An uploaded checkpoint is saved into this browser session's upload folder (by
+content) and analysed by a job process (``fullspectrum ingest``:
+``weights_only=True``, never executed) into an ``analysis`` run of its own
+folder, which then appears here like any other and keeps a copy of the file.
+When the job ends the upload is removed; when it fails, so is the run's folder.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +20,7 @@ from app import cache, widgets
 from app.charts.runs import evals_figure, overview_figure
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.runs import jobs
+from fullspectrum.runs import jobs, uploads
 from fullspectrum.runs.naming import run_folder_name
 
 TABLE_COLUMNS = ["kind", "model", "data", "method", "density", "seed", "status", "final_accuracy", "steps"]
@@ -131,37 +134,60 @@ st.caption(
 )
 upload = st.file_uploader("Checkpoint file", type=UPLOAD_TYPES, key="runs_upload")
 if upload is not None and st.button("Analyse checkpoint", key="runs_analyse"):
-    if upload.size > UPLOAD_LIMIT_MB * 2**20:
-        st.error(f"{upload.name}: {upload.size / 2**20:.0f} MB is over the {UPLOAD_LIMIT_MB} MB limit")
-    else:
-        run_dir = cache.workspace_root() / run_folder_name("upload", Path(upload.name).stem or "checkpoint")
-        run_dir.mkdir(parents=True, exist_ok=False)
-        source = run_dir / f"source{Path(upload.name).suffix}"
-        source.write_bytes(upload.getbuffer())
-        jobs.start_ingest(source, run_dir)
-        st.session_state.setdefault(_INGESTS, []).append(str(run_dir))
+    stored = widgets.save_upload(upload)  # this session's own folder, by content
+    if stored is not None:
+        run_dir = None
+        try:
+            name = run_folder_name("upload", Path(stored.name).stem or "checkpoint")
+            run_dir = uploads.claim_folder(cache.workspace_root(), name)
+            jobs.start_ingest(stored.path, run_dir)
+        except (FullSpectrumError, OSError) as error:
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            widgets.error_box(
+                widgets.refuse_upload(stored, error, what=f"{stored.name} could not be analysed")
+            )
+        else:
+            st.session_state.setdefault(_INGESTS, {})[str(run_dir)] = stored
+
+
+def _job_error(job, stored) -> str:
+    """A failed job's last line, with the stored upload's path as the user's file name."""
+    text = (job.error or job.status).strip()
+    for prefix in ("fullspectrum: error: ", "fullspectrum: "):
+        text = text.removeprefix(prefix)
+    return stored.message(text)
 
 
 def _ingest_panel() -> None:
-    """Poll the upload jobs; when one ends, rerun the whole page so the new run is listed."""
-    pending = st.session_state.get(_INGESTS, [])
-    still = []
-    for run_dir in pending:
+    """Poll the upload jobs; when one ends, drop its upload (the run keeps a copy) and rerun the page.
+
+    A failed one leaves nothing: its upload and the folder made for its run are removed."""
+    pending = st.session_state.get(_INGESTS, {})
+    still = {}
+    for run_dir, stored in pending.items():
         job = jobs.job_state(run_dir)
         if job.active:
-            st.info(f"Analysing {Path(run_dir).name}…")
-            still.append(run_dir)
+            st.info(f"Analysing {stored.name}…")
+            still[run_dir] = stored
+        elif job.status == "finished":
+            widgets.release_upload(stored)
+            st.session_state.setdefault(_RESULTS, {})[run_dir] = ("finished", Path(run_dir).name)
         else:
-            st.session_state.setdefault(_RESULTS, {})[run_dir] = (job.status, job.error)
+            line = widgets.refuse_upload(
+                stored, _job_error(job, stored), what=f"{stored.name} could not be analysed"
+            )
+            shutil.rmtree(run_dir, ignore_errors=True)
+            st.session_state.setdefault(_RESULTS, {})[run_dir] = (job.status, line)
     if len(still) != len(pending):
         st.session_state[_INGESTS] = still
         st.rerun()
 
 
-for run_dir, (status, error) in st.session_state.get(_RESULTS, {}).items():
+for status, text in st.session_state.get(_RESULTS, {}).values():
     if status == "finished":
-        st.success(f"{Path(run_dir).name}: analysed; pick it in the sidebar or the table above.")
+        st.success(f"{text}: analysed; pick it in the sidebar or the table above.")
     else:
-        widgets.error_box(error or status, what=f"{Path(run_dir).name} could not be analysed")
+        widgets.error_box(text)
 if st.session_state.get(_INGESTS):
     st.fragment(_ingest_panel, run_every=widgets.POLL_S)()
