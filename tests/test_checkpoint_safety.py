@@ -199,6 +199,21 @@ def test_sparse_and_quantized_tensors_are_refused_with_how_to_resave(make, fragm
     assert "fc.weight" in message and fragment in message
 
 
+def test_meta_tensor_is_refused(tmp_path):
+    path = tmp_path / "meta.pt"
+    torch.save({**tiny_state(), "fc.weight": torch.empty(6, 5, device="meta")}, path)
+    message = refused(path, CheckpointError)
+    assert "fc.weight" in message and "meta tensor" in message
+
+
+def test_damaged_pickle_is_named_without_torchs_advice_to_load_unsafely(tmp_path):
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(b"\x80\x02\x8e" + b"\x00" * 200)
+    message = refused(path, CheckpointError)
+    assert "corrupt, truncated" in message and "Unsupported operand 142" in message
+    assert "weights_only" not in message and "PyTorch 2.6" not in message
+
+
 def test_non_tensor_under_a_weight_name_is_refused(tmp_path):
     path = tmp_path / "lists.pt"
     torch.save({**tiny_state(), "fc.weight": [[1.0, 0.0], [0.0, 1.0]], "epoch": 3}, path)

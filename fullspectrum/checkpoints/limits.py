@@ -81,6 +81,10 @@ def check_tensor(tensor: torch.Tensor, *, name: str, source: str, limit: int | N
     if tensor.is_nested or tensor.layout != torch.strided:
         kind = "nested" if tensor.is_nested else str(tensor.layout).removeprefix("torch.")
         raise CheckpointError(f"{label} is a {kind} tensor; save weights as dense tensors: tensor.to_dense()")
+    if tensor.is_meta:
+        raise CheckpointError(
+            f"{label} is a meta tensor: it has a shape but no values; save the real weights"
+        )
     shape = tuple(int(s) for s in tensor.shape)
     needed = tensor.numel() * tensor.element_size()
     try:

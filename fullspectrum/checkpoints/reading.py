@@ -233,8 +233,13 @@ def _qualified_name(entry) -> str:
 _DAMAGED = "corrupt, truncated or not a PyTorch checkpoint"
 
 
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+"""Lines of torch's weights-only refusal that say nothing about the file (one advises weights_only=False)."""
+
+
 def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
+    text = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = [line for line in text if not line.startswith(_TORCH_BOILERPLATE)] or text[:1]
     line = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
     return line if len(line) <= 120 else line[:117] + "..."
 
