@@ -8,6 +8,7 @@ allocate what a tiny file merely claims (an expanded tensor, a header's shape), 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -15,6 +16,7 @@ import struct
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,29 @@ def test_huge_expanded_tensor_allocates_nothing_end_to_end(tmp_path):
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and str(path) in lines[0] and "fc.weight" in lines[0], result.stderr
     assert result.stdout == ""
+
+
+def test_zip_entry_that_inflates_like_a_bomb_is_refused(tmp_path):
+    """torch.load reads deflated zips and allocates an entry's declared size before inflating it."""
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(2048, 2100)}, buffer)  # 17 MB of zeros: deflates ~1000:1
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(path, "w") as out:
+        for entry in source.infolist():
+            out.writestr(entry.filename, source.read(entry), compress_type=zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 100_000
+    message = refused(path, CheckpointError)
+    assert "zip entry" in message and "data/0" in message and "torch.save" in message
+
+
+def test_deflated_zip_that_inflates_modestly_is_read(tmp_path):
+    buffer = io.BytesIO()
+    torch.save(tiny_state(), buffer)
+    path = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(path, "w") as out:
+        for entry in source.infolist():
+            out.writestr(entry.filename, source.read(entry), compress_type=zipfile.ZIP_DEFLATED)
+    assert list(analyze(path)["layer"]) == ["fc", "head"]
 
 
 def test_tensor_over_the_limit_is_refused_and_the_limit_is_configurable(tmp_path, monkeypatch):

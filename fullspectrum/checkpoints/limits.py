@@ -14,7 +14,9 @@ it is loaded, before it is copied, compared or converted:
   value of the environment variable ``FULLSPECTRUM_MAX_TENSOR_ELEMENTS``.
 
 A ``.safetensors`` header gives every shape before any data is read: :func:`check_shape` checks
-them there.
+them there. A zip file is checked before torch opens it (:func:`check_zip_entries`): ``torch.save``
+stores its entries uncompressed, and torch allocates an entry's declared size before inflating
+it, so an entry that inflates more than :data:`MAX_INFLATION` times (a zip bomb) is refused.
 
 >>> import torch
 >>> check_loaded_tensors({"fc.weight": torch.ones(3, 4)}, source="model.pt")
@@ -29,7 +31,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
@@ -40,6 +44,12 @@ MAX_TENSOR_ELEMENTS = 2**31
 today's language models fits (Llama 3.1 405B's output layer, 128256 × 16384, has 2.10·10⁹)."""
 MAX_TENSOR_ELEMENTS_ENV = "FULLSPECTRUM_MAX_TENSOR_ELEMENTS"
 """Environment variable that replaces :data:`MAX_TENSOR_ELEMENTS` (a whole number, ``4e9`` allowed)."""
+
+
+MAX_INFLATION = 64
+"""Largest ratio of an entry's declared size to its compressed size in a zip checkpoint."""
+INFLATION_FLOOR_BYTES = 2**24
+"""Entries of at most this many bytes (16 MiB) may inflate any amount: too small to matter."""
 
 
 def max_tensor_elements() -> int:
@@ -124,3 +134,20 @@ def check_loaded_tensors(obj, *, source: str) -> None:
         else:
             continue
         stack.extend((f"{where}/{key}" if where else str(key), item) for key, item in reversed(items))
+
+
+def check_zip_entries(path: str | Path) -> None:
+    """Refuse a zip file with an entry that claims far more bytes than it occupies (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):  # unreadable: torch.load says what is wrong
+        return
+    for entry in entries:
+        size, packed = entry.file_size, max(entry.compress_size, 1)
+        if size > INFLATION_FLOOR_BYTES and size > MAX_INFLATION * packed:
+            raise CheckpointError(
+                f"{path}: zip entry {entry.filename} inflates {packed} bytes to {size} (over {MAX_INFLATION} "
+                "times): a zip bomb or a re-compressed checkpoint; save it with torch.save, which does "
+                "not compress"
+            )

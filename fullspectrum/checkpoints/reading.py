@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fullspectrum.checkpoints.limits import check_loaded_tensors, check_shape
+from fullspectrum.checkpoints.limits import check_loaded_tensors, check_shape, check_zip_entries
 from fullspectrum.checkpoints.pickles import PickleFacts, is_zip_file, scan_torch_file
 from fullspectrum.errors import CheckpointError, FullSpectrumError
 from fullspectrum.layers import LayerRecord, SkippedTensor, layers_from_state_dict
@@ -144,9 +144,12 @@ def safe_torch_load(path: str | Path):
     if size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
-        facts = None if is_zip_file(path) else scan_torch_file(path)
+        zip_format = is_zip_file(path)
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if zip_format:
+        check_zip_entries(path)
+    facts = None if zip_format else scan_torch_file(path)
     if facts is not None:
         _refuse_impossible_storages(path, facts, size)
     with warnings.catch_warnings(record=True):  # e.g. "Detected pickle protocol 3": noise for the user
