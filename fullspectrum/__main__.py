@@ -6,7 +6,7 @@ Ctrl-C even while the command line itself imports is one line and exit 130 (SPEC
 import sys
 
 try:
-    from fullspectrum.cli import main
+    from fullspectrum.cli import main  # in a try: Ctrl-C while importing is one line too
 except KeyboardInterrupt:
     sys.stderr.write("fullspectrum: interrupted\n")
     sys.exit(130)
