@@ -17,7 +17,9 @@ Modules:
 * :mod:`~fullspectrum.runs.ingest`: a user's checkpoint turned into an ``analysis`` run;
 * :mod:`~fullspectrum.runs.jobs`: long work as detached job processes (how the app starts, stops
   and resumes a training, a sampling or an ingest, and finds them again);
-* :mod:`~fullspectrum.runs.naming`: the folder names of runs started for a user.
+* :mod:`~fullspectrum.runs.naming`: the folder names of runs started for a user;
+* :mod:`~fullspectrum.runs.uploads`: files uploaded to the app, kept by content in one folder per
+  browser session, and removed when refused or left behind.
 """
 
 from fullspectrum.runs.database import (
