@@ -6,7 +6,10 @@ import dataclasses
 import io
 import json
 import math
+import os
+import signal
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -342,3 +345,91 @@ def test_candidate_minibatches_have_the_batch_size_even_from_a_small_split():
     assert [len(x) for x, _ in batches] == [4, 4, 4, 4]
     first_pass = torch.cat([x for x, _ in batches]).flatten()[:10]
     assert sorted(first_pass.tolist()) == list(range(10))  # every example once before any repeats
+
+
+NEW_RUN = ["pags", "--model", "mlp", "--data", "digits", "--density", "0.1", "--population", "2"]
+BAD_INPUTS = {
+    "unknown model": ["--model", "bogus"],
+    "unknown dataset": ["--data", "bogus"],
+    "cifar10 without --data-dir": ["--data", "cifar10"],
+    "cifar10 from a missing folder": ["--data", "cifar10", "--data-dir", "/nonexistent/cifar"],
+    "unknown generator": ["--generator", "bogus"],
+    "unknown rule": ["--rule", "bogus"],
+    "unknown score origin": ["--score-from", "bogus"],
+    "no candidates": ["--population", "0"],
+    "negative population": ["--population", "-3"],
+    "density 0": ["--density", "0"],
+    "density above 1": ["--density", "1.5"],
+    "density nan": ["--density", "nan"],
+    "no minibatches": ["--iters-per-candidate", "0"],
+    "negative warm-up": ["--warmup-iters", "-1"],
+    "negative seed": ["--seed", "-1"],
+    "seed beyond 64 bits": ["--seed", str(2**70)],
+    "negative split seed": ["--split-seed", "-1"],
+    "batch size 0": ["--batch-size", "0"],
+    "warm-up lr 0": ["--warmup-lr", "0"],
+    "warm-up lr inf": ["--warmup-lr", "inf"],
+    "warm-up lr nan": ["--warmup-lr", "nan"],
+    "no workers": ["--workers", "0"],
+    "diverging warm-up": ["--warmup-iters", "3", "--warmup-lr", "1e6"],
+}
+
+
+def visible_lines(err: str) -> list[str]:
+    """What a terminal shows of ``err``: each line's text after its last carriage return (a progress bar
+    that clears itself leaves nothing)."""
+    return [shown for line in err.split("\n") if (shown := line.rsplit("\r", 1)[-1].strip())]
+
+
+@pytest.mark.parametrize("extra", list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_leaves_no_run_folder(tmp_path, capsys, extra):
+    out = tmp_path / "new" / "run"
+    assert main([*NEW_RUN, "--device", "cpu", *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    [line] = visible_lines(err)
+    assert line.startswith("fullspectrum: error: ") and "Traceback" not in err, err
+    if "--warmup-lr" not in extra or extra[-1] != "1e6":  # refused before any work: no progress bar either
+        assert err == line + "\n"
+    assert not (tmp_path / "new").exists()
+
+
+def _sigint_held_off(pid: int) -> bool:
+    """Whether process ``pid`` ignores or blocks SIGINT (from /proc/PID/status)."""
+    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    bit = 1 << (signal.SIGINT - 1)
+    return bool((int(fields["SigIgn"], 16) | int(fields["SigBlk"], 16)) & bit)
+
+
+def _pool_processes(pid: int) -> list[int]:
+    """The fork server and pool workers under process ``pid`` (children of children, from /proc)."""
+    found, parents = [], {pid}
+    for _ in range(3):
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if ppid in parents:
+                children.append(int(entry.name))
+                if b"multiprocessing.forkserver" in cmdline:
+                    found.append(int(entry.name))
+        parents = set(children)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from /proc")
+def test_pool_processes_leave_ctrl_c_to_the_parent(snip_setup):
+    seen: list[dict[int, bool]] = []
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            seen.append({pid: _sigint_held_off(pid) for pid in _pool_processes(os.getpid())})
+
+    setup = dataclasses.replace(snip_setup, config=dataclasses.replace(snip_setup.config, workers=2))
+    sample(setup, progress=progress)
+    assert len(seen[0]) >= 3, seen  # the fork server and two workers
+    assert all(seen[0].values()), seen  # a Ctrl-C in the terminal reaches the parent alone

@@ -7,19 +7,50 @@ per layer the best one under ``--rule``. ``--warmup-iters N > 0`` is PEGS: the
 dense network first trains for ``N`` SGD iterations. Writes a run directory
 ``--out`` with the scored population and ``pags_mask.pt`` / ``base_mask.pt``,
 which ``fullspectrum train --mask`` and ``fullspectrum analyze`` read.
+
+``fullspectrum pags --resume DIR`` continues an interrupted or killed sampling
+from its last scored candidate, to the run an uninterrupted one writes (a
+finished run: says so and exits 0); only ``--workers`` may be given with it.
+Ctrl-C stops the sampling (worker processes included), leaves the run
+``interrupted`` and exits 130 with one line that says how to continue.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
-from fullspectrum.cli._common import add_device_argument, add_model_data_arguments, names
+from fullspectrum.cli import EXIT_INTERRUPTED, EXIT_OK
+from fullspectrum.cli._common import add_device_argument, names
+from fullspectrum.data import DATASET_NAMES
+from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import MODEL_NAMES
 from fullspectrum.pruning import GENERATOR_NAMES
-from fullspectrum.sampling import SELECTION_RULES, SamplingConfig, run_pags
+from fullspectrum.runs import RunError, RunStore
+from fullspectrum.sampling import SELECTION_RULES, SamplingConfig, resume_pags, run_pags
 from fullspectrum.sampling.embedding import embedding_table
+
+# SamplingConfig field -> command-line flag, for the options of a new sampling
+RUN_FLAGS = {
+    "model": "--model",
+    "data": "--data",
+    "data_dir": "--data-dir",
+    "generator": "--generator",
+    "density": "--density",
+    "population": "--population",
+    "iters_per_candidate": "--iters-per-candidate",
+    "warmup_iters": "--warmup-iters",
+    "rule": "--rule",
+    "score_from": "--score-from",
+    "seed": "--seed",
+    "split_seed": "--split-seed",
+    "batch_size": "--batch-size",
+    "warmup_lr": "--warmup-lr",
+    "device": "--device",
+}
 
 
 def register(subparsers) -> None:
@@ -29,37 +60,43 @@ def register(subparsers) -> None:
         description=(
             "Pruning at initialisation as graph sampling (FS23): draw candidate masks from a generator with "
             "the base mask's per-layer budgets and assemble the best layer of each; --warmup-iters > 0 "
-            "is PEGS (after a dense warm-up). Writes a run directory with pags_mask.pt and base_mask.pt."
+            "is PEGS (after a dense warm-up). Writes a run directory with pags_mask.pt and base_mask.pt; "
+            "--resume DIR continues an interrupted one."
         ),
     )
-    add_model_data_arguments(parser)
-    parser.add_argument("--generator", default="snip", help=f"mask generator: {names(GENERATOR_NAMES)}")
-    parser.add_argument("--density", type=float, default=0.01, help="fraction of weights kept (default 0.01)")
-    parser.add_argument("--population", type=int, default=100, help="candidates drawn (default 100, FS23)")
+    default = SamplingConfig()
+    parser.add_argument("--model", help=f"model name (required for a new sampling): {names(MODEL_NAMES)}")
+    parser.add_argument("--data", help=f"dataset name (required for a new sampling): {names(DATASET_NAMES)}")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the CIFAR files")
     parser.add_argument(
-        "--iters-per-candidate", type=int, default=2, help="minibatches per data-driven candidate (default 2)"
+        "--generator", help=f"mask generator (default {default.generator}): {names(GENERATOR_NAMES)}"
+    )
+    parser.add_argument("--density", type=float, help=f"fraction of weights kept (default {default.density})")
+    parser.add_argument(
+        "--population", type=int, help=f"candidates drawn (default {default.population}, FS23)"
     )
     parser.add_argument(
-        "--warmup-iters",
+        "--iters-per-candidate",
         type=int,
-        default=0,
-        help="dense SGD iterations first: 0 = PAGS, > 0 = PEGS (default 0)",
+        help=f"minibatches per data-driven candidate (default {default.iters_per_candidate})",
     )
     parser.add_argument(
-        "--rule", default="fs23", help=f"per-layer selection: {names(SELECTION_RULES)} (default fs23)"
+        "--warmup-iters", type=int, help="dense SGD iterations first: 0 = PAGS, > 0 = PEGS (default 0)"
     )
     parser.add_argument(
-        "--score-from",
-        default="origin",
-        help="score ||u|| from the origin (default) or from the base mask's u",
+        "--rule", help=f"per-layer selection: {names(SELECTION_RULES)} (default {default.rule})"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="run directory to create")
-    parser.add_argument("--seed", type=int, default=0, help="seeds initialisation, base mask and candidates")
-    parser.add_argument("--split-seed", type=int, default=0, help="train/validation split seed (default 0)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes (same result for any number)"
+        "--score-from", help="score ||u|| from the origin (default) or from the base mask's u (base)"
     )
-    add_device_argument(parser)
+    parser.add_argument("--out", metavar="DIR", help="run directory to create")
+    parser.add_argument("--resume", metavar="DIR", help="continue the interrupted sampling in DIR")
+    parser.add_argument("--seed", type=int, help="seeds initialisation, base mask and candidates (default 0)")
+    parser.add_argument("--split-seed", type=int, help="train/validation split seed (default 0)")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes (default 1; the same result for any number)"
+    )
+    add_device_argument(parser, default=None)  # None: not given (a resumed sampling keeps its own)
     parser.add_argument(
         "--batch-size", type=int, help="candidate and warm-up minibatch size (default: preset)"
     )
@@ -70,38 +107,85 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = SamplingConfig(
-        model=args.model,
-        data=args.data,
-        generator=args.generator,
-        density=args.density,
-        population=args.population,
-        iters_per_candidate=args.iters_per_candidate,
-        warmup_iters=args.warmup_iters,
-        rule=args.rule,
-        score_from=args.score_from,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        batch_size=args.batch_size,
-        warmup_lr=args.warmup_lr,
-        workers=args.workers,
-        device=args.device,
-        data_dir=args.data_dir,
-    )
-    with tqdm(desc=config.method, unit="step", file=sys.stderr, leave=False) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_description("warm-up" if done <= config.warmup_iters else "candidates", refresh=False)
-            bar.refresh()
-
-        result = run_pags(config, args.out, progress=progress, embed=embedding_table)
+    given = {field: getattr(args, field) for field in RUN_FLAGS if getattr(args, field) is not None}
+    if args.resume is not None:
+        if given or args.out is not None:
+            flags = [RUN_FLAGS[field] for field in given] + (["--out"] if args.out is not None else [])
+            raise FullSpectrumError(
+                f"--resume continues a sampling with its own config; drop {', '.join(flags)}"
+            )
+        run_dir = args.resume
+        stored = _run_info(run_dir).get("config")
+        warmup_iters = stored.get("warmup_iters", 0) if isinstance(stored, dict) else 0
+        warmup_iters = warmup_iters if isinstance(warmup_iters, int) else 0  # for the bar's label only
+        call = lambda progress: resume_pags(  # noqa: E731
+            run_dir, progress=progress, embed=embedding_table, workers=args.workers
+        )
+    else:
+        if args.out is None:
+            raise FullSpectrumError("give --out DIR for a new sampling (or --resume DIR to continue one)")
+        missing = [
+            flag for field, flag in RUN_FLAGS.items() if field in ("model", "data") and field not in given
+        ]
+        if missing:
+            raise FullSpectrumError(f"a new sampling needs {' and '.join(missing)}")
+        workers = {} if args.workers is None else {"workers": args.workers}
+        config = SamplingConfig(**given, **workers)
+        run_dir, warmup_iters = args.out, config.warmup_iters
+        call = lambda progress: run_pags(config, run_dir, progress=progress, embed=embedding_table)  # noqa: E731
+    try:
+        result = _with_progress(call, warmup_iters)
+    except KeyboardInterrupt:
+        if not _interrupted_sampling(run_dir):
+            raise  # stopped before the run existed: nothing to continue
+        print(
+            f"fullspectrum: interrupted; continue with: fullspectrum pags --resume {run_dir}", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
     summary = result.summary()
-    print(
-        f"wrote {result.run_dir}: {config.method} over {args.generator} on {args.model}/{args.data}, "
+    config = result.config
+    described = (
+        f"{config.method} over {config.generator} on {config.model}/{config.data}, "
         f"{summary['population']} candidates, {summary['layers_replaced']} of {summary['layers']} layers "
         f"replaced, mean score {summary['base_mean_score']:.4g} -> {summary['assembled_mean_score']:.4g}, "
         f"kept {summary['kept']} of {summary['total']} weights"
     )
-    return 0
+    if result.already_finished:
+        print(f"{result.run_dir}: this sampling has already finished ({described})")
+    else:
+        print(f"wrote {result.run_dir}: {described}")
+    return EXIT_OK
+
+
+def _with_progress(call, warmup_iters: int):
+    """Run ``call(progress)`` with a tqdm bar on stderr, made on the first call (so an input refused
+    before any work, or a finished run, prints no bar)."""
+    bars: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True))
+        bar = bars[0]
+        bar.total, bar.n = total, done
+        stage = "warm-up" if done <= warmup_iters else "candidates"
+        bar.set_description(stage, refresh=False)
+        bar.refresh()
+
+    try:
+        return call(progress)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _run_info(run_dir: str | Path) -> dict:
+    """``run.json`` of ``run_dir``, or ``{}`` where there is none (the command reports why)."""
+    try:
+        return RunStore.open(run_dir).info
+    except (RunError, OSError):
+        return {}
+
+
+def _interrupted_sampling(run_dir: str | Path) -> bool:
+    info = _run_info(run_dir)
+    return info.get("kind") == "pags" and info.get("status") == "interrupted"

@@ -4,15 +4,21 @@
 masks from a pruning-at-initialisation generator, each with the base mask's
 per-layer budgets, scores every layer by its full-spectrum vector and
 assembles the best layer of each into one mask; ``warmup_iters > 0`` is PEGS
-(after a dense warm-up). Modules: :mod:`~fullspectrum.sampling.config`
-(the config), :mod:`~fullspectrum.sampling.setup` (base mask and budgets),
+(after a dense warm-up). ``resume_pags(out_dir)`` continues an interrupted or
+killed one to the run an uninterrupted sampling writes. Modules:
+:mod:`~fullspectrum.sampling.config` (the config),
+:mod:`~fullspectrum.sampling.setup` (base mask and budgets),
 :mod:`~fullspectrum.sampling.candidates` (one candidate),
 :mod:`~fullspectrum.sampling.selection` (per-layer rules),
 :mod:`~fullspectrum.sampling.workers` (parallel population),
 :mod:`~fullspectrum.sampling.warmup` (PEGS's warm-up),
 :mod:`~fullspectrum.sampling.result` (the result, its tables and the names of
-its members), :mod:`~fullspectrum.sampling.embedding` (the population's 2-D map,
-``embedding.csv``), :mod:`~fullspectrum.sampling.pags` (``run_pags``: a whole sampling written into a run). The
+its members), :mod:`~fullspectrum.sampling.members` (any member alone: a candidate
+regenerated, a mask checkpoint), :mod:`~fullspectrum.sampling.embedding` (the
+population's 2-D map, ``embedding.csv``), :mod:`~fullspectrum.sampling.journal`
+(the scored candidates of an unfinished sampling, ``scored/``),
+:mod:`~fullspectrum.sampling.pags` (``run_pags``: a whole sampling written into a
+run) and :mod:`~fullspectrum.sampling.resume` (``resume_pags``). The
 ``fullspectrum pags`` command (:mod:`fullspectrum.cli.pags`) and the app's PAGS lab page run it.
 """
 
@@ -32,15 +38,13 @@ from fullspectrum.sampling.embedding import (
     load_embedding,
     save_embedding,
 )
-from fullspectrum.sampling.pags import (
+from fullspectrum.sampling.members import (
     STORED_MASKS,
-    STORED_STEPS,
     Candidate,
     regenerate_candidate,
-    run_pags,
-    sample,
     save_candidate_checkpoint,
 )
+from fullspectrum.sampling.pags import STORED_STEPS, run_pags, sample
 from fullspectrum.sampling.result import (
     ASSEMBLED,
     BASE,
@@ -49,8 +53,17 @@ from fullspectrum.sampling.result import (
     candidate_label,
     candidate_slug,
 )
+from fullspectrum.sampling.resume import resume_pags
 from fullspectrum.sampling.selection import SELECTION_RULES, LayerPoint, LayerWinners, get_rule, select
-from fullspectrum.sampling.setup import BASE_MASK_FILE, PAGS_MASK_FILE, SamplingSetup, prepare, setup_from_run
+from fullspectrum.sampling.setup import (
+    BASE_MASK_FILE,
+    PAGS_MASK_FILE,
+    SamplingSetup,
+    load_network,
+    prepare,
+    restore,
+    setup_from_run,
+)
 from fullspectrum.sampling.warmup import warm_up
 
 __all__ = [
@@ -80,8 +93,11 @@ __all__ = [
     "generator_kind",
     "get_rule",
     "load_embedding",
+    "load_network",
     "prepare",
     "regenerate_candidate",
+    "restore",
+    "resume_pags",
     "save_candidate_checkpoint",
     "save_embedding",
     "STORED_MASKS",

@@ -16,6 +16,7 @@ regenerated) from its run alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ from fullspectrum.pruning import GENERATORS
 from fullspectrum.sampling.selection import SELECTION_RULES
 from fullspectrum.training.config import FALLBACK_PRESET, PRESETS
 
+SEED_MAX = 2**63 - 1
+"""Largest seed: NumPy's ``SeedSequence`` takes any integer >= 0, torch's generators up to 2**64 - 1,
+and SQLite stores signed 64-bit integers."""
 SCORE_ORIGINS = ("origin", "base")
 """What a layer's score ``||u - u_ref||`` is measured from: the origin (FS23) or the base mask's ``u``."""
 
@@ -91,12 +95,14 @@ class SamplingConfig:
         _positive_int("warmup_iters", self.warmup_iters, allow_zero=True)
         if self.batch_size is not None:
             _positive_int("batch_size", self.batch_size)
-        if self.warmup_lr is not None and not float(self.warmup_lr) > 0:
-            raise FullSpectrumError(f"warmup_lr must be positive, got {self.warmup_lr}")
+        if self.warmup_lr is not None and not (
+            isinstance(self.warmup_lr, int | float) and math.isfinite(self.warmup_lr) and self.warmup_lr > 0
+        ):
+            raise FullSpectrumError(f"warmup_lr must be a finite number > 0, got {self.warmup_lr}")
         for name in ("seed", "split_seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise FullSpectrumError(f"{name} must be an int, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+                raise FullSpectrumError(f"{name} must be a whole number from 0 to {SEED_MAX}, got {value!r}")
         options = GENERATORS[self.generator].options
         for key in self.generator_options:
             if key not in options or key == "n_examples":  # candidates use exactly their minibatches

@@ -9,24 +9,26 @@ the same after a short dense warm-up, and its mask trains on from the
 warmed-up weights.
 
 * :func:`sample` runs a prepared sampling (``prepare(config)``) and returns a
-  :class:`SamplingResult`; nothing is written.
+  :class:`SamplingResult`; nothing is written. Given the candidates an
+  interrupted sampling scored, it replays the selection over them and draws
+  only the rest.
 * :func:`run_pags` does the whole job into a run directory (SPEC §8): the
   scored population, the base and assembled masks' spectra (steps 0 and 1),
   their mask snapshots, ``final`` numbers, and the mask checkpoints
   ``pags_mask.pt`` / ``base_mask.pt`` that ``train --mask`` and ``analyze`` read.
-* :func:`regenerate_candidate` rebuilds candidate ``i`` alone, from a config or
-  a run directory, exactly as it was in the population.
-* :func:`save_candidate_checkpoint` writes any member of a run's population
-  as a mask checkpoint.
+  While it runs, ``base_mask.pt`` and every scored candidate
+  (:mod:`~fullspectrum.sampling.journal`) are saved as soon as they exist, so
+  :func:`~fullspectrum.sampling.resume.resume_pags` can continue it from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
+import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -34,19 +36,17 @@ import torch
 from torch import Tensor
 
 import fullspectrum
-from fullspectrum.checkpoints.mask_file import load_mask_checkpoint, save_mask_checkpoint
+from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.layers.names import layer_name
 from fullspectrum.runs import RunStore
-from fullspectrum.sampling.candidates import (
-    CandidateEvaluator,
-    candidate_batches,
-    candidate_seeds,
-    generator_kind,
-    layer_table,
-)
+from fullspectrum.runs.mask_files import MASK_DIR
+from fullspectrum.runs.run_file import DB_FILE, RUN_FILE
+from fullspectrum.sampling.candidates import layer_table
 from fullspectrum.sampling.config import SamplingConfig
 from fullspectrum.sampling.embedding import Embedding, save_embedding
+from fullspectrum.sampling.journal import ScoredCandidate, discard_scored, save_scored
+from fullspectrum.sampling.members import regenerate_masks
 from fullspectrum.sampling.result import (
     ASSEMBLED,
     BASE,
@@ -62,11 +62,11 @@ from fullspectrum.sampling.setup import (
     BASE_MASK_FILE,
     PAGS_MASK_FILE,
     SamplingSetup,
+    load_network,
     prepare,
     resolve_device,
-    setup_from_run,
 )
-from fullspectrum.sampling.workers import evaluate_population, single_threaded
+from fullspectrum.sampling.workers import evaluate_population
 
 Progress = Callable[[int, int], None]
 Embed = Callable[[pd.DataFrame], Embedding | pd.DataFrame]
@@ -78,45 +78,65 @@ STORED_STEPS = {BASE: 0, ASSEMBLED: 1}
 
 
 def _batches_of(setup: SamplingSetup) -> Callable[[int], list | None]:
-    config = setup.config
-    if generator_kind(config.generator) != "data":
-        return lambda index: None
-    return lambda index: candidate_batches(
-        setup.splits.train,
-        config.batch_size,
-        config.iters_per_candidate,
-        candidate_seeds(config.seed, index).data,
-    )
+    """Candidate index -> its minibatches (``SamplingSetup.batches``; the sampling benchmark uses it)."""
+    return setup.batches
 
 
-def sample(setup: SamplingSetup, *, progress: Progress | None = None) -> SamplingResult:
+def _points(index: int, rows: dict[str, dict]) -> dict[str, LayerPoint]:
+    return {name: LayerPoint(index, row["delta_r_imdb"], row["score"]) for name, row in rows.items()}
+
+
+def sample(
+    setup: SamplingSetup,
+    *,
+    progress: Progress | None = None,
+    scored: Sequence[ScoredCandidate] = (),
+    record: Callable[[ScoredCandidate], None] | None = None,
+) -> SamplingResult:
     """Draw, score and select the population of a prepared sampling (SPEC §5 steps 2–5).
 
-    ``progress(done, total)`` is called after each candidate. The result does
-    not depend on ``setup.config.workers``.
+    ``scored`` are candidates ``0 .. k-1`` scored before (an interrupted
+    sampling's, :func:`~fullspectrum.sampling.journal.read_scored`): the
+    per-layer selection is replayed over them in index order and only
+    candidates ``k ..`` are drawn. ``record(candidate)`` receives each newly
+    scored one; then ``progress(done, total)`` is called (``done`` counting
+    ``scored`` too). The result depends neither on ``setup.config.workers`` nor on ``k``.
     """
     config = setup.config
+    if [candidate.index for candidate in scored] != list(range(len(scored))) or len(
+        scored
+    ) > config.population:
+        raise ValueError(f"scored candidates must be 0, 1, ..., k - 1 of {config.population}")
     started = time.perf_counter()
+    before = scored[-1].seconds if scored else 0.0
     layer_of = {name: layer_name(name) for name in setup.base_masks}
     base = {row["param"]: LayerPoint(BASE, row["delta_r_imdb"], row["score"]) for row in setup.base_layers}
     selection = LayerWinners(base, config.rule)
     kept = dict(setup.base_masks)
+    held: dict[str, int] = {}  # layer -> the candidate of ``scored`` that holds it (masks made at the end)
     rows = population_rows(BASE, {row["param"]: row for row in setup.base_layers}, layer_of)
+    for candidate in scored:
+        held.update(dict.fromkeys(selection.offer(_points(candidate.index, candidate.rows)), candidate.index))
+        rows.extend(population_rows(candidate.index, candidate.rows, layer_of))
     results = evaluate_population(
         setup.context,
         config.seed,
-        range(config.population),
-        _batches_of(setup),
+        range(len(scored), config.population),
+        setup.batches,
         workers=config.workers,
-        progress=progress,
     )
-    for result in results:
-        points = {
-            name: LayerPoint(result.index, row["delta_r_imdb"], row["score"])
-            for name, row in result.rows.items()
-        }
-        kept.update(result.masks(selection.offer(points)))
-        rows.extend(population_rows(result.index, result.rows, layer_of))
+    with contextlib.closing(results):  # an interruption shuts the worker pool down here, not later
+        for done, result in enumerate(results, start=len(scored) + 1):
+            if record is not None:
+                record(ScoredCandidate(result.index, result.rows, before + time.perf_counter() - started))
+            taken = selection.offer(_points(result.index, result.rows))
+            kept.update(result.masks(taken))
+            for name in taken:
+                held.pop(name, None)
+            rows.extend(population_rows(result.index, result.rows, layer_of))
+            if progress is not None:
+                progress(done, config.population)
+    kept.update(regenerate_masks(setup, held))
     assembled = {name: kept[name] for name in setup.base_masks}  # layer order
     assembled_layers = layer_table(assembled, setup.state_dict, setup.context.reference)
     rows.extend(population_rows(ASSEMBLED, {row["param"]: row for row in assembled_layers}, layer_of))
@@ -131,13 +151,11 @@ def sample(setup: SamplingSetup, *, progress: Progress | None = None) -> Samplin
         assembled_layers=spectrum_frame(assembled_layers, layer_of),
         state_dict=setup.state_dict,
         warmup_loss=setup.warmup_loss,
-        seconds=time.perf_counter() - started,
+        seconds=before + time.perf_counter() - started,
     )
 
 
-def _meta(result: SamplingResult, which: str) -> dict:
-    config = result.config
-    masks = result.assembled_masks if which == "assembled" else result.base_masks
+def _meta(config: SamplingConfig, masks: dict[str, Tensor], which: str, layers_replaced: int = 0) -> dict:
     return {
         "mask": which,
         "method": config.method,
@@ -155,7 +173,7 @@ def _meta(result: SamplingResult, which: str) -> dict:
         "warmup_iters": config.warmup_iters,
         "rule": config.rule,
         "score_from": config.score_from,
-        "layers_replaced": result.layers_replaced if which == "assembled" else 0,
+        "layers_replaced": layers_replaced,
         "fullspectrum_version": fullspectrum.__version__,
         "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
@@ -177,12 +195,43 @@ def run_pags(
     ``embed``, if given, maps the population table to a 2-D map (e.g.
     :func:`~fullspectrum.sampling.embedding.embedding_table`), which
     :func:`~fullspectrum.sampling.embedding.save_embedding` stores as
-    ``embedding.csv`` in the run. Ctrl-C leaves an ``interrupted`` run
-    (sampling is not resumable: run it again); any other error a ``failed`` one.
+    ``embedding.csv`` in the run.
+
+    The device, the dataset and the model are checked before ``out_dir`` is
+    made, so a bad name or a missing data folder leaves nothing behind, and
+    so does a warm-up that diverges. The base mask (``base_mask.pt``) and
+    every scored candidate are saved as soon as they exist: Ctrl-C leaves an
+    ``interrupted`` run and a killed process a ``running`` one whose heartbeat
+    stops, both continued by :func:`~fullspectrum.sampling.resume.resume_pags`
+    to the run an uninterrupted sampling writes; any other error leaves a ``failed`` one.
     """
     config = config.resolved()
-    total = config.warmup_iters + config.population
+    device = str(resolve_device(config.device))  # a missing GPU fails before the run exists
+    network = load_network(config)  # so do unknown names and missing data files
+    made = _missing_root(Path(out_dir))
+    store = RunStore.create(out_dir, kind="pags", config=config.as_dict(), seed=config.seed, device=device)
+    report = progress_reporter(store, config, progress)
+    try:
+        with store.heartbeat_thread():
+            setup = prepare(config, progress=report(0), network=network)
+            save_base_mask(store, setup)
+    except FullSpectrumError:  # bad input found by the work itself (a diverging warm-up)
+        store.close()
+        _remove_refused_run(store.path, made)
+        raise
+    except KeyboardInterrupt:
+        store.finish("interrupted")
+        raise
+    except BaseException:
+        store.finish("failed")
+        raise
+    return finish_sampling(store, setup, (), report, embed)
 
+
+def progress_reporter(store: RunStore, config: SamplingConfig, progress: Progress | None) -> Callable:
+    """``report(offset)``: a progress callback that adds ``offset``, calls ``progress`` and stores
+    ``run.json["progress"]`` (about once a second, and at the end)."""
+    total = config.warmup_iters + config.population
     last_written = [0.0]
 
     def report(offset: int) -> Progress:
@@ -196,24 +245,40 @@ def run_pags(
 
         return callback
 
-    device = str(resolve_device(config.device))  # a missing GPU fails before the run exists
-    store = RunStore.create(out_dir, kind="pags", config=config.as_dict(), seed=config.seed, device=device)
+    return report
+
+
+def save_base_mask(store: RunStore, setup: SamplingSetup) -> None:
+    """``base_mask.pt`` (the base mask and the weights candidates are drawn at) and the warm-up's last
+    loss in ``run.json["warmup_loss"]``: what a resumed sampling starts from."""
+    meta = _meta(setup.config, setup.base_masks, "base")
+    save_mask_checkpoint(store.artifact_path(BASE_MASK_FILE), setup.base_masks, setup.state_dict, meta)
+    store.update_info(warmup_loss=setup.warmup_loss)  # NaN (PAGS) is stored as null
+
+
+def finish_sampling(
+    store: RunStore,
+    setup: SamplingSetup,
+    scored: Sequence[ScoredCandidate],
+    report: Callable,
+    embed: Embed | None,
+) -> SamplingResult:
+    """Sample the population (each candidate saved as it comes), then write the run's results and finish it."""
+    config = setup.config
     try:
         with store.heartbeat_thread():
-            setup = prepare(config, progress=report(0))
-            result = sample(setup, progress=report(config.warmup_iters))
+            result = sample(
+                setup,
+                progress=report(config.warmup_iters),
+                scored=scored,
+                record=lambda candidate: save_scored(store.path, candidate),
+            )
             result = _record(store, result)
             save_mask_checkpoint(
                 store.artifact_path(PAGS_MASK_FILE),
                 result.assembled_masks,
                 result.state_dict,
-                _meta(result, "assembled"),
-            )
-            save_mask_checkpoint(
-                store.artifact_path(BASE_MASK_FILE),
-                result.base_masks,
-                result.state_dict,
-                _meta(result, "base"),
+                _meta(config, result.assembled_masks, "assembled", result.layers_replaced),
             )
             if embed is not None:
                 _store_embedding(store, embed, result.population)
@@ -224,6 +289,7 @@ def run_pags(
         store.finish("failed")
         raise
     store.finish("finished", final=result.summary())
+    discard_scored(store.path)  # the population table holds them now
     return result
 
 
@@ -236,9 +302,14 @@ def _store_embedding(store, embed: Embed, population: pd.DataFrame) -> None:
 
 
 def _record(store, result: SamplingResult) -> SamplingResult:
-    """Population, the base (step 0) and assembled (step 1) masks and their spectra, into ``store``."""
+    """Population, the base (step 0) and assembled (step 1) masks and their spectra, into ``store``.
+
+    The population is one transaction, written once: a resumed run that was
+    stopped after it keeps it (``truncate_after(-1)`` has removed the snapshots).
+    """
     base_step, assembled_step = STORED_STEPS[BASE], STORED_STEPS[ASSEMBLED]
-    store.add_population(result.population.to_dict("records"))
+    if store.population().empty:
+        store.add_population(result.population.to_dict("records"))
     store.add_snapshot(base_step, snapshot_rows(result.base_layers, result.base_layers))
     store.add_snapshot(assembled_step, snapshot_rows(result.assembled_layers, result.base_layers))
     store.save_masks(base_step, result.base_masks)
@@ -247,58 +318,29 @@ def _record(store, result: SamplingResult) -> SamplingResult:
     return dataclasses.replace(result, run_dir=store.path)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One candidate regenerated alone."""
-
-    index: int
-    """Candidate index ``i``."""
-    masks: dict[str, Tensor]
-    """Its masks (parameter name -> bool CPU tensor), each layer with the base budget ``k_j``."""
-    population: pd.DataFrame
-    """Its rows of the population table (``POPULATION_COLUMNS``; ``won`` is False)."""
+def _missing_root(path: Path) -> Path | None:
+    """The highest folder on the way to ``path`` that does not exist yet (``None``: ``path`` exists)."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
-def regenerate_candidate(source: SamplingConfig | SamplingSetup | str | Path, index: int) -> Candidate:
-    """Candidate ``index`` of a sampling, exactly as in its population.
-
-    ``source`` is a run directory (fast: reads ``base_mask.pt``; computed on
-    the CPU), a prepared :class:`SamplingSetup`, or a config (prepares it:
-    warm-up and base mask included).
-    """
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise FullSpectrumError(f"candidate index must be a non-negative int, got {index!r}")
-    if isinstance(source, SamplingConfig):
-        setup = prepare(source)
-    elif isinstance(source, SamplingSetup):
-        setup = source
-    else:
-        setup = setup_from_run(source)
-    with single_threaded():  # as in the population's workers
-        result = CandidateEvaluator(setup.context).evaluate(
-            setup.config.seed, index, _batches_of(setup)(index)
-        )
-    layer_of = {name: layer_name(name) for name in setup.base_masks}
-    table = population_table(population_rows(index, result.rows, layer_of), {})
-    return Candidate(index=index, masks=result.masks(), population=table)
-
-
-STORED_MASKS = {BASE: BASE_MASK_FILE, ASSEMBLED: PAGS_MASK_FILE}
-"""Masks a PAGS run keeps as files: the base mask and the assembled mask."""
-
-
-def save_candidate_checkpoint(run_dir: str | Path, index: int, path: str | Path) -> Path:
-    """Write any mask of a PAGS run as a SPEC §8 mask checkpoint ``train --mask`` accepts.
-
-    ``index`` ``BASE`` is the base mask and ``ASSEMBLED`` the assembled one
-    (copied from the run); a candidate ``>= 0`` is regenerated from the run's
-    seed and index and carries the weights it was sampled at (those of ``base_mask.pt``).
-    """
-    run_dir = Path(run_dir)
-    base = load_mask_checkpoint(run_dir / STORED_MASKS[BASE])
-    if index in STORED_MASKS:
-        stored = load_mask_checkpoint(run_dir / STORED_MASKS[index])
-        return save_mask_checkpoint(path, stored.masks, stored.state_dict, stored.meta)
-    candidate = regenerate_candidate(run_dir, index)
-    meta = {**base.meta, "candidate": index, "source_run": str(run_dir)}
-    return save_mask_checkpoint(path, candidate.masks, base.state_dict, meta)
+def _remove_refused_run(path: Path, made: Path | None) -> None:
+    """Remove a run refused before its first candidate: the folders this job made, else its run files."""
+    with contextlib.suppress(OSError):
+        if made is not None:
+            shutil.rmtree(made)
+            return
+        for name in (
+            RUN_FILE,
+            DB_FILE,
+            f"{DB_FILE}-wal",
+            f"{DB_FILE}-shm",
+            f"{DB_FILE}-journal",
+            BASE_MASK_FILE,
+        ):
+            (path / name).unlink(missing_ok=True)
+        (path / MASK_DIR).rmdir()  # only if empty

@@ -76,7 +76,9 @@ class SamplingResult:
     seconds: float = float("nan")
     """Wall time of the population (generation, scoring and selection)."""
     run_dir: Path | None = None
-    """The run directory, when written by ``run_pags``."""
+    """The run directory, when written by ``run_pags`` (or read back by ``resume_pags``)."""
+    already_finished: bool = False
+    """True when ``resume_pags`` found the run finished and read this result back, changing nothing."""
 
     @property
     def layers_replaced(self) -> int:

@@ -5,9 +5,12 @@ initialisation ``fullspectrum prune`` and ``fullspectrum train`` make for that
 seed), warms it up densely for PEGS, makes the base mask with the generator on
 its normal data budget (10 × classes examples, SPEC §6b; the same call, loader
 and seed as ``fullspectrum prune``) and reads off the per-layer budgets
-``k_j``. ``setup_from_run(run_dir)`` rebuilds the same setup from a finished
-run's config and ``base_mask.pt``, without warming up or pruning again, so any
-candidate can be regenerated later.
+``k_j``. ``load_network(config)`` is its first part alone (the dataset and the
+model, where bad names and missing data files show up), so a run folder is made
+only once it has succeeded. ``restore(config, base_mask_file)`` rebuilds the
+same setup from ``base_mask.pt``, which a run writes as soon as the base mask
+exists, without warming up or pruning again: a resumed sampling and
+``setup_from_run(run_dir)`` (any candidate regenerated later) start from it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,7 +32,13 @@ from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import build_model
 from fullspectrum.pruning import LayerCollapseWarning, compute_scores, generate_masks
 from fullspectrum.runs import RunStore
-from fullspectrum.sampling.candidates import PopulationContext, generator_kind, layer_table
+from fullspectrum.sampling.candidates import (
+    PopulationContext,
+    candidate_batches,
+    candidate_seeds,
+    generator_kind,
+    layer_table,
+)
 from fullspectrum.sampling.config import SamplingConfig
 from fullspectrum.sampling.warmup import warm_up
 from fullspectrum.spectrum import full_spectrum_vector
@@ -63,8 +73,30 @@ class SamplingSetup:
         """Per-layer budgets ``k_j`` (parameter name -> kept weights)."""
         return self.context.counts
 
+    def batches(self, index: int) -> list | None:
+        """Candidate ``index``'s minibatches (``None`` for a data-free generator), from its seed alone."""
+        config = self.config
+        if generator_kind(config.generator) != "data":
+            return None
+        seed = candidate_seeds(config.seed, index).data
+        return candidate_batches(self.splits.train, config.batch_size, config.iters_per_candidate, seed)
 
-def _load(config: SamplingConfig):
+
+class Network(NamedTuple):
+    """The dataset and the model at its seeded initialisation, before any sampling work."""
+
+    splits: object
+    """The dataset's ``DatasetSplits``."""
+    model: torch.nn.Module
+    """The model built for it, at the initialisation seeded by ``config.seed``, on the CPU."""
+
+
+def load_network(config: SamplingConfig) -> Network:
+    """Load the dataset and build the model; an unknown name or a missing data folder fails here.
+
+    A run is created only after this has succeeded, so a bad ``model`` or
+    ``data`` leaves no run folder behind.
+    """
     splits = load_dataset(
         config.data, data_dir=config.data_dir, split_seed=config.split_seed, **dict(config.data_options)
     )
@@ -73,17 +105,23 @@ def _load(config: SamplingConfig):
         model = build_model(
             config.model, splits.num_classes, splits.input_shape, **dict(config.model_options)
         )
-    return splits, model
+    return Network(splits, model)
 
 
-def prepare(config: SamplingConfig, *, progress: Callable[[int, int], None] | None = None) -> SamplingSetup:
+def prepare(
+    config: SamplingConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    network: Network | None = None,
+) -> SamplingSetup:
     """Initialise (and for PEGS warm up) the model, make the base mask and its budgets.
 
-    ``progress(done, total)`` follows the warm-up iterations.
+    ``progress(done, total)`` follows the warm-up iterations. ``network`` is
+    ``load_network(config)`` when the caller has it already (it is warmed up in place).
     """
     config = config.resolved()
     device = resolve_device(config.device)
-    splits, model = _load(config)
+    splits, model = network if network is not None else load_network(config)
     model.to(device)
     warmup_loss = warm_up(
         model,
@@ -102,12 +140,8 @@ def prepare(config: SamplingConfig, *, progress: Callable[[int, int], None] | No
         base = generate_masks(
             model, config.generator, config.density, data=loader, seed=config.seed, **options
         )
-    fixed = None
-    if generator_kind(config.generator) == "noisy":
-        fixed = compute_scores(
-            model, config.generator, loader, config.seed, density=config.density, **options
-        )
-        fixed = {name: score.detach().cpu() for name, score in fixed.items()}
+    model.load_state_dict(state_dict)  # exactly the weights and buffers ``restore`` starts from
+    fixed = _fixed_scores(config, model, splits)
     masks = {name: mask.detach().cpu() for name, mask in base.masks.items()}
     return _finish(config, splits, state_dict, masks, str(device), fixed, warmup_loss, base.meta())
 
@@ -118,20 +152,39 @@ def setup_from_run(run_dir: str | Path, *, device: str = "cpu") -> SamplingSetup
     info = store.info
     if info.get("kind") != "pags":
         raise FullSpectrumError(f"{run_dir}: a {info.get('kind')!r} run, not a PAGS run")
-    config = SamplingConfig.from_dict({**info["config"], "device": device}).resolved()
-    checkpoint = load_mask_checkpoint(store.artifact_path(BASE_MASK_FILE))
-    splits, model = _load(config)
+    config = SamplingConfig.from_dict({**info["config"], "device": device})
+    return restore(config, store.artifact_path(BASE_MASK_FILE))
+
+
+def restore(
+    config: SamplingConfig, base_mask_file: str | Path, *, network: Network | None = None
+) -> SamplingSetup:
+    """The setup ``prepare(config)`` made, rebuilt from the base mask checkpoint it was saved to.
+
+    The checkpoint holds the base mask and the weights candidates are drawn at
+    (PEGS's warmed-up ones), so nothing is warmed up or pruned again; ``network``
+    as in :func:`prepare`.
+    """
+    config = config.resolved()
+    device = resolve_device(config.device)
+    checkpoint = load_mask_checkpoint(base_mask_file)
+    splits, model = network if network is not None else load_network(config)
     model.load_state_dict(checkpoint.state_dict)
-    model.to(resolve_device(device))
-    fixed = None
-    if generator_kind(config.generator) == "noisy":
-        loader = make_loader(splits.train, config.batch_size, shuffle=True, seed=config.seed)
-        options = dict(config.generator_options)
-        fixed = compute_scores(
-            model, config.generator, loader, config.seed, density=config.density, **options
-        )
-        fixed = {name: score.detach().cpu() for name, score in fixed.items()}
-    return _finish(config, splits, checkpoint.state_dict, checkpoint.masks, device, fixed, float("nan"), None)
+    model.to(device)
+    fixed = _fixed_scores(config, model, splits)
+    return _finish(
+        config, splits, checkpoint.state_dict, checkpoint.masks, str(device), fixed, float("nan"), None
+    )
+
+
+def _fixed_scores(config: SamplingConfig, model, splits) -> dict[str, Tensor] | None:
+    """The noise-free scores of a deterministic generator (``synflow``, ``magnitude``), else None."""
+    if generator_kind(config.generator) != "noisy":
+        return None
+    loader = make_loader(splits.train, config.batch_size, shuffle=True, seed=config.seed)  # as ``prune``
+    options = dict(config.generator_options)
+    fixed = compute_scores(model, config.generator, loader, config.seed, density=config.density, **options)
+    return {name: score.detach().cpu() for name, score in fixed.items()}
 
 
 def _finish(config, splits, state_dict, masks, device, fixed, warmup_loss, meta) -> SamplingSetup:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fullspectrum.data import make_loader
+from fullspectrum.errors import FullSpectrumError
 from fullspectrum.seeds import WARMUP_STREAM, derived_seed
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
@@ -37,7 +38,9 @@ def warm_up(
     """Train ``model`` (dense, in place) for ``iterations`` SGD steps; returns the last minibatch loss.
 
     The model is left in the train/eval mode it came in; ``iterations == 0``
-    does nothing and returns NaN.
+    does nothing and returns NaN. A loss or weight that stops being finite is a
+    :class:`~fullspectrum.errors.FullSpectrumError` naming the iteration (the
+    learning rate is too large).
     """
     if iterations <= 0:
         return float("nan")
@@ -56,6 +59,8 @@ def warm_up(
             while step < iterations:
                 for x, y in loader:
                     loss = F.cross_entropy(model(x.to(device)), y.to(device))
+                    if not torch.isfinite(loss):
+                        raise _diverged(step + 1, iterations, float(loss.detach()), lr)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -67,4 +72,14 @@ def warm_up(
     finally:
         model.train(was_training)
         optimizer.zero_grad(set_to_none=True)
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step's update
+        raise _diverged(iterations, iterations, float("nan"), lr, what="weights")
     return float(loss.detach())
+
+
+def _diverged(step: int, iterations: int, loss: float, lr: float, what: str = "loss") -> FullSpectrumError:
+    value = "NaN or Inf" if what == "weights" else f"{loss}"
+    return FullSpectrumError(
+        f"PEGS warm-up diverged at iteration {step} of {iterations} ({what} {value}); "
+        f"lower the warm-up learning rate (warmup_lr {lr:g})"
+    )

@@ -9,6 +9,12 @@ then only receives candidate indices and their minibatches. Results come back
 in index order, whatever order the workers finish in, and at most
 ``2 × workers`` candidates are in flight, so memory stays bounded.
 
+Ctrl-C is the parent's alone: the fork server is started with SIGINT blocked
+(so neither it nor any worker forked from it can be interrupted, even while it
+imports torch) and every worker ignores SIGINT, so a Ctrl-C in the terminal,
+which reaches the whole process group, interrupts only the parent; it stops
+submitting, lets the candidates in flight finish and shuts the pool down.
+
 A result must not depend on the number of workers. Every candidate is
 therefore computed single-threaded (torch and the BLAS under NumPy/SciPy),
 in the workers and in the in-process path used for ``workers == 1`` alike, so
@@ -19,6 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -69,8 +78,27 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _start_fork_server(context: multiprocessing.context.BaseContext) -> None:
+    """Start the fork server, if it is not running yet, with SIGINT blocked in it and all its forks.
+
+    Python's fork server ignores SIGINT only once it has imported its preload
+    (torch: a second or more), and a worker restores the handler it inherits; a
+    blocked signal mask survives the fork server's exec and its forks. The
+    resource tracker starts first, because starting it unblocks SIGINT again.
+    """
+    if context.get_start_method() != "forkserver" or not hasattr(signal, "pthread_sigmask"):
+        return
+    multiprocessing.resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _init_worker(context: PopulationContext) -> None:
     global _EVALUATOR, _LIMITS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which shuts the pool down
     torch.set_num_threads(1)
     _LIMITS = _blas_limits()
     _EVALUATOR = CandidateEvaluator(context)
@@ -107,9 +135,11 @@ def evaluate_population(
             yield result
         return
 
+    mp_context = _mp_context()
+    _start_fork_server(mp_context)
     pool = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=_mp_context(),
+        mp_context=mp_context,
         initializer=_init_worker,
         initargs=(context,),
     )
