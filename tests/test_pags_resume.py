@@ -28,6 +28,7 @@ import torch
 
 from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.cli import main
+from fullspectrum.errors import CheckpointError
 from fullspectrum.runs import RunError, RunStore, export_run
 from fullspectrum.sampling import SamplingConfig, resume_pags, run_pags
 from fullspectrum.sampling.embedding import embedding_table
@@ -215,6 +216,30 @@ def test_a_finished_sampling_is_left_alone(tmp_path, reference, capsys):
     captured = capsys.readouterr()
     assert "already finished" in captured.out and captured.err == ""
     assert file_states(run_dir) == before
+
+
+def test_a_resume_that_cannot_start_leaves_the_run_as_it_was(tmp_path):
+    def stop_while_mapping(population):
+        raise KeyboardInterrupt  # the population and both snapshots are written by now
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_pags(TINY, run_dir, embed=stop_while_mapping)
+    (run_dir / "base_mask.pt").write_bytes(b"not a checkpoint")
+
+    def contents() -> tuple[dict, list[bytes]]:  # the files, and the tables (the database's bytes change)
+        files = {
+            path: data for path, (data, _) in file_states(run_dir).items() if path.suffix in (".pt", ".npz")
+        }
+        tables = export_run(run_dir, tmp_path / f"export{len(list(tmp_path.iterdir()))}")
+        return files, [table.read_bytes() for table in tables]
+
+    before = contents()
+    with pytest.raises(CheckpointError, match="base_mask.pt"):
+        resume_pags(run_dir)
+    assert contents() == before
+    assert RunStore.open(run_dir).info["status"] == "interrupted"
+    assert RunStore.open(run_dir).mask_steps() == [0, 1]
 
 
 def test_a_sampling_another_process_writes_is_not_resumed(tmp_path, interrupted):

@@ -86,7 +86,6 @@ def resume_pags(
     report = progress_reporter(store, config, progress)
     try:
         with store.heartbeat_thread():
-            store.truncate_after(-1)
             base_mask = store.artifact_path(BASE_MASK_FILE)
             if base_mask.is_file():
                 setup = restore(config, base_mask, network=network)
@@ -97,6 +96,7 @@ def resume_pags(
                 setup = prepare(config, progress=report(0), network=network)
                 save_base_mask(store, setup)
                 scored = []
+            store.truncate_after(-1)
             store.update_info(status="running")
     except BaseException:
         store.close()  # the run stays as it was: still resumable once the problem is fixed
