@@ -407,6 +407,49 @@ def test_stop_event_leaves_a_resumable_run_with_identical_rows(tmp_path, itop_ru
     assert after == files  # a finished run (a cached one, say) is left byte for byte as it was
 
 
+class _Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs in the job (not an Exception, so nothing catches it)."""
+
+
+def _assert_resumes_to_the_reference(run_dir, itop_run) -> None:
+    from fullspectrum.runs import RunStore
+    from fullspectrum.training import resume
+
+    resumed = resume(run_dir)
+    assert resumed.status == "finished" and resumed.test_accuracy == itop_run[0].test_accuracy
+    store, reference = RunStore.open(run_dir), itop_run[1]
+    for table in ("layers", "evals", "events"):  # step 0 included: once, as in the uninterrupted run
+        pd_equal(getattr(store, table)(), getattr(reference, table)())
+    assert store.mask_steps() == reference.mask_steps()
+
+
+def test_a_run_stopped_before_its_first_iteration_resumes_to_identical_rows(tmp_path, itop_run):
+    import threading
+
+    from fullspectrum.training import train
+
+    stop = threading.Event()
+    result = train(small_config(), tmp_path / "run", progress=lambda d, t: stop.set(), stop_event=stop)
+    assert (result.status, result.step) == ("interrupted", 0)
+    _assert_resumes_to_the_reference(tmp_path / "run", itop_run)
+
+
+def test_a_run_killed_before_its_second_checkpoint_resumes_to_identical_rows(tmp_path, itop_run):
+    """Killed at step 19, while the step-0 checkpoint is the only one (SIGKILL, full disk...)."""
+    from fullspectrum.runs import RunStore
+    from fullspectrum.training import train
+
+    def kill_at_19(done, total):
+        if done == 19:  # the first mask update (a snapshot, with its checkpoint) is at step 20
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(small_config(), tmp_path / "run", progress=kill_at_19)
+    killed = RunStore.open(tmp_path / "run")
+    assert killed.mask_steps() == [0] and (tmp_path / "run" / "checkpoint.pt").is_file()
+    _assert_resumes_to_the_reference(tmp_path / "run", itop_run)
+
+
 def pd_equal(left, right) -> None:
     import pandas as pd
 

@@ -3,7 +3,8 @@
 The default ``table`` format prints the per-layer table and the network means
 (SPEC §4). ``csv``, ``json`` (a list of records) and ``parquet`` give one row per
 layer and nothing else, with the columns of ``analyze``; ``parquet`` needs
-``--out``. Notes, warnings and skipped tensors go to stderr.
+``--out``, which is written atomically and never replaces the checkpoint read.
+Notes, warnings and skipped tensors go to stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.runs.outputs import check_output_file
 from fullspectrum.spectrum import network_summary
 from fullspectrum.spectrum.metrics import CONVENTIONS
 from fullspectrum.spectrum.network import analyze
@@ -52,10 +55,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.format == "parquet" and out is None:
         raise FullSpectrumError("--format parquet writes a binary file: give --out FILE")
-    if out is not None and not out.parent.is_dir():
-        raise FullSpectrumError(f"--out {out}: folder {out.parent} does not exist")
-    if out is not None and out.is_dir():
-        raise FullSpectrumError(f"--out {out}: is a folder, give a file name")
+    if out is not None:  # a folder, a missing folder, an unwritable one or the input itself: refused now
+        check_output_file(out, inputs=[args.path])
 
     table = _analyze_with_progress(args.path, args.convention)
     for note in table.attrs.get("notes", []):
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     machine = table.copy()
     machine.attrs = {}
     if args.format == "parquet":
-        machine.to_parquet(out, index=False)
+        write_atomic(out, lambda handle: machine.to_parquet(handle, index=False))
         return 0
     if args.format == "csv":
         text = machine.to_csv(index=False)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text)
+        write_atomic(out, lambda handle: handle.write(text.encode("utf-8")))
     return 0
 
 

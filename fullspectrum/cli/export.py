@@ -1,7 +1,8 @@
 """``fullspectrum export RUN_DIR --format csv|parquet --out DIR`` (SPEC §8).
 
 Writes ``layers``, ``evals``, ``events`` and, for PAGS runs, ``population``,
-each with its pinned header even when empty, and prints the files written.
+each with its pinned header even when empty, and prints the files written; it
+never replaces a file (the library's ``export_run`` refuses one of the same name).
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ def register(subparsers) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory (holds run.json)")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="file format (default: csv)")
     parser.add_argument(
-        "--out", metavar="DIR", type=Path, required=True, help="folder for the exported files"
+        "--out",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="folder for the exported files (made if missing); a file of the same name there is never "
+        "replaced: the export is refused",
     )
     parser.set_defaults(handler=run)
 

@@ -13,6 +13,7 @@ import sys
 from tqdm import tqdm
 
 from fullspectrum.runs.ingest import ingest_checkpoint
+from fullspectrum.runs.outputs import NONEMPTY_OPT_IN
 from fullspectrum.spectrum.metrics import CONVENTIONS
 
 
@@ -26,7 +27,19 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.pt, .pth, .safetensors)")
-    parser.add_argument("--out", metavar="DIR", required=True, help="run directory to create")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        required=True,
+        help="run directory to create: a new or empty folder, or the folder the checkpoint is in "
+        "when it holds nothing else (see --allow-nonempty)",
+    )
+    parser.add_argument(
+        NONEMPTY_OPT_IN,
+        action="store_true",
+        help="let --out be a folder that already holds other files (not a run): the run's files go beside "
+        "them, and a file of yours with a name the run writes (source.pt, masks/...) is refused, never replaced",
+    )
     parser.add_argument(
         "--convention",
         choices=CONVENTIONS,
@@ -37,16 +50,29 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bar = tqdm(unit="layer", file=sys.stderr, dynamic_ncols=True)
+    bars: list[tqdm] = []  # made on the first call, so a refused input prints only its error line
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, unit="layer", file=sys.stderr, dynamic_ncols=True))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
 
     try:
-        store = ingest_checkpoint(args.checkpoint, args.out, convention=args.convention, progress=progress)
+        store = ingest_checkpoint(
+            args.checkpoint,
+            args.out,
+            convention=args.convention,
+            progress=progress,
+            allow_nonempty=args.allow_nonempty,
+        )
+    except BaseException:
+        for bar in bars:  # the error's one line is what stays on the terminal
+            bar.leave = False
+        raise
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     layers = store.info.get("final", {}).get("layers")
     print(f"{store.path}: analysis run with {layers} layers")
     return 0

@@ -16,10 +16,18 @@ import sys
 import threading
 
 from fullspectrum.cli import EXIT_INTERRUPTED, EXIT_OK
-from fullspectrum.cli._common import add_device_argument, names
+from fullspectrum.cli._common import (
+    add_device_argument,
+    density,
+    names,
+    positive_float,
+    positive_int,
+    seed,
+)
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
+from fullspectrum.runs.outputs import NONEMPTY_OPT_IN
 from fullspectrum.training import METHODS, TrainConfig, resume, train
 from fullspectrum.training.sparse import INITS
 
@@ -57,22 +65,32 @@ def register(subparsers) -> None:
     parser.add_argument("--data", help=f"dataset (default {default.data}): {names(DATASET_NAMES)}")
     parser.add_argument("--method", choices=tuple(METHODS), help=f"default {default.method}")
     parser.add_argument(
-        "--density", type=float, help=f"fraction of weights kept (default {default.density:g})"
+        "--density", type=density, help=f"fraction of weights kept (default {default.density:g})"
     )
     parser.add_argument("--init", choices=INITS, help=f"initial layer densities (default {default.init})")
-    parser.add_argument("--epochs", type=int, help="epochs (default: the dataset's preset)")
-    parser.add_argument("--batch-size", type=int, help="minibatch size (default: preset)")
-    parser.add_argument("--lr", type=float, help="initial learning rate (default: preset)")
-    parser.add_argument("--delta-t", type=int, help="iterations between mask updates (default: preset)")
+    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the dataset's preset)")
+    parser.add_argument("--batch-size", type=positive_int, help="minibatch size (default: preset)")
+    parser.add_argument("--lr", type=positive_float, help="initial learning rate (default: preset)")
     parser.add_argument(
-        "--snapshot-every", type=int, help="iterations between spectral snapshots (default: preset)"
+        "--delta-t", type=positive_int, help="iterations between mask updates (default: preset)"
+    )
+    parser.add_argument(
+        "--snapshot-every", type=positive_int, help="iterations between spectral snapshots (default: preset)"
     )
     parser.add_argument(
         "--mask", metavar="FILE", help="mask checkpoint: initial mask and weights (static, itop, rigl)"
     )
-    parser.add_argument("--out", metavar="DIR", help="run directory to create")
+    parser.add_argument(
+        "--out", metavar="DIR", help="run directory to create: a new or empty folder (see --allow-nonempty)"
+    )
+    parser.add_argument(
+        NONEMPTY_OPT_IN,
+        action="store_true",
+        help="let --out be a folder that already holds other files (not a run): the run's files go beside "
+        "them, and a file of yours with a name the run writes (checkpoint.pt, masks/...) is refused, never replaced",
+    )
     parser.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
-    parser.add_argument("--seed", type=int, help="seed of weights, masks, data order and growth (default 0)")
+    parser.add_argument("--seed", type=seed, help="seed of weights, masks, data order and growth (default 0)")
     add_device_argument(parser, default=None)  # None: not given (a resumed run keeps its own)
     parser.add_argument("--data-dir", metavar="DIR", help="folder of datasets that need files (CIFAR)")
     parser.set_defaults(handler=run)
@@ -82,15 +100,18 @@ def run(args: argparse.Namespace) -> int:
 
     given = {field: getattr(args, field) for field in RUN_FLAGS if getattr(args, field) is not None}
     if args.resume is not None:
-        if given or args.out is not None:
-            flags = ", ".join(RUN_FLAGS.get(f, "--out") for f in [*given, *(["out"] if args.out else [])])
+        if given or args.out is not None or args.allow_nonempty:
+            extra = [*(["--out"] if args.out else []), *([NONEMPTY_OPT_IN] if args.allow_nonempty else [])]
+            flags = ", ".join([*(RUN_FLAGS[f] for f in given), *extra])
             raise FullSpectrumError(f"--resume continues a run with its own config; drop {flags}")
         call = lambda progress, stop: resume(args.resume, progress=progress, stop_event=stop)  # noqa: E731
     else:
         if args.out is None:
             raise FullSpectrumError("give --out DIR for a new run (or --resume DIR to continue one)")
         config = TrainConfig(**given)
-        call = lambda progress, stop: train(config, args.out, progress=progress, stop_event=stop)  # noqa: E731
+        call = lambda progress, stop: train(  # noqa: E731
+            config, args.out, progress=progress, stop_event=stop, allow_nonempty=args.allow_nonempty
+        )
     result = _with_progress_and_sigint(call)
     if result.already_finished:
         print(f"{result.run_dir}: this run has already finished (test accuracy {_fmt(result.test_accuracy)})")
@@ -135,6 +156,10 @@ def _with_progress_and_sigint(call):
 
     try:
         return call(progress, stop)
+    except BaseException:
+        for bar in bars:  # the error's one line is what stays on the terminal
+            bar.leave = False
+        raise
     finally:
         for bar in bars:
             bar.close()

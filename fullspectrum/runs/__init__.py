@@ -18,6 +18,8 @@ Modules:
 * :mod:`~fullspectrum.runs.jobs`: long work as detached job processes (how the app starts, stops
   and resumes a training, a sampling or an ingest, and finds them again);
 * :mod:`~fullspectrum.runs.naming`: the folder names of runs started for a user;
+* :mod:`~fullspectrum.runs.outputs`: where a command may write (new run folders, output files):
+  nothing of the user's is replaced, and a bad place is refused in one line before anything is made;
 * :mod:`~fullspectrum.runs.uploads`: files uploaded to the app, kept by content in one folder per
   browser session, and removed when refused or left behind.
 """

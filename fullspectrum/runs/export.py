@@ -3,7 +3,8 @@
 Always writes ``layers``, ``evals`` and ``events``, and for PAGS runs (or any
 run that recorded a population) ``population``, as CSV or Parquet, each with
 its pinned columns even when it has no rows, so scripts and outside checkers
-can rely on the headers. Files are written atomically.
+can rely on the headers. Files are written atomically, and never over an
+existing file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pandas as pd
 
 from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import unknown_name
+from fullspectrum.runs.database import RunError
+from fullspectrum.runs.outputs import check_output_folder
 from fullspectrum.runs.store import RunStore
 
 EXPORT_FORMATS = ("csv", "parquet")
@@ -27,7 +30,14 @@ def _writer(frame: pd.DataFrame, fmt: str) -> Callable:
 
 
 def export_run(run_dir, out_dir, fmt: str = "csv") -> list[Path]:
-    """Write the run's tables to ``out_dir`` as ``<table>.<fmt>``; return the files written."""
+    """Write the run's tables to ``out_dir`` as ``<table>.<fmt>``; return the files written.
+
+    ``out_dir`` is made if missing and may hold other files; a file there already
+    named like an export file (never replaced), ``out_dir`` being a file, under a
+    file or in a folder that cannot be written is a one-line
+    :class:`~fullspectrum.runs.RunError`, raised before anything is written
+    (:func:`~fullspectrum.runs.outputs.check_output_folder`).
+    """
     if fmt not in EXPORT_FORMATS:
         raise unknown_name("export format", fmt, EXPORT_FORMATS)
     store = RunStore.open(run_dir, readonly=True)
@@ -35,8 +45,11 @@ def export_run(run_dir, out_dir, fmt: str = "csv") -> list[Path]:
     population = store.population()
     if store.info.get("kind") == "pags" or len(population):
         tables["population"] = population
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_folder(out_dir, [f"{name}.{fmt}" for name in tables])
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"{out_dir}: cannot make the folder ({error.strerror or error})") from None
     written = []
     for name, frame in tables.items():
         file = out_dir / f"{name}.{fmt}"

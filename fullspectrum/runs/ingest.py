@@ -10,7 +10,7 @@ the app and the ``runs``/``export`` commands treat it like any other run:
 * ``layers`` rows at step 0 (moving distance 0: the mask is its own start;
   exploration rate = the layer's density, the OR of the only mask seen);
 * the masks under ``masks/`` (step 0), keyed by parameter name;
-* the checkpoint file itself, copied in as ``source<suffix>`` (weights for later views);
+* the checkpoint file itself, copied in (atomically) as ``source<suffix>`` (weights for later views);
 * ``run.json``: ``config`` (source, detected format, model/data/method from the
   checkpoint's ``meta`` when it says so, overall density), notes and skipped tensors.
 """
@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 
 from fullspectrum.checkpoints import existing_file, load_sparse_checkpoint
+from fullspectrum.checkpoints.atomic import write_atomic
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.layers.names import parameter_name
+from fullspectrum.runs.outputs import NONEMPTY_OPT_IN, check_new_run_folder
 from fullspectrum.runs.store import RunStore
 from fullspectrum.spectrum import SPECTRUM_FIELDS
 from fullspectrum.spectrum.network import analyze
@@ -43,13 +45,22 @@ def ingest_checkpoint(
     *,
     convention: str = "fs23",
     progress: Callable[[int, int], None] | None = None,
+    allow_nonempty: bool = False,
 ) -> RunStore:
     """Analyse ``checkpoint`` into a new ``analysis`` run at ``out_dir``; returns the (finished) store.
 
     Bad files raise :class:`~fullspectrum.errors.CheckpointError`/``MaskError``
-    before anything is written; a failure after the run exists leaves it ``failed``.
+    and a bad ``out_dir`` a :class:`~fullspectrum.runs.RunError`, before anything
+    is written; a failure after the run exists leaves it ``failed``. ``out_dir``
+    must be new or empty, or hold nothing but the checkpoint itself (the app saves
+    an upload into the run folder first), unless ``allow_nonempty``: then other
+    files may be there, and none is replaced
+    (:func:`~fullspectrum.runs.outputs.check_new_run_folder`).
     """
     source = existing_file(checkpoint)
+    copy_name = f"{SOURCE_STEM}{''.join(source.suffixes[-1:])}"
+    place = dict(inputs=[source], artifacts=[copy_name], allow_nonempty=allow_nonempty)
+    check_new_run_folder(out_dir, **place, opt_in=NONEMPTY_OPT_IN)  # before the analysis, which takes long
     loaded = load_sparse_checkpoint(source)  # weights_only=True; raises one-line errors
     table = analyze(loaded, convention=convention, progress=progress)
     edges = int(table["edges"].sum())
@@ -65,7 +76,7 @@ def ingest_checkpoint(
         "convention": convention,
     }
     store = RunStore.create(
-        out_dir, kind="analysis", config=config, seed=int(meta.get("seed", 0)), device="cpu"
+        out_dir, kind="analysis", config=config, seed=int(meta.get("seed", 0)), device="cpu", **place
     )
     try:
         rows = []
@@ -76,9 +87,10 @@ def ingest_checkpoint(
         store.save_masks(
             0, {parameter_name(layer.name): layer.mask.to(torch.bool) for layer in loaded.layers}
         )
-        copy = store.path / f"{SOURCE_STEM}{''.join(source.suffixes[-1:])}"
+        copy = store.artifact_path(copy_name)
         if source.resolve() != copy.resolve():
-            shutil.copyfile(source, copy)
+            with open(source, "rb") as original:
+                write_atomic(copy, lambda handle: shutil.copyfileobj(original, handle))
         store.update_info(
             source_file=copy.name,
             notes=list(table.attrs.get("notes", [])),

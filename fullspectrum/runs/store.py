@@ -41,7 +41,7 @@ import torch
 from fullspectrum.checkpoints.atomic import write_json_atomic
 from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.runs import database as db
-from fullspectrum.runs import mask_files, run_file
+from fullspectrum.runs import mask_files, outputs, run_file
 from fullspectrum.runs.database import RunError
 from fullspectrum.runs.run_file import (
     DB_FILE,
@@ -65,6 +65,29 @@ def _folder_writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
+def _cannot_create(path: Path, error: BaseException) -> RunError:
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return RunError(f"{path}: cannot create the run here ({reason}); choose another folder")
+
+
+def _new_info(kind: str, config: dict, seed: int, device: str) -> dict:
+    """``run.json`` of a run that has just started."""
+    now = utc_now()
+    return {
+        "format": RUN_FORMAT,
+        "status": "running",
+        "kind": kind,
+        "config": config,
+        "seed": int(seed),
+        "versions": collect_versions(),
+        "device": str(device),
+        "created": now,
+        "updated": now,
+        "heartbeat": now,
+        "final": {},
+    }
+
+
 class RunStore:
     """A run directory opened for writing (the job) or reading (everyone else).
 
@@ -81,50 +104,56 @@ class RunStore:
         self._writable = conn is not None
         self._lock = threading.RLock()  # run.json read-modify-write and the db connection
         self._last_beat = time.monotonic()
+        self._theirs: frozenset[str] = frozenset()  # the user's files in the folder when the run began
 
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path, *, kind: str, config: dict, seed: int, device: str) -> RunStore:
-        """Start a new run in ``path`` (created if needed; an existing run there is an error)."""
+    def create(
+        cls,
+        path,
+        *,
+        kind: str,
+        config: dict,
+        seed: int,
+        device: str,
+        inputs: Iterable[str | Path] = (),
+        artifacts: Iterable[str] = (),
+        allow_nonempty: bool = False,
+    ) -> RunStore:
+        """Start a new run in ``path``, made if needed; a bad place is a one-line :class:`RunError`.
+
+        The place obeys :func:`~fullspectrum.runs.outputs.check_new_run_folder` (``inputs`` the job
+        reads may lie there; ``artifacts`` it will write beside the store's own; ``allow_nonempty``);
+        a failed start leaves nothing behind, and :meth:`artifact_path` never names a user's file.
+        """
         path = Path(path)
         if kind not in RUN_KINDS:
             raise unknown_name("run kind", kind, RUN_KINDS)
         if not isinstance(config, dict):
             raise FullSpectrumError(f"run config must be a dict, got {type(config).__name__}")
-        if (path / RUN_FILE).exists():
-            raise RunError(f"{path}: already holds a run; resume it or choose another folder")
-        if (path / DB_FILE).exists():
-            raise RunError(
-                f"{path}: holds {DB_FILE} but no {RUN_FILE} (a half-created run); delete the folder"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
-        lock_handle = take_writer_lock(path)
+        inputs = list(inputs)
+        outputs.check_new_run_folder(path, inputs=inputs, artifacts=artifacts, allow_nonempty=allow_nonempty)
+        made = outputs.created_root(path)  # the folders this call makes, removed again if it fails
+        theirs = frozenset(outputs.user_entries(path, inputs)) if made is None else frozenset()
+        keep_masks = (path / mask_files.MASK_DIR).is_dir()
         try:
-            conn = db.connect_writer(path / DB_FILE, create=True)
-        except BaseException:
-            release_writer_lock(path, lock_handle)
-            raise
-        now = utc_now()
-        info = {
-            "format": RUN_FORMAT,
-            "status": "running",
-            "kind": kind,
-            "config": config,
-            "seed": int(seed),
-            "versions": collect_versions(),
-            "device": str(device),
-            "created": now,
-            "updated": now,
-            "heartbeat": now,
-            "final": {},
-        }
-        store = cls(path, conn, lock_handle)
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            outputs.remove_partial_run(path, made)
+            raise _cannot_create(path, error) from None
+        lock_handle = take_writer_lock(path)  # a second creator of this folder stops here, touching nothing
+        store = None
         try:
-            write_json_atomic(path / RUN_FILE, info)
-        except BaseException:
-            store.close()
+            (path / mask_files.MASK_DIR).mkdir(exist_ok=True)
+            store = cls(path, db.connect_writer(path / DB_FILE, create=True), lock_handle)
+            store._theirs = theirs
+            write_json_atomic(path / RUN_FILE, _new_info(kind, config, seed, device))
+        except BaseException as error:
+            store.close() if store is not None else release_writer_lock(path, lock_handle)
+            outputs.remove_partial_run(path, made, keep_masks=keep_masks)
+            if isinstance(error, OSError | sqlite3.Error):
+                raise _cannot_create(path, error) from None
             raise
         return store
 
@@ -362,6 +391,8 @@ class RunStore:
         """A file directly inside the run directory (e.g. ``checkpoint.pt``, ``pags_mask.pt``)."""
         if not name or Path(name).name != name or name in (".", ".."):
             raise FullSpectrumError(f"artifact name {name!r} must be a plain file name")
+        if name in self._theirs or f"{name}/" in self._theirs:
+            raise RunError(f"{self.path / name}: a file of yours, which the run does not replace")
         return self.path / name
 
     def __repr__(self) -> str:

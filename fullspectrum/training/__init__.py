@@ -6,17 +6,20 @@ random growth) and ``rigl`` (gradient growth), resumable from its checkpoints.
 Modules:
 
 * :mod:`~fullspectrum.training.config`: ``TrainConfig`` and the dataset presets;
-* :mod:`~fullspectrum.training.trainer`: ``train`` / ``resume``, the loop;
+* :mod:`~fullspectrum.training.trainer`: ``train`` / ``resume``, every input checked before a run folder exists;
+* :mod:`~fullspectrum.training.loop`: the loop (``Session``): steps, mask updates, snapshots, checkpoints;
+* :mod:`~fullspectrum.training.initial`: where a run starts: data, resolved config, initial masks and weights;
 * :mod:`~fullspectrum.training.sparse`: plain parameters plus a bool mask per Conv/Linear weight;
 * :mod:`~fullspectrum.training.rewire`: prune/grow rules (plug-ins by name) and the prune-rate schedule;
 * :mod:`~fullspectrum.training.snapshots`: each layer's full-spectrum row recorded off the loop's path;
 * :mod:`~fullspectrum.training.spectra_worker`: whether those spectra are computed inline or in the
   spectra worker process (:mod:`fullspectrum.spectrum.worker`);
-* :mod:`~fullspectrum.training.recording`: evaluation and mixed precision helpers;
+* :mod:`~fullspectrum.training.recording`: evaluation, mixed precision and divergence (``TrainingDiverged``);
 * :mod:`~fullspectrum.training.checkpoint`: the training checkpoint a run resumes from.
 """
 
 from fullspectrum.training.config import PRESETS, TrainConfig
+from fullspectrum.training.recording import TrainingDiverged
 from fullspectrum.training.rewire import (
     GROW_FNS,
     METHODS,
@@ -39,6 +42,7 @@ __all__ = [
     "SparseState",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "layer_densities",
     "maskable_weights",
     "prune_rate",

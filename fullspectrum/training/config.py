@@ -137,8 +137,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise FullSpectrumError(f"{name} must be a positive integer, got {value}")
-        if self.lr is not None and not self.lr > 0:
-            raise FullSpectrumError(f"lr must be positive, got {self.lr}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise FullSpectrumError(f"lr must be a finite positive number, got {self.lr}")
         if not 0.0 <= self.p_min <= self.p_0 <= 1.0:
             raise FullSpectrumError(f"need 0 <= p_min <= p_0 <= 1, got p_0={self.p_0}, p_min={self.p_min}")
 
