@@ -24,7 +24,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fullspectrum.cli import EXIT_INTERRUPTED, EXIT_OK
-from fullspectrum.cli._common import add_device_argument, names
+from fullspectrum.cli._common import (
+    add_device_argument,
+    density,
+    names,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+)
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
@@ -71,17 +79,21 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--generator", help=f"mask generator (default {default.generator}): {names(GENERATOR_NAMES)}"
     )
-    parser.add_argument("--density", type=float, help=f"fraction of weights kept (default {default.density})")
     parser.add_argument(
-        "--population", type=int, help=f"candidates drawn (default {default.population}, FS23)"
+        "--density", type=density, help=f"fraction of weights kept (default {default.density})"
+    )
+    parser.add_argument(
+        "--population", type=positive_int, help=f"candidates drawn (default {default.population}, FS23)"
     )
     parser.add_argument(
         "--iters-per-candidate",
-        type=int,
+        type=positive_int,
         help=f"minibatches per data-driven candidate (default {default.iters_per_candidate})",
     )
     parser.add_argument(
-        "--warmup-iters", type=int, help="dense SGD iterations first: 0 = PAGS, > 0 = PEGS (default 0)"
+        "--warmup-iters",
+        type=non_negative_int,
+        help="dense SGD iterations first: 0 = PAGS, > 0 = PEGS (default 0)",
     )
     parser.add_argument(
         "--rule", help=f"per-layer selection: {names(SELECTION_RULES)} (default {default.rule})"
@@ -91,17 +103,19 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="run directory to create")
     parser.add_argument("--resume", metavar="DIR", help="continue the interrupted sampling in DIR")
-    parser.add_argument("--seed", type=int, help="seeds initialisation, base mask and candidates (default 0)")
-    parser.add_argument("--split-seed", type=int, help="train/validation split seed (default 0)")
     parser.add_argument(
-        "--workers", type=int, help="worker processes (default 1; the same result for any number)"
+        "--seed", type=seed, help="seeds initialisation, base mask and candidates (default 0)"
+    )
+    parser.add_argument("--split-seed", type=seed, help="train/validation split seed (default 0)")
+    parser.add_argument(
+        "--workers", type=positive_int, help="worker processes (default 1; the same result for any number)"
     )
     add_device_argument(parser, default=None)  # None: not given (a resumed sampling keeps its own)
     parser.add_argument(
-        "--batch-size", type=int, help="candidate and warm-up minibatch size (default: preset)"
+        "--batch-size", type=positive_int, help="candidate and warm-up minibatch size (default: preset)"
     )
     parser.add_argument(
-        "--warmup-lr", type=float, help="warm-up learning rate (default: the dataset's preset)"
+        "--warmup-lr", type=positive_float, help="warm-up learning rate (default: the dataset's preset)"
     )
     parser.set_defaults(handler=run)
 
