@@ -25,7 +25,7 @@ from analysis.embedding import layer_winners, load_embedding, network_points
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
 from fullspectrum.cli.app import RUNS_ENV
-from fullspectrum.runs import RunStore, jobs, list_runs, uploads
+from fullspectrum.runs import RunError, RunStore, jobs, list_runs, uploads
 from fullspectrum.spectrum import network_summary_by_step
 from fullspectrum.spectrum.graphon import graphon_estimate
 
@@ -95,7 +95,7 @@ SUMMARY_COLUMNS = (
 
 @st.cache_data(ttl=3, max_entries=16, show_spinner=False)
 def run_table(roots: tuple[str, ...], stamp: tuple = ()) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Every run under ``roots`` as a table (``SUMMARY_COLUMNS``) and the roots that are not folders.
+    """Every run under ``roots`` as a table (``SUMMARY_COLUMNS``) and the roots that are not readable folders.
 
     A short ``ttl`` keeps running jobs' status and steps fresh.
     """
@@ -104,7 +104,10 @@ def run_table(roots: tuple[str, ...], stamp: tuple = ()) -> tuple[pd.DataFrame, 
         if not Path(root).is_dir():
             missing.append(root)
             continue
-        rows.extend({**summary.as_dict(), "root": root} for summary in list_runs(root))
+        try:
+            rows.extend({**summary.as_dict(), "root": root} for summary in list_runs(root))
+        except RunError:  # a folder that cannot be read lists like a missing one
+            missing.append(root)
     frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).drop_duplicates("path")
     return frame.reset_index(drop=True), tuple(missing)
 

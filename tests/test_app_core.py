@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from analysis.correlation import distance_accuracy_study
+from app import cache
 from app.charts.runs import evals_figure, overview_figure
 from app.charts.trajectories import (
     AXIS_TITLES,
@@ -452,3 +453,21 @@ def test_app_command_line(tmp_path):
     assert cli_main(["app", "--runs", str(tmp_path / "missing")]) == 2
     for bad in ("lab.example:8501", "http://lab.example", "a/b", ""):
         assert cli_main(["app", "--allow-host", bad]) == 2, bad
+
+
+def test_a_run_folder_the_app_cannot_read_lists_like_a_missing_one(tmp_path, monkeypatch):
+    readable, unreadable = tmp_path / "ok", tmp_path / "locked"
+    make_run(readable / "r", density=0.1, seed=0, accuracy=0.9)
+    unreadable.mkdir()
+    real = cache.list_runs
+
+    def list_runs(root):
+        if Path(root) == unreadable:
+            raise cache.RunError(f"{root}: cannot be read (Permission denied)")
+        return real(root)
+
+    monkeypatch.setattr(cache, "list_runs", list_runs)
+    cache.run_table.clear()
+    frame, missing = cache.run_table((str(readable), str(unreadable)))
+    assert missing == (str(unreadable),)
+    assert list(frame["root"]) == [str(readable)]
