@@ -520,3 +520,17 @@ def test_spectra_in_a_worker_process_give_the_same_rows(tmp_path, itop_run):
     for table in ("layers", "evals", "events"):
         pd_equal(getattr(store, table)(), getattr(itop_run[1], table)())
     assert store.mask_steps() == itop_run[1].mask_steps()
+
+
+def test_a_tampered_training_checkpoint_is_refused_before_it_allocates(tmp_path):
+    from fullspectrum.errors import CheckpointError
+    from fullspectrum.training.checkpoint import FORMAT, VERSION, load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    # a stride-0 view: 4 bytes of storage claiming 10^10 elements (40 GB once materialised)
+    torch.save(
+        {"format": FORMAT, "version": VERSION, "weights": torch.zeros(1).expand(100_000, 100_000)}, path
+    )
+    with pytest.raises(CheckpointError, match="checkpoint.pt") as error:
+        load_checkpoint(path)
+    assert "\n" not in str(error.value)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.devices import DEVICE_CHOICES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
+from fullspectrum.runs.database import RunError
+from fullspectrum.runs.outputs import check_output_file
 
 SEED_MAX = 2**63 - 1
 """Largest seed: NumPy's ``SeedSequence`` takes any integer >= 0, torch's ``manual_seed`` up to
@@ -91,21 +92,12 @@ def density(text: str) -> float:
 
 
 def check_out_file(path: str | Path, flag: str = "--out") -> Path:
-    """Refuse an output file that cannot be written: a folder, a path under a file, an unwritable folder.
-
-    Missing folders on the way are fine (the writer makes them). Call it before any work starts.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise FullSpectrumError(f"{flag} {path}: is a folder; give a file name")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise FullSpectrumError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise FullSpectrumError(f"{flag} {path}: folder {folder} is not writable; choose another path")
-    return path
+    """Refuse an output file that cannot be written (:func:`~fullspectrum.runs.outputs.check_output_file`,
+    missing folders allowed: the writer makes them), the message led by ``flag``. Call it before any work."""
+    try:
+        return check_output_file(path, make_folders=True)
+    except RunError as error:
+        raise FullSpectrumError(f"{flag} {error}") from None
 
 
 def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:

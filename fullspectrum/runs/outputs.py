@@ -130,15 +130,18 @@ def user_entries(folder: Path, inputs: Iterable[str | Path] = ()) -> list[str]:
     return names
 
 
-def check_output_file(path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
+def check_output_file(
+    path: str | Path, *, inputs: Iterable[str | Path] = (), make_folders: bool = False
+) -> Path:
     """``path`` as a Path if a file may be (re)written there, else a one-line :class:`RunError`.
 
-    Its folder must exist and be writable, ``path`` must not be a folder, and
-    it must not be one of ``inputs`` (the same file by any name).
+    Its folder must exist (or, with ``make_folders``, be creatable: the writer makes it) and be
+    writable, ``path`` must not be a folder, and it must not be one of ``inputs`` (the same file
+    by any name).
     """
     path = Path(path)
     _check_place(path, file=True)
-    if not path.parent.is_dir():
+    if not make_folders and not path.parent.is_dir():
         raise RunError(f"{path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise RunError(f"{path}: is a folder, give a file name")
@@ -222,11 +225,15 @@ def _check_not_a_run(path: Path) -> None:
     if kind in MULTI_RUN_KINDS:
         raise RunError(f"{path}: holds a {kind} (its runs are in subfolders); choose another folder")
     resume = RESUME_COMMANDS.get(kind)
+    what = f"{_article(str(status))} {status} {kind} run"
     if status != "finished" and resume is not None:
-        raise RunError(
-            f"{path}: already holds a {status} {kind} run; resume it ({resume} {path}) or choose another folder"
-        )
-    raise RunError(f"{path}: already holds a {status} {kind} run; choose another folder")
+        raise RunError(f"{path}: already holds {what}; resume it ({resume} {path}) or choose another folder")
+    raise RunError(f"{path}: already holds {what}; choose another folder")
+
+
+def _article(word: str) -> str:
+    """``a`` or ``an`` before ``word`` (an interrupted run, a failed run)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _check_not_inside_a_run(path: Path) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fullspectrum.checkpoints.atomic import write_atomic
+from fullspectrum.checkpoints.reading import safe_torch_load
 from fullspectrum.errors import CheckpointError
 
 FORMAT = "fullspectrum-train-checkpoint"
@@ -79,12 +80,8 @@ def load_checkpoint(path: Path | str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no training checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(
-            f"{path}: unreadable training checkpoint ({type(error).__name__}: {error})"
-        ) from None
+    # the checkpoint readers' guards apply: a copied or tampered run folder is read like any user file
+    payload = safe_torch_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a fullspectrum training checkpoint")
     if payload.get("version") != VERSION:
