@@ -26,11 +26,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.cli import main
 from fullspectrum.errors import CheckpointError
-from fullspectrum.runs import RunError, RunStore, export_run
+from fullspectrum.runs import RunError, RunStore, export_run, jobs
 from fullspectrum.sampling import SamplingConfig, resume_pags, run_pags
 from fullspectrum.sampling.embedding import embedding_table
 from fullspectrum.sampling.journal import SCORED_DIR, read_scored
@@ -378,3 +379,36 @@ def test_ctrl_c_with_workers_is_one_line_exit_130_and_resumes(tmp_path, process_
     )
     assert done.returncode == 0, done.stderr
     assert_same_run(run_dir, process_reference, tmp_path)
+
+
+# -- from the app -----------------------------------------------------------------------------------
+
+
+def test_the_app_resumes_an_interrupted_sampling_as_a_pags_job(tmp_path, interrupted, monkeypatch):
+    run_dir = tmp_path / "run"
+    shutil.copytree(interrupted, run_dir)
+    started = []
+    monkeypatch.setattr(
+        jobs, "start_job", lambda command, arguments, where: started.append((command, arguments))
+    )
+    jobs.resume_sampling(run_dir)
+    assert started == [("pags", ["--resume", str(run_dir)])]
+    with pytest.raises(RunError, match="a 'pags' run, not a 'train' run"):
+        jobs.resume_training(run_dir)
+
+
+def test_the_pags_lab_offers_resume_for_an_interrupted_sampling(tmp_path, interrupted, monkeypatch):
+    run_dir = tmp_path / "workspace" / "stopped"
+    shutil.copytree(interrupted, run_dir)
+    monkeypatch.setenv("FULLSPECTRUM_RUNS", str(tmp_path / "workspace"))
+    monkeypatch.setenv("FULLSPECTRUM_WORKSPACE", str(tmp_path / "workspace"))
+    resumed = []
+    monkeypatch.setattr(jobs, "resume_sampling", lambda path: resumed.append(path))
+    page = Path(__file__).resolve().parents[1] / "app" / "app_pages" / "pags_lab.py"
+    at = AppTest.from_file(str(page), default_timeout=120)
+    at.session_state["pags_job"] = str(run_dir)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [b for b in at.button if b.label == "Stop"]
+    next(b for b in at.button if b.label == "Resume").click().run()
+    assert resumed == [str(run_dir)]

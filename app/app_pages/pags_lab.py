@@ -85,6 +85,13 @@ def job_panel() -> None:
         widgets.error_box(job.error or line or "no log", what="The sampling failed")
     if job.active and st.button("Stop", key="pags_stop"):
         jobs.stop(run_dir)
+    if job.status == "interrupted" and not job.alive and st.button("Resume", key="pags_resume"):
+        try:
+            jobs.resume_sampling(run_dir)  # continues from the last scored candidate: the same result
+        except FullSpectrumError as error:
+            widgets.error_box(error, what="Could not resume")
+        else:
+            st.rerun()
     if not job.active and st.button("Clear", key="pags_clear"):
         st.session_state["pags_job"] = None
         st.rerun()

@@ -12,7 +12,8 @@ needed to find the job again lives in the run directory:
   a dead one (:meth:`fullspectrum.runs.RunStore.status`).
 
 :func:`stop` sends SIGINT, which the ``train`` command turns into "save a
-checkpoint and leave an ``interrupted`` run"; :func:`resume_training` continues it.
+checkpoint and leave an ``interrupted`` run"; :func:`resume_training` continues it, and
+:func:`resume_sampling` an interrupted PAGS/PEGS sampling.
 A browser refresh, a second tab or a restarted app calls :func:`job_state` or
 :func:`find_running` and sees the same job.
 """
@@ -132,12 +133,21 @@ def start_training(options: Mapping[str, object], run_dir: str | Path) -> JobSta
 
 def resume_training(run_dir: str | Path) -> JobState:
     """Continue an interrupted training run in a new job process (``fullspectrum train --resume``)."""
+    return _resume(run_dir, "train")
+
+
+def resume_sampling(run_dir: str | Path) -> JobState:
+    """Continue an interrupted PAGS/PEGS sampling in a new job process (``fullspectrum pags --resume``)."""
+    return _resume(run_dir, "pags")
+
+
+def _resume(run_dir: str | Path, kind: str) -> JobState:
     state = job_state(run_dir)
     if state.alive:
         raise RunError(f"{run_dir}: its job (pid {state.pid}) is still running; stop it first")
-    if state.kind not in (None, "train"):
-        raise RunError(f"{run_dir}: a {state.kind!r} run cannot be resumed, only training runs")
-    return start_job("train", ["--resume", str(run_dir)], run_dir)
+    if state.kind not in (None, kind):
+        raise RunError(f"{run_dir}: a {state.kind!r} run, not a {kind!r} run; it cannot be resumed as one")
+    return start_job(kind, ["--resume", str(run_dir)], run_dir)
 
 
 def start_ingest(checkpoint: str | Path, run_dir: str | Path) -> JobState:
