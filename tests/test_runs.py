@@ -400,3 +400,11 @@ def test_resume_after_finish_switches_back_to_wal(tmp_path):
     resumed.add_evals(1, [{"split": "val", "accuracy": 0.2}])
     resumed.finish()
     assert RunStore.open(tmp_path / "run").evals()["step"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(("error", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")])
+def test_a_run_ended_by_an_error_says_how(tmp_path, error, status):
+    store = new_store(tmp_path / "run")
+    with pytest.raises(error), store.ended_on_error():
+        raise error
+    assert RunStore.open(tmp_path / "run").info["status"] == status

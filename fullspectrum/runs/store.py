@@ -291,6 +291,19 @@ class RunStore:
             db.delete_after(conn, step)
         mask_files.remove_masks_after(self.path, step)
 
+    def finish_after(self, error: BaseException) -> None:
+        """End the run as ``error`` left it: ``interrupted`` after a Ctrl-C (resumable), else ``failed``."""
+        self.finish("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
+
+    @contextlib.contextmanager
+    def ended_on_error(self) -> Iterator[RunStore]:
+        """Run the block; if it raises, :meth:`finish_after` the error and re-raise it."""
+        try:
+            yield self
+        except BaseException as error:
+            self.finish_after(error)
+            raise
+
     def finish(self, status: str = "finished", final: dict | None = None) -> None:
         """End the run: database to a rollback journal (no ``-wal``/``-shm``), then status and ``final``."""
         if status not in END_STATUSES:

@@ -219,11 +219,8 @@ def run_pags(
         store.close()
         _remove_refused_run(store.path, made)
         raise
-    except KeyboardInterrupt:
-        store.finish("interrupted")
-        raise
-    except BaseException:
-        store.finish("failed")
+    except BaseException as error:
+        store.finish_after(error)
         raise
     return finish_sampling(store, setup, (), report, embed)
 
@@ -265,7 +262,7 @@ def finish_sampling(
 ) -> SamplingResult:
     """Sample the population (each candidate saved as it comes), then write the run's results and finish it."""
     config = setup.config
-    try:
+    with store.ended_on_error():
         with store.heartbeat_thread():
             result = sample(
                 setup,
@@ -282,12 +279,6 @@ def finish_sampling(
             )
             if embed is not None:
                 _store_embedding(store, embed, result.population)
-    except KeyboardInterrupt:
-        store.finish("interrupted")
-        raise
-    except BaseException:
-        store.finish("failed")
-        raise
     store.finish("finished", final=result.summary())
     discard_scored(store.path)  # the population table holds them now
     return result
