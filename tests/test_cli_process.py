@@ -160,7 +160,9 @@ LONG_PRUNE = ["prune", "--model", "mlp", "--data", "digits", "--method", "synflo
 @pytest.mark.parametrize("delay", [0.2, 0.8])
 def test_ctrl_c_while_python_m_fullspectrum_imports_is_one_line_and_130(tmp_path, delay):
     result = _interrupt([sys.executable, "-m", "fullspectrum", *LONG_PRUNE], delay, tmp_path)
-    assert result.returncode == 130, result.stderr
+    # 130, or (rarely, when the signal lands while the interpreter itself handles it) death by SIGINT,
+    # which a shell reports as the same 130; the one line below is the promise either way
+    assert result.returncode in (130, -signal.SIGINT), result.stderr
     assert one_line(result.stderr).endswith("fullspectrum: interrupted")
     assert not (tmp_path / "masks.pt").exists()
 
