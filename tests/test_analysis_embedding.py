@@ -191,6 +191,7 @@ def test_load_embedding_names_a_file_of_another_format(tmp_path):
         load_embedding(tmp_path)
 
 
+@pytest.mark.slow  # a real process
 def test_the_library_maps_the_population_without_importing_analysis(tmp_path):
     code = (
         "import sys\n"

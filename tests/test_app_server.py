@@ -25,6 +25,8 @@ from tests.app_fixtures import app_server, make_runs
 EXTRA_HOST = "lab.example"
 """The name the test server is told to accept with ``--allow-host``."""
 
+pytestmark = pytest.mark.slow  # a real app server per module
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -326,7 +326,13 @@ def _run_process(argv: list[str], cwd: Path) -> tuple[int, str]:
     return result.returncode, result.stderr
 
 
-@pytest.mark.parametrize("case_id, command, named", CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    "case_id, command, named",
+    [  # the end-to-end cases start a real process: slow (left out of the fast loop)
+        pytest.param(*case, id=case[0], marks=[pytest.mark.slow] if case[0] in END_TO_END else [])
+        for case in CASES
+    ],
+)
 def test_bad_input_is_refused_in_one_line_and_changes_nothing(
     case_id, command, named, workspace_template, tmp_path, capfd, monkeypatch
 ):

@@ -70,6 +70,7 @@ def test_expanded_tensor_in_a_mask_checkpoint_is_refused(tmp_path):
     assert "masks/fc.weight" in message and "storage" in message
 
 
+@pytest.mark.slow  # a real process
 def test_huge_expanded_tensor_allocates_nothing_end_to_end(tmp_path):
     """The audit's 1.5 kB file claiming 200000² floats (160 GB): refused under a 6 GB address-space cap."""
     path = tmp_path / "huge.pt"

@@ -158,6 +158,7 @@ LONG_PRUNE = ["prune", "--model", "mlp", "--data", "digits", "--method", "synflo
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.8])
+@pytest.mark.slow  # a real process
 def test_ctrl_c_while_python_m_fullspectrum_imports_is_one_line_and_130(tmp_path, delay):
     result = _interrupt([sys.executable, "-m", "fullspectrum", *LONG_PRUNE], delay, tmp_path)
     # 130, or (rarely, when the signal lands while the interpreter itself handles it) death by SIGINT,
@@ -168,6 +169,7 @@ def test_ctrl_c_while_python_m_fullspectrum_imports_is_one_line_and_130(tmp_path
 
 
 @pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="the console script is not installed here")
+@pytest.mark.slow  # a real process
 def test_ctrl_c_of_the_console_script_is_one_line_and_130(tmp_path):
     result = _interrupt([str(CONSOLE_SCRIPT), *LONG_PRUNE], 0.5, tmp_path)
     assert result.returncode == 130, result.stderr
@@ -248,6 +250,7 @@ def test_an_unreadable_subfolder_is_listed_as_corrupt_and_hides_nothing(tmp_path
 
 @pytest.mark.parametrize("make, problem", [("file", "not a folder"), ("missing", "no such folder"),
                                            ("under_a_file", "not a folder")])  # fmt: skip
+@pytest.mark.slow  # a real process
 def test_runs_command_on_a_file_or_a_missing_folder_exits_2_in_one_line(tmp_path, make, problem):
     (tmp_path / "file").write_text("hello")
     root = {"file": tmp_path / "file", "missing": tmp_path / "missing",

@@ -58,6 +58,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second():
     assert "python3 -m venv" in script and "-m pytest" in script and re.search(r'ruff"? check', script)
 
 
+@pytest.mark.slow  # a real process
 def test_version_command():
     result = subprocess.run(
         [sys.executable, "-m", "fullspectrum", "--version"], capture_output=True, text=True, check=True

@@ -212,6 +212,7 @@ def test_export_command(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == sorted(f"{n}.csv" for n in TABLES)
 
 
+@pytest.mark.slow  # a real process
 def test_export_command_on_a_non_run_folder_exits_2_with_one_line(tmp_path):
     (tmp_path / "plain").mkdir()
     result = subprocess.run(
