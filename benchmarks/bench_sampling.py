@@ -9,9 +9,9 @@ and budgets, not timed):
   threaded; the 2-worker time includes starting the pool), as candidates/s;
 * per candidate, in one process and one thread: generating it (SNIP on its
   minibatches + per-layer top-k), scoring its layers with ``layer_spectrum``,
-  and scoring them the papers' way (FS23/R23's code, in float64: a dense
-  ``(m+n)²`` adjacency and ARPACK per layer and per degree class, from
-  ``bench_spectrum.baseline_layer``), with the largest difference between the
+  and scoring them the authors' way (SPEC §10: per layer and per degree class the
+  ``(m+n)²`` adjacency, converted to ``scipy.sparse`` COO, and ARPACK, in float64,
+  from ``bench_spectrum.baseline_layer``), with the largest difference between the
   two scores' components as a check;
 * candidates/s with our scoring and with the papers' scoring.
 
