@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dockerfile
 import pytest
+import torch
 
 import fullspectrum
 
@@ -73,3 +74,16 @@ def test_every_public_name_resolves_lazily():
     assert missing == []
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         fullspectrum.not_a_name  # noqa: B018
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the script runs its checks")
+def test_gpu_check_script_says_there_is_no_gpu_and_exits_3(tmp_path):
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu-check.sh")],
+        env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "PY": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no CUDA device here" in (tmp_path / "gpu-check.txt").read_text()
