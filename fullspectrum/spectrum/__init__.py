@@ -3,12 +3,20 @@
 Where a metric is computed:
 
 * :mod:`~fullspectrum.spectrum.layer`: ``layer_spectrum``, one layer's ``LayerSpectrum``
-  (Δr ``delta_r``, Δs ``delta_s``, λ ``lambda_w``, the iterative means, counts);
+  (Δr ``delta_r``, Δs ``delta_s``, λ ``lambda_w``, the iterative means, counts), and
+  ``layer_spectra``, many layers solved in one batch;
 * :mod:`~fullspectrum.spectrum.metrics`: the gap formulas of SPEC §2 on one graph;
 * :mod:`~fullspectrum.spectrum.subgraphs`: the nested left-regular subgraphs (degree classes) and
   ``delta_r_imdb`` / ``lambda_imsg`` (SPEC §3);
 * :mod:`~fullspectrum.spectrum.graph`: a mask as a bipartite graph (dead units removed), input checks;
-* :mod:`~fullspectrum.spectrum.singular`: exact largest singular values (SVD, Golub–Kahan);
+* :mod:`~fullspectrum.spectrum.classes`: a layer's degree classes sliced in one pass;
+* :mod:`~fullspectrum.spectrum.plan`: which graphs each layer needs, stacked across layers, values read back;
+* :mod:`~fullspectrum.spectrum.stack`: exact top singular values of many graphs at once (components,
+  batched dense calls, one Lanczos run);
+* :mod:`~fullspectrum.spectrum.lanczos`: the lockstep Golub–Kahan–Lanczos run over many blocks (numpy);
+* :mod:`~fullspectrum.spectrum.backends`: numpy on the CPU or torch on a device, chosen per call;
+* :mod:`~fullspectrum.spectrum.torch_backend`: the same kernels in torch, float64, on any device;
+* :mod:`~fullspectrum.spectrum.singular`: exact largest singular values of one matrix;
 * :mod:`~fullspectrum.spectrum.gram`: the Gram-matrix shortcut, taken only under a proven error bound;
 * :mod:`~fullspectrum.spectrum.threads`: one BLAS thread while the engine runs;
 * :mod:`~fullspectrum.spectrum.coordinate`: the coordinate ``v``, the vector ``u``, the ℓ2-moving
@@ -27,7 +35,13 @@ from fullspectrum.spectrum.coordinate import (
     network_summary,
     network_summary_by_step,
 )
-from fullspectrum.spectrum.layer import SPECTRUM_FIELDS, LayerSpectrum, layer_spectrum, top_singular_values
+from fullspectrum.spectrum.layer import (
+    SPECTRUM_FIELDS,
+    LayerSpectrum,
+    layer_spectra,
+    layer_spectrum,
+    top_singular_values,
+)
 from fullspectrum.spectrum.subgraphs import DegreeClass, regular_subgraphs
 from fullspectrum.spectrum.symbols import (
     AXIS_TITLES,
@@ -48,6 +62,7 @@ __all__ = [
     "DegreeClass",
     "LayerSpectrum",
     "full_spectrum_vector",
+    "layer_spectra",
     "layer_spectrum",
     "moving_distance",
     "network_summary",

@@ -79,13 +79,14 @@ class LayerGraph:
     """The live part of a layer's bipartite graph.
 
     ``biadjacency`` is the 0/1 matrix of live output units (rows) by live input
-    units (columns); ``weighted`` is ``|W ⊙ M|`` on the same rows and columns (or
-    None). ``left_index``/``right_index`` map live units to the layer's original
+    units (columns), in CSR form; ``kept_weights`` holds ``|W|`` at each of its
+    edges, in CSR order (zeros included: a kept weight may be exactly 0), or is
+    None. ``left_index``/``right_index`` map live units to the layer's original
     numbering.
     """
 
     biadjacency: sp.csr_matrix  # (n_right, n_left) float64 0/1
-    weighted: sp.csr_matrix | None  # (n_right, n_left) float64 >= 0
+    kept_weights: np.ndarray | None  # (edges,) float64 >= 0, aligned with biadjacency.indices
     left_index: np.ndarray  # original input-unit indices of the live columns
     right_index: np.ndarray  # original output-unit indices of the live rows
     n_left_total: int  # in * prod(kernel)
@@ -96,33 +97,62 @@ class LayerGraph:
     def edges(self) -> int:
         return int(self.biadjacency.nnz)
 
+    @property
+    def edge_rows(self) -> np.ndarray:
+        """Row (live output unit) of every edge, in CSR order."""
+        return np.repeat(np.arange(self.biadjacency.shape[0]), np.diff(self.biadjacency.indptr))
+
+    @property
+    def weighted(self) -> sp.csr_matrix | None:
+        """``|W ⊙ M|`` on the live rows and columns, exact zeros dropped (None without weights)."""
+        if self.kept_weights is None:
+            return None
+        matrix = sp.csr_matrix(
+            (self.kept_weights, self.biadjacency.indices, self.biadjacency.indptr),
+            shape=self.biadjacency.shape,
+            copy=True,  # eliminate_zeros works in place; the biadjacency's arrays must stay whole
+        )
+        matrix.eliminate_zeros()
+        return matrix
+
 
 def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
-    """Flatten ``mask`` (and ``weight``) and keep the live units (SPEC §1)."""
+    """Flatten ``mask`` (and ``weight``) and keep the live units (SPEC §1).
+
+    One pass finds the kept positions; degrees come from ``bincount`` and the
+    CSR arrays are assembled directly, so no dense copy of the live block is made.
+    """
     mask_bool = check_mask(mask, name=f"{name} mask")
     out_units = mask_bool.shape[0]
     flat = mask_bool.reshape(out_units, -1)  # (out, in*prod(kernel))
+    n_columns = flat.shape[1]
+    positions = np.flatnonzero(flat)  # row-major, so edges come sorted by row: CSR order
+    rows, columns = np.divmod(positions, n_columns)
+    row_degree = np.bincount(rows, minlength=out_units)
+    column_degree = np.bincount(columns, minlength=n_columns)
     in_channels = mask_bool.shape[1]
-    taps_alive = flat.reshape(out_units, in_channels, -1).any(axis=(0, 2))
+    taps_alive = column_degree.reshape(in_channels, -1).any(axis=1)
     dead_in_channels = int(in_channels - taps_alive.sum())
 
-    right_index = np.flatnonzero(flat.any(axis=1))
-    left_index = np.flatnonzero(flat.any(axis=0))
-    live = flat[np.ix_(right_index, left_index)]
-    biadjacency = sp.csr_matrix(live, dtype=np.float64)
+    right_index = np.flatnonzero(row_degree)
+    left_index = np.flatnonzero(column_degree)
+    column_of = np.cumsum(column_degree > 0) - 1  # original column -> live column
+    indptr = np.concatenate([[0], np.cumsum(row_degree[right_index])])
+    biadjacency = sp.csr_matrix(
+        (np.ones(positions.size), column_of[columns], indptr),
+        shape=(right_index.size, left_index.size),
+    )
 
-    weighted = None
+    kept_weights = None
     if weight is not None:
-        w = check_weight(weight, mask_bool.shape, name=f"{name} weight").reshape(out_units, -1)
-        a = np.abs(w[np.ix_(right_index, left_index)]) * live
-        weighted = sp.csr_matrix(a)
-        weighted.eliminate_zeros()
+        w = check_weight(weight, mask_bool.shape, name=f"{name} weight")
+        kept_weights = np.abs(w.reshape(-1)[positions])
     return LayerGraph(
         biadjacency=biadjacency,
-        weighted=weighted,
+        kept_weights=kept_weights,
         left_index=left_index,
         right_index=right_index,
-        n_left_total=int(flat.shape[1]),
+        n_left_total=int(n_columns),
         n_right_total=int(out_units),
         dead_in_channels=dead_in_channels,
     )

@@ -23,16 +23,13 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from fullspectrum.spectrum.backends import backend_for, device_of
+from fullspectrum.spectrum.classes import class_table
 from fullspectrum.spectrum.graph import build_layer_graph, check_mask
-from fullspectrum.spectrum.metrics import (
-    NAN,
-    canonical_gap,
-    check_convention,
-    ramanujan_gap,
-    top_two,
-)
+from fullspectrum.spectrum.metrics import NAN, canonical_gap, check_convention, ramanujan_gap
+from fullspectrum.spectrum.plan import LayerRequest, LayerTops, layer_tops
 from fullspectrum.spectrum.singular import matrix_singular_values
-from fullspectrum.spectrum.subgraphs import degree_classes, iterative_means
+from fullspectrum.spectrum.subgraphs import class_means
 from fullspectrum.spectrum.threads import one_blas_thread
 
 
@@ -90,34 +87,67 @@ SPECTRUM_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LayerSpectrum))
 
 
 @one_blas_thread
-def layer_spectrum(mask, weight=None, *, convention: str = "fs23", name: str = "layer") -> LayerSpectrum:
+def layer_spectrum(
+    mask, weight=None, *, convention: str = "fs23", name: str = "layer", device=None
+) -> LayerSpectrum:
     """Full-spectrum metrics of one layer.
 
     ``mask`` and ``weight`` are torch tensors or numpy arrays of shape
     ``(out, in)`` or ``(out, in, *kernel)``. A non-binary mask, a weight of
     another shape, or NaN/Inf weights raise :class:`fullspectrum.errors.MaskError`
     naming ``name``. An all-zero (collapsed) mask is not an error: it gives the
-    values SPEC §2 lists.
+    values SPEC §2 lists. The layer's graphs (full graph and qualifying degree
+    classes, mask and weights) are solved together. ``device`` (``"cpu"``,
+    ``"cuda"``, ``"cuda:N"``; default: that of CUDA inputs, else the CPU) says
+    where the arithmetic runs; the values agree across devices to 1e-9.
+    """
+    return layer_spectra([(mask, weight, name)], convention=convention, device=device)[0]
+
+
+@one_blas_thread
+def layer_spectra(layers, *, convention: str = "fs23", device=None) -> list[LayerSpectrum]:
+    """``layer_spectrum`` of many layers, every graph of every layer solved in one batch.
+
+    ``layers`` is an iterable of ``(mask, weight_or_None, name)``. The values are
+    those of ``layer_spectrum`` layer by layer; batching only shares the work
+    (one component analysis, one lockstep Lanczos run for all large components).
+    ``device`` as for ``layer_spectrum`` (default: that of the first CUDA tensor given).
     """
     check_convention(convention)
-    graph = build_layer_graph(mask, weight, name=name)
-    total = graph.n_left_total * graph.n_right_total
-    n_left, n_right = graph.biadjacency.shape[1], graph.biadjacency.shape[0]
+    layers = list(layers)
+    if device is None:
+        device = device_of(*(t for mask, weight, _ in layers for t in (mask, weight)))
+    backend = backend_for(device)
+    graphs = [build_layer_graph(mask, weight, name=name) for mask, weight, name in layers]
+    requests = []
+    for graph in graphs:
+        if graph.edges:
+            table = class_table(graph, convention)
+            requests.append(LayerRequest(graph, table, table.qualifies))
+    tops = iter(layer_tops(requests, backend))
+    requests_iter = iter(requests)
+    spectra = []
+    for graph in graphs:
+        if graph.edges == 0:
+            spectra.append(_collapsed(graph.n_left_total, graph.n_right_total, graph.dead_in_channels))
+        else:
+            spectra.append(_assemble(next(requests_iter), next(tops), convention))
+    return spectra
+
+
+def _assemble(request: LayerRequest, tops: LayerTops, convention: str) -> LayerSpectrum:
+    graph, table = request.graph, request.classes
+    n_right, n_left = graph.biadjacency.shape
     edges = graph.edges
-    if edges == 0:
-        return _collapsed(graph.n_left_total, graph.n_right_total, graph.dead_in_channels)
     d_left, d_right = edges / n_left, edges / n_right
-    sigma1, sigma2 = top_two(graph.biadjacency)
-    omega1, omega2 = top_two(graph.weighted) if graph.weighted is not None else (NAN, NAN)
-    if graph.weighted is not None and graph.weighted.nnz == 0:
-        omega1 = omega2 = 0.0  # every kept weight is exactly zero
+    sigma1, sigma2 = (float(v) for v in tops.sigma)
+    omega1, omega2 = (float(v) for v in tops.omega)
     in_regime = d_left >= 3 and d_right >= 3
     delta_r = ramanujan_gap(d_left, d_right, sigma2)
     delta_s = canonical_gap(sigma1, sigma2)
     if convention == "r23" and not in_regime:  # R23's tables leave these blank
         delta_r = delta_s = NAN
-    classes = degree_classes(graph, convention, qualifying_only=True)
-    delta_r_imdb, lambda_imsg = iterative_means(classes, convention)
+    delta_r_imdb, lambda_imsg = class_means(table, tops, convention)
     return LayerSpectrum(
         n_left=n_left,
         n_right=n_right,
@@ -125,7 +155,7 @@ def layer_spectrum(mask, weight=None, *, convention: str = "fs23", name: str = "
         dead_right=graph.n_right_total - n_right,
         dead_in_channels=graph.dead_in_channels,
         edges=edges,
-        density=edges / total,
+        density=edges / (graph.n_left_total * graph.n_right_total),
         d_left=d_left,
         d_right=d_right,
         sigma1=sigma1,
@@ -137,7 +167,7 @@ def layer_spectrum(mask, weight=None, *, convention: str = "fs23", name: str = "
         lambda_w=omega1 - omega2,
         delta_r_imdb=delta_r_imdb,
         lambda_imsg=lambda_imsg,
-        n_classes=sum(c.qualifies for c in classes),
+        n_classes=int(table.qualifies.sum()),
         in_regime=in_regime,
     )
 

@@ -14,16 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fullspectrum.spectrum.classes import ClassTable, class_table
 from fullspectrum.spectrum.graph import LayerGraph, build_layer_graph
-from fullspectrum.spectrum.metrics import (
-    NAN,
-    check_convention,
-    nan_mean,
-    ramanujan_gap,
-    size_factor,
-    top_two,
-)
-from fullspectrum.spectrum.singular import batched_top_two
+from fullspectrum.spectrum.metrics import NAN, check_convention, nan_mean
+from fullspectrum.spectrum.plan import LayerRequest, LayerTops, layer_tops
 from fullspectrum.spectrum.threads import one_blas_thread
 
 
@@ -61,16 +55,6 @@ class DegreeClass:
     """Output units of the class, in the layer's original numbering."""
 
 
-_DENSE_LAYER_ENTRIES = 1 << 18
-
-
-def class_qualifies(d_c: int, n_c: int, d_right: float, convention: str) -> bool:
-    """SPEC §3: FS23 needs ``d_c>=3, n_c>=2, d_right>1``; R23 ``d_c>=3, n_c>=3, d_right>=3``."""
-    if convention == "r23":
-        return d_c >= 3 and n_c >= 3 and d_right >= 3
-    return d_c >= 3 and n_c >= 2 and d_right > 1
-
-
 def degree_classes(
     graph: LayerGraph, convention: str = "fs23", *, qualifying_only: bool = False
 ) -> list[DegreeClass]:
@@ -80,60 +64,64 @@ def degree_classes(
     computed (NaN): the iterative means never read them, and at low density the
     degree-1 and degree-2 classes hold most input units.
     """
-    # (n_right, n_left); columns = input units. Small layers are sliced densely: sparse
-    # slicing costs more than the arithmetic there, and snapshots of small nets are frequent.
-    shape = graph.biadjacency.shape
-    small = shape[0] * shape[1] <= _DENSE_LAYER_ENTRIES
-    convert = (lambda m: m.toarray()) if small else (lambda m: m.tocsc())
-    biadjacency = convert(graph.biadjacency)
-    weighted = convert(graph.weighted) if graph.weighted is not None else None
-    degrees = np.asarray((biadjacency != 0).sum(axis=0)).ravel().astype(np.int64)
-    geometry = []  # (degree, columns, rows, qualifies) per class
-    matrices: list = []  # class biadjacencies (and weighted ones) whose top two values are needed
-    for degree in np.unique(degrees):
-        columns = np.flatnonzero(degrees == degree)
-        sub = biadjacency[:, columns]
-        rows = np.flatnonzero(np.asarray((sub != 0).sum(axis=1)).ravel())
-        d_right = columns.size * degree / rows.size
-        qualifies = class_qualifies(int(degree), int(columns.size), d_right, convention)
-        geometry.append((int(degree), columns, rows, qualifies))
-        if qualifies or not qualifying_only:
-            matrices.append(sub[rows, :])
-            if weighted is not None:
-                matrices.append(weighted[:, columns][rows, :])
-    # Small layers: one batched LAPACK call for all classes instead of one call each.
-    tops = iter(batched_top_two(matrices) if small else [top_two(m) for m in matrices])
-    classes = []
-    for degree, columns, rows, qualifies in geometry:
-        n_c, r_c = int(columns.size), int(rows.size)
-        sigma2 = omega1 = omega2 = NAN
-        if qualifies or not qualifying_only:
-            sigma2 = next(tops)[1]
-            if weighted is not None:
-                omega1, omega2 = next(tops)
-        classes.append(
-            DegreeClass(
-                d_c=degree,
-                n_c=n_c,
-                l_c=n_c,
-                r_c=r_c,
-                edges=n_c * degree,
-                d_right=n_c * degree / r_c,
-                sigma2=sigma2,
-                omega2=omega2,
-                delta_r_c=ramanujan_gap(float(degree), n_c * degree / r_c, sigma2),
-                lambda_c=omega1 - omega2,
-                f_c=size_factor(n_c, r_c),
-                qualifies=qualifies,
-                left_units=tuple(int(i) for i in graph.left_index[columns]),
-                right_units=tuple(int(i) for i in graph.right_index[rows]),
-            )
+    if graph.edges == 0:
+        return []
+    table = class_table(graph, convention)
+    chosen = table.qualifies if qualifying_only else np.ones(table.degrees.size, dtype=bool)
+    tops = layer_tops([LayerRequest(graph, table, chosen)])[0]
+    delta_r_c, lambda_c = class_gaps(table, tops)
+    # Units of each class in the layer's original numbering, grouped by class.
+    column_order = np.argsort(table.column_class, kind="stable")
+    column_bounds = np.concatenate([[0], np.cumsum(table.sizes)])
+    row_bounds = np.concatenate([[0], np.cumsum(table.right_sizes)])
+    left_units = graph.left_index[column_order].tolist()
+    right_units = graph.right_index[table.class_rows].tolist()
+    d_right, f_c = table.d_right, table.size_factor
+    return [
+        DegreeClass(
+            d_c=int(table.degrees[c]),
+            n_c=int(table.sizes[c]),
+            l_c=int(table.sizes[c]),
+            r_c=int(table.right_sizes[c]),
+            edges=int(table.sizes[c] * table.degrees[c]),
+            d_right=float(d_right[c]),
+            sigma2=float(tops.class_sigma[c, 1]),
+            omega2=float(tops.class_omega[c, 1]),
+            delta_r_c=float(delta_r_c[c]),
+            lambda_c=float(lambda_c[c]),
+            f_c=float(f_c[c]),
+            qualifies=bool(table.qualifies[c]),
+            left_units=tuple(left_units[column_bounds[c] : column_bounds[c + 1]]),
+            right_units=tuple(right_units[row_bounds[c] : row_bounds[c + 1]]),
         )
-    return classes
+        for c in range(table.degrees.size)
+    ]
+
+
+def class_gaps(table: ClassTable, tops: LayerTops) -> tuple[np.ndarray, np.ndarray]:
+    """``(delta_r_c, lambda_c)`` of every class (NaN where its spectra were not computed)."""
+    sigma2 = tops.class_sigma[:, 1]
+    # Ramanujan gap of each class (SPEC §2); d_c >= 1 and d_right >= 1 by construction.
+    delta_r_c = np.sqrt(table.degrees - 1.0) + np.sqrt(table.d_right - 1.0) - sigma2
+    lambda_c = tops.class_omega[:, 0] - tops.class_omega[:, 1]
+    return delta_r_c, lambda_c
+
+
+def class_means(table: ClassTable, tops: LayerTops, convention: str = "fs23") -> tuple[float, float]:
+    """``(delta_r_imdb, lambda_imsg)``: means over qualifying classes (FS23 scales by ``f_c``)."""
+    delta_r_c, lambda_c = class_gaps(table, tops)
+    chosen = table.qualifies
+    factor = table.size_factor[chosen] if convention != "r23" else 1.0
+    return _finite_mean(factor * delta_r_c[chosen]), _finite_mean(factor * lambda_c[chosen])
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else NAN
 
 
 def iterative_means(classes: list[DegreeClass], convention: str = "fs23") -> tuple[float, float]:
-    """``(delta_r_imdb, lambda_imsg)``: means over qualifying classes (FS23 scales by ``f_c``)."""
+    """``(delta_r_imdb, lambda_imsg)`` of a list of classes (as ``regular_subgraphs`` returns)."""
     chosen = [c for c in classes if c.qualifies]
     if convention == "r23":
         return nan_mean([c.delta_r_c for c in chosen]), nan_mean([c.lambda_c for c in chosen])

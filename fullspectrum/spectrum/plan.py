@@ -1,0 +1,120 @@
+"""Which graphs a layer needs, stacked with those of other layers, and their values read back.
+
+A layer needs the top two singular values of its full graph and of the degree
+classes chosen (the qualifying ones, or all), each for the 0/1 mask and, with
+weights, for ``|W ⊙ M|``. :func:`layer_tops` puts every such graph of every
+layer given into one :class:`~fullspectrum.spectrum.stack.GraphStack`, so one
+component analysis and one lockstep Lanczos run serve them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from fullspectrum.spectrum.classes import ClassTable
+from fullspectrum.spectrum.graph import LayerGraph
+from fullspectrum.spectrum.stack import GraphPart, GraphStack, part_of, stack_top
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class LayerRequest:
+    """One layer's graph, its degree classes, and which classes need spectra."""
+
+    graph: LayerGraph
+    classes: ClassTable
+    chosen: np.ndarray  # bool per class
+
+
+@dataclass(frozen=True)
+class LayerTops:
+    """Top two singular values of a layer's graphs (NaN where not computed)."""
+
+    sigma: np.ndarray  # (2,) of the 0/1 biadjacency
+    omega: np.ndarray  # (2,) of |W ⊙ M|, NaN without weights
+    class_sigma: np.ndarray  # (classes, 2) of each class's 0/1 biadjacency
+    class_omega: np.ndarray  # (classes, 2) of each class's |W ⊙ M|
+
+
+def layer_tops(requests: list[LayerRequest], backend=None) -> list[LayerTops]:
+    """The values every request needs, from one stack of all their graphs (``backend``: see ``backends.py``)."""
+    stacks = [_layer_stack(request) for request in requests]
+    if not stacks:
+        return []
+    values = stack_top(GraphStack.concatenate(stacks), 2, backend)
+    tops, start = [], 0
+    for request, stack in zip(requests, stacks):
+        tops.append(_read(request, values[start : start + stack.n_graphs]))
+        start += stack.n_graphs
+    return tops
+
+
+def _layer_stack(request: LayerRequest) -> GraphStack:
+    """Graph 0: the full mask; 1..Q: the chosen classes; then the same again with weights.
+
+    Two parts: the full graph, and the chosen classes as diagonal blocks of one
+    matrix (rows: the classes' (class, row) pairs; columns: grouped by class).
+    """
+    graph, table, chosen = request.graph, request.classes, request.chosen
+    n_right, n_left = graph.biadjacency.shape
+    chosen_count = int(chosen.sum())
+    weights_at = 1 + chosen_count  # graph id of the weighted full graph
+    weights = graph.kept_weights
+    parts = _with_weights(graph.biadjacency, np.zeros(n_right, dtype=np.int64), weights, weights_at)
+    if chosen_count:
+        class_rank = np.cumsum(chosen) - 1
+        pair_chosen = chosen[table.class_row_class]
+        pair_id = np.cumsum(pair_chosen) - 1
+        chosen_columns = np.flatnonzero(chosen[table.column_class])
+        column_order = chosen_columns[np.argsort(table.column_class[chosen_columns], kind="stable")]
+        column_id = np.empty(n_left, dtype=np.int64)
+        column_id[column_order] = np.arange(column_order.size)
+        # Edges of the chosen classes, by class then row: a stable sort by class keeps CSR order.
+        in_class = np.flatnonzero(chosen[table.edge_class])
+        edge_class = table.edge_class[in_class]
+        if table.degrees.size < 1 << 16:
+            edge_class = edge_class.astype(np.uint16)  # radix sort
+        edges = in_class[np.argsort(edge_class, kind="stable")]
+        pair_rows = pair_id[table.edge_class_row[edges]]
+        n_pairs = int(pair_chosen.sum())
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(pair_rows, minlength=n_pairs))])
+        classes = sp.csr_matrix(
+            (np.ones(edges.size), column_id[graph.biadjacency.indices[edges]], indptr),
+            shape=(n_pairs, column_order.size),
+        )
+        row_graph = 1 + class_rank[table.class_row_class[pair_chosen]]
+        class_weights = weights[edges] if weights is not None else None
+        parts += _with_weights(classes, row_graph, class_weights, weights_at)
+    return GraphStack(tuple(parts), 2 * weights_at if weights is not None else weights_at)
+
+
+def _with_weights(pattern: sp.csr_matrix, row_graph: np.ndarray, weights, weights_at: int) -> list[GraphPart]:
+    """Parts of a 0/1 pattern and its weights: one part with two channels, or two parts
+    when a kept weight is exactly 0 (that edge is not in ``|W ⊙ M|``, so the components may differ)."""
+    mask = (np.ones(pattern.indices.size), 0)
+    if weights is None:
+        return [part_of(pattern, row_graph, [mask])]
+    if np.all(weights != 0):
+        return [part_of(pattern, row_graph, [mask, (weights, weights_at)])]
+    # A copy: eliminate_zeros works in place, and the pattern's arrays are shared.
+    weighted = sp.csr_matrix((weights, pattern.indices, pattern.indptr), shape=pattern.shape, copy=True)
+    weighted.eliminate_zeros()
+    return [part_of(pattern, row_graph, [mask]), part_of(weighted, row_graph, [(weighted.data, weights_at)])]
+
+
+def _read(request: LayerRequest, values: np.ndarray) -> LayerTops:
+    chosen = np.flatnonzero(request.chosen)
+    count = 1 + chosen.size
+    classes = request.chosen.size
+    class_sigma = np.full((classes, 2), NAN)
+    class_omega = np.full((classes, 2), NAN)
+    class_sigma[chosen] = values[1:count]
+    omega = np.full(2, NAN)
+    if request.graph.kept_weights is not None:
+        omega = values[count]
+        class_omega[chosen] = values[count + 1 : 2 * count]
+    return LayerTops(sigma=values[0], omega=omega, class_sigma=class_sigma, class_omega=class_omega)

@@ -1,0 +1,363 @@
+"""Top singular values of many bipartite graphs at once, exactly, with multiplicity.
+
+A :class:`GraphStack` holds many graphs (every layer's full graph and degree
+classes, of the mask and of the weights) as a few CSR *parts*. A part is one
+sparsity pattern whose rows may belong to different graphs (the degree classes
+of a layer sit as diagonal blocks of one part), carrying one value array per
+*channel* (the 0/1 mask and ``|W|`` share a pattern when no kept weight is 0),
+so its connected components are found once for all its channels
+(``scipy.sparse.csgraph``). By Perron–Frobenius the top singular value of a
+connected non-negative block is simple, so repeated values across components
+(disjoint unions) are never lost. Each component takes the cheapest exact route:
+
+* a star (one unit on a side): its one non-zero value, the norm of its edges;
+* small components: zero-padded into a few batched LAPACK calls;
+* mid-size ones, where predicted cheaper: batched Gram matrices under a proven
+  error bound (``gram.py``), else a dense SVD;
+* the rest: one lockstep Golub–Kahan–Lanczos run for all of them (``lanczos.py``).
+
+A graph's values are the largest of its components' values; what is missing is zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from fullspectrum.spectrum.gram import gram_top
+from fullspectrum.spectrum.lanczos import batched_golub_kahan
+
+# Components whose larger side is at most this are solved together, padded with
+# zeros into batched LAPACK calls (sparse masks split into many tiny trees).
+_BATCH_SIDE = 48
+_BUCKETS = ((0, 4), (4, 12), (12, 24), (24, _BATCH_SIDE))
+_DENSE_BUCKET_ENTRIES = 1 << 22
+"""Largest zero-padded stack (entries) one batched dense call is given."""
+
+
+@dataclass(frozen=True)
+class GraphPart:
+    """Graphs sharing one CSR sparsity pattern, with one positive value array per channel.
+
+    Row ``r`` of channel ``c`` belongs to graph ``row_graph[r] + offsets[c]``; a
+    column belongs to the graph of the rows it is wired to (edges never join
+    two graphs). Rows and columns without edges add only zero singular values.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    shape: tuple[int, int]
+    row_graph: np.ndarray
+    values: tuple[np.ndarray, ...]
+    offsets: tuple[int, ...]
+
+    def matrix(self, channel: int) -> sp.csr_matrix:
+        return sp.csr_matrix((self.values[channel], self.indices, self.indptr), shape=self.shape)
+
+
+@dataclass(frozen=True)
+class GraphStack:
+    """Graphs ``0 .. n_graphs-1``, given as parts."""
+
+    parts: tuple[GraphPart, ...]
+    n_graphs: int
+
+    @staticmethod
+    def of_matrix(matrix: sp.spmatrix) -> GraphStack:
+        """One graph: the biadjacency ``matrix`` (exact zeros dropped, signs kept)."""
+        csr = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+        csr.eliminate_zeros()
+        csr.sort_indices()
+        return GraphStack((part_of(csr, np.zeros(csr.shape[0], dtype=np.int64), [(csr.data, 0)]),), 1)
+
+    @staticmethod
+    def concatenate(stacks: list[GraphStack]) -> GraphStack:
+        """One stack of every graph of ``stacks``, numbered in order."""
+        parts, base = [], 0
+        for stack in stacks:
+            parts.extend(replace(p, offsets=tuple(o + base for o in p.offsets)) for p in stack.parts)
+            base += stack.n_graphs
+        return GraphStack(tuple(parts), base)
+
+
+def part_of(
+    pattern: sp.csr_matrix, row_graph: np.ndarray, channels: list[tuple[np.ndarray, int]]
+) -> GraphPart:
+    """A part over ``pattern``'s structure with ``channels`` of ``(values, graph offset)``."""
+    return GraphPart(
+        indptr=pattern.indptr,
+        indices=pattern.indices,
+        shape=pattern.shape,
+        row_graph=row_graph,
+        values=tuple(v for v, _ in channels),
+        offsets=tuple(int(o) for _, o in channels),
+    )
+
+
+def stack_top(stack: GraphStack, want: int = 2, backend=None) -> np.ndarray:
+    """The ``want`` largest singular values of every graph of ``stack``, ``(n_graphs, want)``, descending.
+
+    Values a graph does not have (fewer units on a side than ``want``, or a
+    smaller rank) are zero. With ``want > 2`` every non-star component is solved
+    densely: Lanczos finds distinct values only, and a component's third value
+    may be repeated. ``backend`` (default numpy, see ``backends.py``) runs the
+    batched dense calls and the Lanczos run.
+    """
+    pool = _Pool(want, backend or NUMPY)
+    for part in stack.parts:
+        if part.indices.size:
+            _split_part(part, pool)
+    graph_ids, values = pool.solve()
+    out = np.zeros((stack.n_graphs, want))
+    if graph_ids.size == 0:
+        return out
+    # Per graph, the largest `want` values over its components (multiplicity kept).
+    order = np.lexsort((-values, graph_ids))
+    graph_ids, values = graph_ids[order], values[order]
+    rank = np.arange(graph_ids.size) - np.searchsorted(graph_ids, graph_ids, side="left")
+    keep = rank < want
+    out[graph_ids[keep], rank[keep]] = values[keep]
+    return out
+
+
+class _Pool:
+    """Components of every part, gathered by route, then solved in batches."""
+
+    def __init__(self, want: int, backend):
+        self.want = want
+        self.backend = backend
+        self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (graph, value) pairs
+        # Components for dense routes: sizes, graph, and edges in component-local coordinates.
+        self.dense: list[tuple[np.ndarray, ...]] = []
+        self.lanczos: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_values(self, graphs: np.ndarray, values: np.ndarray) -> None:
+        self.found.append((graphs, values))
+
+    def add_dense(self, rows, cols, graphs, edge_component, edge_row, edge_col, edge_value) -> None:
+        self.dense.append((rows, cols, graphs, edge_component, edge_row, edge_col, edge_value))
+
+    def add_lanczos(self, matrix: sp.csr_matrix, rows, cols, graphs) -> None:
+        self.lanczos.append((matrix, rows, cols, graphs))
+
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.dense:
+            self._solve_dense()
+        if self.lanczos:
+            matrix = _block_diagonal([m for m, *_ in self.lanczos])
+            rows = np.concatenate([r for _, r, _, _ in self.lanczos])
+            cols = np.concatenate([c for _, _, c, _ in self.lanczos])
+            graphs = np.concatenate([g for *_, g in self.lanczos])
+            values = self.backend.golub_kahan(matrix, rows, cols, self.want)
+            self.add_values(np.repeat(graphs, self.want), values.ravel())
+        if not self.found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.concatenate([g for g, _ in self.found]), np.concatenate([v for _, v in self.found])
+
+    def _solve_dense(self) -> None:
+        """Every pooled component, padded into batched dense calls by (long side, short side)."""
+        rows, cols, graphs = (np.concatenate([d[i] for d in self.dense]) for i in range(3))
+        starts = np.cumsum([0] + [d[0].size for d in self.dense])
+        edge_component = np.concatenate([d[3] + s for d, s in zip(self.dense, starts)])
+        edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in self.dense]) for i in (4, 5, 6))
+        flip = rows < cols  # stored transposed: long side first
+        edge_row, edge_col = (
+            np.where(flip[edge_component], edge_col, edge_row),
+            np.where(flip[edge_component], edge_row, edge_col),
+        )
+        short, long = np.minimum(rows, cols), np.maximum(rows, cols)
+        small = long <= _BATCH_SIDE
+        long_pad = np.where(small, 0, 2 ** np.ceil(np.log2(np.maximum(long, 1))).astype(np.int64))
+        short_pad = np.where(small, 0, -(-short // 8) * 8)
+        for low, high in _BUCKETS:  # small components: square buckets by their larger side
+            in_bucket = small & (long > low) & (long <= high)
+            long_pad[in_bucket] = short_pad[in_bucket] = high
+        keys = long_pad * (1 << 32) + short_pad
+        slot_of = np.empty(rows.size, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
+        groups = np.split(order, bounds)
+        edge_order = np.argsort(edge_component, kind="stable")
+        edge_bounds = np.concatenate([[0], np.cumsum(np.bincount(edge_component, minlength=rows.size))])
+        for members in groups:
+            long_side, short_side = int(long_pad[members[0]]), int(short_pad[members[0]])
+            take = min(self.want, int(short[members].min()))
+            pieces = -(-members.size * long_side * short_side // _DENSE_BUCKET_ENTRIES)
+            for piece in np.array_split(members, max(1, min(pieces, members.size))):
+                slot_of[piece] = np.arange(piece.size)
+                edges = _edges_of(piece, edge_order, edge_bounds)
+                block = np.zeros((piece.size, long_side, short_side))
+                block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
+                values = self.backend.dense_top(block, take)
+                self.add_values(np.repeat(graphs[piece], take), values.ravel())
+
+
+def _edges_of(components: np.ndarray, edge_order: np.ndarray, edge_bounds: np.ndarray) -> np.ndarray:
+    """Edges of ``components`` from the edges sorted by component."""
+    starts, ends = edge_bounds[components], edge_bounds[components + 1]
+    lengths = ends - starts
+    # Concatenated ranges [starts[i], ends[i]) without a Python loop.
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return edge_order[np.arange(lengths.sum()) + offsets]
+
+
+def _split_part(part: GraphPart, pool: _Pool) -> None:
+    """Find the components of ``part`` once and hand each, per channel, to its route."""
+    n_rows, n_cols = part.shape
+    edge_rows = np.repeat(np.arange(n_rows), np.diff(part.indptr))
+    # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
+    pattern = sp.csr_matrix(
+        (
+            np.ones(part.indices.size, dtype=np.int8),
+            part.indices + n_rows,
+            np.concatenate([part.indptr, np.full(n_cols, part.indptr[-1])]),
+        ),
+        shape=(n_rows + n_cols,) * 2,
+    )
+    count, labels = connected_components(pattern, directed=True, connection="weak")
+    row_label, col_label = labels[:n_rows], labels[n_rows:]
+    rows = np.bincount(row_label, minlength=count)
+    cols = np.bincount(col_label, minlength=count)
+    edge_label = row_label[edge_rows]
+    edge_counts = np.bincount(edge_label, minlength=count)
+    component_graph = np.zeros(count, dtype=np.int64)
+    component_graph[row_label] = part.row_graph
+    has_edges = edge_counts > 0
+    star = has_edges & (np.minimum(rows, cols) == 1)
+    large = has_edges & ~star & (np.maximum(rows, cols) > _BATCH_SIDE)
+    large_ids = np.flatnonzero(large)
+    lanczos_route = np.zeros(count, dtype=bool)
+    if pool.want <= 2:
+        lanczos_route[large_ids] = [
+            not _dense_is_cheaper(rows[c], cols[c], edge_counts[c]) for c in large_ids
+        ]
+    dense_route = has_edges & ~star & ~lanczos_route
+    stars = np.flatnonzero(star)
+    lanczos_ids = np.flatnonzero(lanczos_route)
+    dense_ids = np.flatnonzero(dense_route)
+    whole = lanczos_ids.size == 1 and edge_counts[lanczos_ids[0]] == part.indices.size
+    if dense_ids.size or (lanczos_ids.size and not whole):
+        row_rank = _rank_within_groups(row_label, count)
+        col_rank = _rank_within_groups(col_label, count)
+    for values, offset in zip(part.values, part.offsets):
+        graphs = component_graph + offset
+        if stars.size:
+            norms = np.sqrt(np.bincount(edge_label, weights=values**2, minlength=count))
+            pool.add_values(graphs[stars], norms[stars])
+        if dense_ids.size:
+            slot = np.full(count, -1)
+            slot[dense_ids] = np.arange(dense_ids.size)
+            edges = np.flatnonzero(slot[edge_label] >= 0)
+            pool.add_dense(
+                rows[dense_ids],
+                cols[dense_ids],
+                graphs[dense_ids],
+                slot[edge_label[edges]],
+                row_rank[edge_rows[edges]],
+                col_rank[part.indices[edges]],
+                values[edges],
+            )
+        if lanczos_ids.size:
+            if whole:  # one connected component holds every edge: the part as it is
+                live_rows = np.flatnonzero(np.diff(part.indptr) > 0)
+                matrix = _live_block(part, values, live_rows, n_cols)
+            else:
+                matrix = _component_blocks(
+                    part, values, lanczos_ids, edge_label, edge_rows, row_rank, col_rank, rows, cols, count
+                )
+            pool.add_lanczos(matrix, rows[lanczos_ids], cols[lanczos_ids], graphs[lanczos_ids])
+
+
+def _live_block(part: GraphPart, values: np.ndarray, live_rows: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """The part's matrix without its empty rows and columns (they only add zeros)."""
+    matrix = sp.csr_matrix((values, part.indices, part.indptr), shape=part.shape)
+    if live_rows.size < part.shape[0]:
+        matrix = matrix[live_rows]
+    used = np.zeros(n_cols, dtype=bool)
+    used[part.indices] = True
+    if not used.all():
+        matrix = matrix[:, np.flatnonzero(used)]
+    return matrix
+
+
+def _component_blocks(part, values, components, edge_label, edge_rows, row_rank, col_rank, rows, cols, count):
+    """``components`` of ``part`` as consecutive diagonal blocks of one CSR matrix."""
+    slot = np.full(count, -1)
+    slot[components] = np.arange(components.size)
+    edges = np.flatnonzero(slot[edge_label] >= 0)
+    slots = slot[edge_label[edges]]
+    row_offset = np.concatenate([[0], np.cumsum(rows[components])[:-1]])
+    col_offset = np.concatenate([[0], np.cumsum(cols[components])[:-1]])
+    block_rows = row_offset[slots] + row_rank[edge_rows[edges]]
+    block_cols = col_offset[slots] + col_rank[part.indices[edges]]
+    shape = (int(rows[components].sum()), int(cols[components].sum()))
+    return sp.csr_matrix((values[edges], (block_rows, block_cols)), shape=shape)
+
+
+def _block_diagonal(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
+    """CSR matrices as consecutive diagonal blocks, by concatenating their arrays."""
+    if len(blocks) == 1:
+        return blocks[0]
+    row_total = sum(b.shape[0] for b in blocks)
+    col_offsets = np.cumsum([0] + [b.shape[1] for b in blocks])
+    nnz_offsets = np.cumsum([0] + [b.nnz for b in blocks])
+    indptr = np.concatenate([[0]] + [b.indptr[1:] + o for b, o in zip(blocks, nnz_offsets)])
+    indices = np.concatenate([b.indices.astype(np.int64) + o for b, o in zip(blocks, col_offsets)])
+    data = np.concatenate([b.data for b in blocks])
+    return sp.csr_matrix((data, indices, indptr), shape=(row_total, int(col_offsets[-1])))
+
+
+def _dense_is_cheaper(rows: int, cols: int, nnz: int) -> bool:
+    """Whether a dense Gram or SVD is predicted cheaper than the component's share of a Lanczos run.
+
+    Seconds, fitted on one BLAS thread (2-core x86 dev machine): the Gram product and
+    its tridiagonalisation, LAPACK's SVD, and ~40 lockstep Lanczos steps of
+    re-orthogonalisation and matvecs (the fixed per-step overhead is shared).
+    """
+    small, large = min(rows, cols), max(rows, cols)
+    gram_seconds = 1e-4 + 2.0 * small * small * large * 1.1e-11 + small**3 * 1e-10
+    svd_seconds = 4.0 * rows * cols * small * 7e-11
+    lanczos_seconds = 1.5e-4 + 8e-7 * (rows + cols) + 5e-8 * nnz
+    return min(gram_seconds, svd_seconds) <= lanczos_seconds
+
+
+class NumpyBackend:
+    """numpy/scipy on the CPU, one BLAS thread (``threads.py``); see ``backends.py``."""
+
+    name = "numpy"
+
+    def golub_kahan(self, matrix, row_sizes, col_sizes, want):
+        return batched_golub_kahan(matrix, row_sizes, col_sizes, want)
+
+    def dense_top(self, stack, want):
+        return dense_top(stack, want)
+
+
+NUMPY = NumpyBackend()
+"""The default backend."""
+
+
+def dense_top(stack: np.ndarray, want: int) -> np.ndarray:
+    """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``.
+
+    From the Gram matrices where their error bound is proven, else from an SVD.
+    """
+    values, certified = gram_top(stack, want)
+    if not certified.all():
+        unproven = np.flatnonzero(~certified)
+        values[unproven] = np.linalg.svd(stack[unproven], compute_uv=False)[:, :want]
+    return values
+
+
+def _rank_within_groups(labels: np.ndarray, count: int) -> np.ndarray:
+    """Position of each item inside its group (groups in label order)."""
+    sizes = np.bincount(labels, minlength=count)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(labels.size, dtype=np.int64)
+    rank[order] = np.arange(labels.size) - starts[labels[order]]
+    return rank
