@@ -18,11 +18,15 @@ class; then t(0.2)/t(0.01). A third column (``--dense``) times ARPACK on the
 dense ndarray itself (dense matvecs): slower than what the authors ran, so not
 the baseline, only a reference. ``--llm`` adds one 2048×2048 layer at 50%
 density with a row-wise (Wanda-style) mask, each output row keeping the larger
-half of its weights by magnitude.
+half of its weights by magnitude, and a 4096×4096 one timed for the engine only.
+Besides the per-layer loop (the headline: what a user's own loop of
+``layer_spectrum`` calls gets), ``batched`` times one ``layer_spectra`` call for
+all layers, as network-level callers make.
 
     python benchmarks/bench_spectrum.py              # ResNet-18 at 0.01 0.05 0.2
     python benchmarks/bench_spectrum.py --llm        # plus the 2048x2048 layer
     python benchmarks/bench_spectrum.py --dense      # plus dense-matvec ARPACK (not the baseline)
+    python benchmarks/bench_spectrum.py --device cuda  # the engine on a GPU (torch backend)
 
 No timing is asserted anywhere; the figures are for the README.
 """
@@ -43,7 +47,7 @@ import torch
 
 from fullspectrum.models import build_model
 from fullspectrum.pruning import erk_densities
-from fullspectrum.spectrum import layer_spectrum, regular_subgraphs
+from fullspectrum.spectrum import layer_spectra, layer_spectrum, regular_subgraphs
 from fullspectrum.spectrum.metrics import canonical_gap, ramanujan_gap, size_factor
 
 NAN = float("nan")
@@ -169,9 +173,28 @@ def median_time(run: Callable[[], object], repeats: int) -> tuple[float, object]
     return statistics.median(times), result
 
 
-def measure(layers, *, repeats: int, route_repeats: int, dense: bool) -> dict:
-    """Engine and route seconds on ``layers``, their ratio, the max deviation, and the edges."""
-    engine, ours = median_time(lambda: [layer_spectrum(m, w, name=n) for n, m, w in layers], repeats)
+def measure(layers, *, repeats: int, route_repeats: int, dense: bool, device: str | None = None) -> dict:
+    """Engine and route seconds on ``layers``, their ratio, the max deviation, and the edges.
+
+    ``engine``: a user's loop of per-layer ``layer_spectrum`` calls (numpy inputs);
+    ``batched``: one ``layer_spectra`` call for all layers (what ``analyze``,
+    training snapshots and PAGS scoring do).
+    """
+    engine, ours = median_time(
+        lambda: [layer_spectrum(m, w, name=n, device=device) for n, m, w in layers], repeats
+    )
+    batched, _ = median_time(lambda: layer_spectra([(m, w, n) for n, m, w in layers], device=device), repeats)
+    if route_repeats == 0:  # engine only (the route would take minutes)
+        return {
+            "edges": sum(s.edges for s in ours),
+            "engine": engine,
+            "batched": batched,
+            "route": NAN,
+            "ratio": NAN,
+            "batched_ratio": NAN,
+            "deviation": NAN,
+            "dense": NAN,
+        }
     route, reference = median_time(lambda: [baseline_layer(m, w) for _, m, w in layers], route_repeats)
     dense_time = NAN
     if dense:
@@ -180,23 +203,25 @@ def measure(layers, *, repeats: int, route_repeats: int, dense: bool) -> dict:
     return {
         "edges": sum(s.edges for s in ours),
         "engine": engine,
+        "batched": batched,
         "route": route,
         "ratio": route / engine,
+        "batched_ratio": route / batched,
         "deviation": worst,
         "dense": dense_time,
     }
 
 
 HEADER = (
-    f"{'case':>14} {'edges':>9} {'engine [s]':>11} {'route [s]':>10} {'ratio':>7} {'max |dev|':>10}"
-    f" {'dense-matvec [s] (not the baseline)':>36}"
+    f"{'case':>14} {'edges':>9} {'per-layer [s]':>13} {'batched [s]':>11} {'route [s]':>10} "
+    f"{'ratio':>7} {'batched':>8} {'max |dev|':>10} {'dense-matvec [s] (not the baseline)':>36}"
 )
 
 
 def report(case: str, row: dict) -> None:
     print(
-        f"{case:>14} {row['edges']:>9} {row['engine']:>11.3f} {row['route']:>10.3f} "
-        f"{row['ratio']:>6.1f}x {row['deviation']:>10.1e} {row['dense']:>36.3f}",
+        f"{case:>14} {row['edges']:>9} {row['engine']:>13.3f} {row['batched']:>11.3f} {row['route']:>10.3f} "
+        f"{row['ratio']:>6.1f}x {row['batched_ratio']:>7.1f}x {row['deviation']:>10.1e} {row['dense']:>36.3f}",
         flush=True,
     )
 
@@ -209,17 +234,29 @@ def main() -> None:
     parser.add_argument(
         "--dense", action="store_true", help="also time dense-matvec ARPACK (not the baseline)"
     )
-    parser.add_argument("--llm", action="store_true", help="also a 2048x2048 layer, 50%% row-wise mask")
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="also a 2048x2048 layer (and a 4096x4096 one, engine only), 50%% row-wise",
+    )
+    parser.add_argument("--device", default=None, help="where the engine runs: cpu (default), cuda, cuda:N")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print("baseline (route): dense float64 (m+n)^2 adjacency -> scipy.sparse.coo_array -> eigsh(k=3, 'LM'),")
-    print("full graph and every degree class, mask and weights (SPEC §10); medians of repeats")
+    print("full graph and every degree class, mask and weights (SPEC §10); medians of repeats;")
+    print(
+        f"engine on {args.device or 'cpu'}; ratio = route / per-layer loop, batched = route / one call for all layers"
+    )
     print(HEADER)
     rows = {}
     for density in args.densities:
         layers = resnet18_layers(density, args.seed)
         rows[density] = measure(
-            layers, repeats=args.repeats, route_repeats=args.route_repeats, dense=args.dense
+            layers,
+            repeats=args.repeats,
+            route_repeats=args.route_repeats,
+            dense=args.dense,
+            device=args.device,
         )
         report(f"resnet18 {density}", rows[density])
     low, high = min(args.densities), max(args.densities)
@@ -229,8 +266,14 @@ def main() -> None:
         print(f"engine t({high})/t({low}) = {growth:.2f} for {edges:.1f}x the edges")
     if args.llm:
         layer = llm_layer(2048, args.seed)
-        row = measure([layer], repeats=args.repeats, route_repeats=1, dense=args.dense)
+        row = measure([layer], repeats=args.repeats, route_repeats=1, dense=args.dense, device=args.device)
         report("2048x2048 50%", row)
+        del layer
+        big = llm_layer(4096, args.seed)
+        row = measure(
+            [big], repeats=max(1, args.repeats // 2), route_repeats=0, dense=False, device=args.device
+        )
+        report("4096x4096 50%", row)
 
 
 if __name__ == "__main__":
