@@ -1,0 +1,151 @@
+"""The batched engine: many graphs and many layers solved together give each one's exact values.
+
+Checked against the dense oracle (tests/spectrum_oracle.py) and against plain dense SVDs,
+on cases built to reach every route: stars, small and mid-size components, the lockstep
+Lanczos run with blocks that finish at different steps (compaction), breakdowns, exact-zero
+kept weights, repeated values across components.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectra, layer_spectrum
+from fullspectrum.spectrum import lanczos as lanczos_module
+from fullspectrum.spectrum.classes import class_table
+from fullspectrum.spectrum.graph import build_layer_graph
+from fullspectrum.spectrum.lanczos import batched_golub_kahan
+from fullspectrum.spectrum.stack import GraphStack, part_of, stack_top
+from tests.spectrum_oracle import oracle_spectrum
+
+
+def assert_same(got: dict, want: dict, scale: float, context: str) -> None:
+    for name in SPECTRUM_FIELDS:
+        g, w = got[name], want[name]
+        if isinstance(w, float) and math.isnan(w):
+            assert math.isnan(g), f"{context}: {name} = {g}, expected NaN"
+        else:
+            assert g == pytest.approx(w, abs=1e-6 * max(1.0, scale), rel=0), f"{context}: {name}"
+
+
+def mixed_layers():
+    """Layers of every kind: conv and linear, sparse and dense, collapsed, one live unit, zero weights."""
+    rng = np.random.default_rng(5)
+    layers = []
+    for index, (shape, density) in enumerate(
+        [
+            ((40, 12, 3, 3), 0.02),
+            ((64, 64), 0.3),
+            ((200, 30), 0.05),
+            ((8, 6), 1.0),
+            ((16, 16), 0.0),
+            ((1, 50), 0.5),
+        ]
+    ):
+        mask = rng.random(shape) < density
+        weight = rng.standard_normal(shape)
+        if index == 2:
+            weight[mask & (rng.random(shape) < 0.2)] = 0.0  # kept weights that are exactly 0 (ITOP growth)
+        layers.append((mask, weight if index != 3 else None, f"layer{index}"))
+    return layers
+
+
+def test_one_batch_of_many_layers_gives_each_layers_own_values():
+    layers = mixed_layers()
+    batched = layer_spectra(layers)
+    for (mask, weight, name), spectrum in zip(layers, batched):
+        alone = layer_spectrum(mask, weight, name=name).as_dict()
+        want = oracle_spectrum(mask, weight, "fs23")
+        scale = max(want["sigma1"], want["omega1"]) if not math.isnan(want["sigma1"]) else 1.0
+        assert_same(spectrum.as_dict(), want, scale if not math.isnan(scale) else 1.0, name)
+        for field in SPECTRUM_FIELDS:  # batching shares the work, never changes a value
+            a, b = alone[field], spectrum.as_dict()[field]
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-9, rel=1e-12), field
+
+
+def test_exact_zero_kept_weights_leave_the_mask_graph_whole():
+    rng = np.random.default_rng(9)
+    mask = rng.random((120, 90)) < 0.08
+    weight = rng.standard_normal(mask.shape)
+    weight[mask & (rng.random(mask.shape) < 0.3)] = 0.0
+    spectrum = layer_spectrum(mask, weight)
+    assert spectrum.edges == int(mask.sum())  # the weighted graph drops those edges, the mask graph does not
+    assert_same(spectrum.as_dict(), oracle_spectrum(mask, weight, "fs23"), spectrum.sigma1, "zero weights")
+    graph = build_layer_graph(mask, weight)
+    before = graph.biadjacency.nnz
+    assert graph.weighted.nnz < before and graph.biadjacency.nnz == before
+
+
+def test_repeated_values_across_components_are_kept():
+    # K(3, 3) twice: one graph of two identical components has sigma1 = sigma2 = 3; stars are norms.
+    block = np.ones((3, 3))
+    twice = sp.csr_matrix(sp.block_diag([block, block]))
+    star = sp.csr_matrix(np.array([[3.0, 4.0, 0.0]]))
+    stack = GraphStack.concatenate([GraphStack.of_matrix(twice), GraphStack.of_matrix(star)])
+    values = stack_top(stack, 2)
+    assert values[0] == pytest.approx([3.0, 3.0], abs=1e-12)
+    assert values[1] == pytest.approx([5.0, 0.0], abs=1e-12)
+
+
+def test_a_part_with_two_channels_gives_both_graphs():
+    rng = np.random.default_rng(2)
+    pattern = sp.csr_matrix(rng.random((300, 200)) < 0.03, dtype=float)
+    weights = rng.random(pattern.nnz) + 0.1
+    part = part_of(pattern, np.zeros(300, dtype=np.int64), [(np.ones(pattern.nnz), 0), (weights, 1)])
+    values = stack_top(GraphStack((part,), 2), 2)
+    weighted = sp.csr_matrix((weights, pattern.indices, pattern.indptr), shape=pattern.shape).toarray()
+    for graph, dense in ((0, pattern.toarray()), (1, weighted)):
+        exact = np.linalg.svd(dense, compute_uv=False)[:2]
+        assert values[graph] == pytest.approx(exact, abs=1e-9 * exact[0])
+
+
+def random_connected_block(rng, rows, cols, density):
+    block = (rng.random((rows, cols)) < density).astype(float)
+    block[np.arange(rows), np.arange(rows) % cols] = 1.0  # every row and column wired,
+    block[np.arange(cols) % rows, np.arange(cols)] = 1.0  # and a path through them: connected
+    block[np.arange(rows - 1), (np.arange(rows - 1) + 1) % cols] = 1.0
+    return block * (rng.random((rows, cols)) + 0.5)
+
+
+def test_lockstep_lanczos_matches_dense_svd_block_by_block(monkeypatch):
+    rng = np.random.default_rng(4)
+    blocks = [
+        random_connected_block(rng, 400, 300, 0.02),  # slow: a wide bulk
+        np.ones((60, 70)),  # rank one: breaks down at once
+        random_connected_block(rng, 80, 500, 0.05),
+        random_connected_block(rng, 50, 60, 0.5),  # dense: converges fast
+    ]
+    compactions = []
+    original = lanczos_module._State.compact
+    monkeypatch.setattr(
+        lanczos_module._State, "compact", lambda self: compactions.append(1) or original(self)
+    )
+    matrix = sp.csr_matrix(sp.block_diag(blocks))
+    got = batched_golub_kahan(
+        matrix, np.array([b.shape[0] for b in blocks]), np.array([b.shape[1] for b in blocks]), 2
+    )
+    for values, block in zip(got, blocks):
+        exact = np.linalg.svd(block, compute_uv=False)[:2]
+        assert values == pytest.approx(exact, abs=1e-9 * exact[0])
+    assert compactions, "blocks finishing early should have been cut out of the run"
+
+
+def test_class_table_matches_a_loop_over_degrees():
+    rng = np.random.default_rng(3)
+    mask = rng.random((70, 9, 3, 3)) < 0.04
+    graph = build_layer_graph(mask)
+    table = class_table(graph, "fs23")
+    dense = graph.biadjacency.toarray()
+    degrees = dense.sum(axis=0).astype(int)
+    assert table.degrees.tolist() == sorted(set(degrees.tolist()))
+    for c, degree in enumerate(table.degrees):
+        columns = np.flatnonzero(degrees == degree)
+        rows = np.flatnonzero(dense[:, columns].any(axis=1))
+        assert table.sizes[c] == columns.size and table.right_sizes[c] == rows.size
+        assert table.class_rows[table.class_row_class == c].tolist() == rows.tolist()
+        qualifies = degree >= 3 and columns.size >= 2 and columns.size * degree / rows.size > 1
+        assert bool(table.qualifies[c]) == qualifies
