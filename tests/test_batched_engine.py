@@ -120,9 +120,9 @@ def test_lockstep_lanczos_matches_dense_svd_block_by_block(monkeypatch):
         random_connected_block(rng, 50, 60, 0.5),  # dense: converges fast
     ]
     compactions = []
-    original = lanczos_module._State.compact
+    original = lanczos_module._State._compact
     monkeypatch.setattr(
-        lanczos_module._State, "compact", lambda self: compactions.append(1) or original(self)
+        lanczos_module._State, "_compact", lambda self: compactions.append(1) or original(self)
     )
     matrix = sp.csr_matrix(sp.block_diag(blocks))
     got = batched_golub_kahan(

@@ -30,10 +30,8 @@ RESIDUAL_TOL = 1e-9
 because Ritz values converge quadratically."""
 MAX_STEPS = 600
 _BREAKDOWN = 1e-13
-_LOOP_BLOCKS = 32
-"""Up to this many blocks, re-orthogonalise block by block with BLAS; above, with segmented sums."""
-_COMPACT_BELOW = 0.75
-"""Cut the operator down to the running blocks once they hold less than this share of the work."""
+_COMPACT_SHARE = 0.25
+"""Cut finished blocks out of the operator once they hold this share of the work per step."""
 
 
 def batched_golub_kahan(
@@ -48,30 +46,31 @@ def batched_golub_kahan(
     """
     row_sizes = np.asarray(row_sizes, dtype=np.int64)
     col_sizes = np.asarray(col_sizes, dtype=np.int64)
-    blocks = row_sizes.size
-    results = np.zeros((blocks, want))
-    if blocks == 0:
+    results = np.zeros((row_sizes.size, want))
+    if row_sizes.size == 0:
         return results
-    state = _State(matrix, row_sizes, col_sizes, want)
-    while state.active.any():
+    state = _State(sp.csr_matrix(matrix, dtype=np.float64), row_sizes, col_sizes, want)
+    while state.running():
         state.step(results)
-        if state.should_compact():
-            state.compact()
     return results
 
 
 class _State:
-    """The running recurrences of the blocks still active, on the operator cut down to them."""
+    """The recurrences of the blocks still running, on the operator cut down to them.
+
+    A block that finishes is *frozen* (its vectors zeroed, its scalars ignored)
+    until the frozen blocks hold enough of the work to be worth cutting out.
+    """
 
     def __init__(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray, want: int):
         self.want = want
         self.original = np.arange(row_sizes.size)  # block index in the caller's numbering
         self.limit = np.minimum(np.minimum(row_sizes, col_sizes), MAX_STEPS)
-        self._set_operator(sp.csr_matrix(matrix, dtype=np.float64), row_sizes, col_sizes)
+        self._set_operator(matrix, row_sizes, col_sizes)
         capacity = int(min(self.limit.max(), 64))
         rng = np.random.default_rng(0)
         v = rng.standard_normal(self.cols) + 1.0  # a positive bias meets the Perron vector
-        v /= np.sqrt(self._col_sums(v * v))[self.col_block]
+        v /= self._expand_cols(np.sqrt(np.add.reduceat(v * v, self.col_bounds[:-1])))
         self.right = np.zeros((capacity + 1, self.cols))
         self.left = np.zeros((capacity, self.rows))
         self.right[0] = v
@@ -80,10 +79,9 @@ class _State:
         self.betas = np.zeros((blocks, capacity))
         self.beta = np.zeros(blocks)
         self.scale = np.zeros(blocks)
-        self.active = np.ones(blocks, dtype=bool)
+        self.frozen = np.zeros(blocks, dtype=bool)
         self.next_check = np.full(blocks, want + 2)
         self.last_check = np.full((blocks, 2), np.nan)  # (step, residual) of the previous test
-        self.u_prev = np.zeros(self.rows)
         self.n = 0  # steps taken
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
@@ -91,125 +89,127 @@ class _State:
         self.transpose = matrix.T  # a CSC view: its matvec needs no converted copy
         self.rows, self.cols = matrix.shape
         self.row_sizes, self.col_sizes = row_sizes, col_sizes
-        self.row_starts = np.concatenate([[0], np.cumsum(row_sizes)[:-1]])
-        self.col_starts = np.concatenate([[0], np.cumsum(col_sizes)[:-1]])
-        self.row_block = np.repeat(np.arange(row_sizes.size), row_sizes)
-        self.col_block = np.repeat(np.arange(col_sizes.size), col_sizes)
+        self.row_bounds = np.concatenate([[0], np.cumsum(row_sizes)])
+        self.col_bounds = np.concatenate([[0], np.cumsum(col_sizes)])
+        self.row_ranges = list(zip(self.row_bounds[:-1].tolist(), self.row_bounds[1:].tolist()))
+        self.col_ranges = list(zip(self.col_bounds[:-1].tolist(), self.col_bounds[1:].tolist()))
         # Work per block and step: its matvec entries and its vector lengths.
-        self.work = np.bincount(self.row_block, weights=np.diff(matrix.indptr), minlength=row_sizes.size)
-        self.work += row_sizes + col_sizes
+        self.work = np.add.reduceat(np.diff(matrix.indptr), self.row_bounds[:-1]) + row_sizes + col_sizes
 
-    def _row_sums(self, values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, self.row_starts, axis=-1)
+    def running(self) -> bool:
+        return not self.frozen.all()
 
-    def _col_sums(self, values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, self.col_starts, axis=-1)
+    # Per-block scalars spread over the block's rows or columns (a scalar for one block).
+    def _expand_rows(self, values: np.ndarray):
+        return values[0] if values.size == 1 else np.repeat(values, self.row_sizes)
 
-    def _orthogonalise(
-        self, vector: np.ndarray, basis: np.ndarray, starts: np.ndarray, sums, block_of
-    ) -> None:
-        """Remove from ``vector`` its per-block projections on the rows of ``basis``."""
+    def _expand_cols(self, values: np.ndarray):
+        return values[0] if values.size == 1 else np.repeat(values, self.col_sizes)
+
+    def _norms(self, vector: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.add.reduceat(vector * vector, bounds[:-1]))
+
+    @staticmethod
+    def _orthogonalise(vector: np.ndarray, basis: np.ndarray, ranges: list[tuple[int, int]]) -> None:
+        """Remove from ``vector`` its per-block projections on the rows of ``basis`` (two BLAS calls a block)."""
         if basis.shape[0] == 0:
             return
-        if starts.size <= _LOOP_BLOCKS:  # few blocks: two BLAS matrix-vector products each
-            bounds = [*starts.tolist(), vector.size]
-            for start, end in zip(bounds[:-1], bounds[1:]):
-                piece = basis[:, start:end]
-                vector[start:end] -= piece.T @ (piece @ vector[start:end])
+        if len(ranges) == 1:
+            vector -= basis.T @ (basis @ vector)
             return
-        coefficients = sums(basis * vector)  # (steps, blocks)
-        vector -= np.einsum("sr,sr->r", coefficients[:, block_of], basis)
+        for start, end in ranges:
+            piece = basis[:, start:end]
+            vector[start:end] -= piece.T @ (piece @ vector[start:end])
 
     def _grow(self) -> None:
-        capacity = self.left.shape[0]
-        extra = capacity
+        extra = self.left.shape[0]
         self.left = np.concatenate([self.left, np.zeros((extra, self.rows))])
         self.right = np.concatenate([self.right, np.zeros((extra, self.cols))])
         self.alphas = np.concatenate([self.alphas, np.zeros((self.alphas.shape[0], extra))], axis=1)
         self.betas = np.concatenate([self.betas, np.zeros((self.betas.shape[0], extra))], axis=1)
 
+    def _normalise(self, vector: np.ndarray, norms: np.ndarray, expand) -> None:
+        """Divide each running block's part by its norm; zero the frozen blocks' parts."""
+        if self.frozen.any():
+            vector /= expand(np.where(self.frozen, 1.0, norms))
+            vector *= expand(~self.frozen)
+        else:
+            vector /= expand(norms)
+
+    def _broke(self, norms: np.ndarray) -> np.ndarray:
+        return (norms <= _BREAKDOWN * np.maximum(self.scale, 1.0)) & ~self.frozen
+
     def step(self, results: np.ndarray) -> None:
         step = self.n
         if step == self.left.shape[0]:
             self._grow()
-        running = self.active
-        u = self.matrix @ self.right[step] - self.beta[self.row_block] * self.u_prev
-        self._orthogonalise(u, self.left[:step], self.row_starts, self._row_sums, self.row_block)
-        alpha = np.sqrt(self._row_sums(u * u))
+        u = self.matrix @ self.right[step]
+        if step:
+            u -= self._expand_rows(self.beta) * self.left[step - 1]
+        self._orthogonalise(u, self.left[:step], self.row_ranges)
+        alpha = self._norms(u, self.row_bounds)
         self.scale = np.maximum(self.scale, alpha)
-        broke = running & (alpha <= _BREAKDOWN * np.maximum(self.scale, 1.0))
+        broke = self._broke(alpha)
         for block in np.flatnonzero(broke):
             # A v_step lies in span(U): the space is invariant, the Ritz values exact.
-            ritz = _ritz(self.alphas[block, :step], self.betas[block, :step])
-            self._finish(results, block, ritz)
-        u /= np.where(self.active, alpha, 1.0)[self.row_block]
-        u *= self.active[self.row_block]
+            self._finish(
+                results, block, _ritz(self.alphas[block, :step], self.betas[block, :step], self.want)
+            )
+        self._normalise(u, alpha, self._expand_rows)
         self.left[step] = u
         self.alphas[:, step] = alpha
-        w = self.transpose @ u - alpha[self.col_block] * self.right[step]
-        self._orthogonalise(w, self.right[: step + 1], self.col_starts, self._col_sums, self.col_block)
-        beta = np.sqrt(self._col_sums(w * w))
+        w = self.transpose @ u - self._expand_cols(alpha) * self.right[step]
+        self._orthogonalise(w, self.right[: step + 1], self.col_ranges)
+        beta = self._norms(w, self.col_bounds)
         self.scale = np.maximum(self.scale, beta)
         self.n = n = step + 1
-        broke = self.active & (beta <= _BREAKDOWN * np.maximum(self.scale, 1.0))
-        due = self.active & (broke | (n >= self.limit) | (n >= self.next_check))
-        if due.any():
-            self._test(results, np.flatnonzero(due), broke, beta)
+        broke = self._broke(beta)
+        if broke.any() or n >= np.min(np.minimum(self.next_check, self.limit)[~self.frozen], initial=n):
+            due = ~self.frozen & (broke | (n >= self.limit) | (n >= self.next_check))
+            for block in np.flatnonzero(due):
+                self._test(results, block, bool(broke[block]), float(beta[block]))
         self.betas[:, step] = beta
         self.beta = beta
-        self.right[step + 1] = w / np.where(self.active, beta, 1.0)[self.col_block]
-        self.right[step + 1] *= self.active[self.col_block]
-        self.u_prev = u
+        self._normalise(w, beta, self._expand_cols)
+        self.right[step + 1] = w
+        if self.running() and self.work[self.frozen].sum() >= _COMPACT_SHARE * self.work.sum():
+            self._compact()
 
-    def _test(self, results: np.ndarray, due: np.ndarray, broke: np.ndarray, beta: np.ndarray) -> None:
-        """Convergence test of the blocks ``due``: one batched SVD of their bidiagonals."""
+    def _test(self, results: np.ndarray, block: int, broke: bool, beta: float) -> None:
+        """Convergence test of one block, from the top Ritz pairs of its bidiagonal."""
         n = self.n
-        stack = np.zeros((due.size, n, n))
-        diagonal = np.arange(n)
-        stack[:, diagonal, diagonal] = self.alphas[due, :n]
-        stack[:, diagonal[:-1], diagonal[1:]] = self.betas[due, : n - 1]
-        x, theta, _ = np.linalg.svd(stack)
-        for slot, block in enumerate(due):
-            if broke[block]:
-                self._finish(results, block, theta[slot])
-                continue
-            if n >= self.want:
-                residual = float(beta[block] * np.max(np.abs(x[slot, -1, : self.want])))
-                tolerance = RESIDUAL_TOL * max(1.0, theta[slot, 0])
-                if residual <= tolerance:
-                    self._finish(results, block, theta[slot])
-                    continue
-                self.next_check[block] = n + _steps_to_converge(
-                    self.last_check[block], n, residual, tolerance
-                )
-                self.last_check[block] = (n, residual)
-            if n >= self.limit[block]:
-                self._finish(results, block, theta[slot])
+        theta, last = _top_ritz(self.alphas[block, :n], self.betas[block, : n - 1], self.want)
+        if broke:
+            self._finish(results, block, theta)
+            return
+        if n >= self.want:
+            residual = beta * float(np.max(np.abs(last)))  # error bound of the top Ritz values
+            tolerance = RESIDUAL_TOL * max(1.0, float(theta[0]))
+            if residual <= tolerance:
+                self._finish(results, block, theta)
+                return
+            self.next_check[block] = n + _steps_to_converge(self.last_check[block], n, residual, tolerance)
+            self.last_check[block] = (n, residual)
+        if n >= self.limit[block]:
+            self._finish(results, block, theta)
 
     def _finish(self, results: np.ndarray, block: int, values: np.ndarray) -> None:
         kept = values[: self.want]
         results[self.original[block], : kept.size] = kept
-        self.active[block] = False
+        self.frozen[block] = True
 
-    def should_compact(self) -> bool:
-        if not self.active.any() or self.active.all():
-            return False
-        return self.work[self.active].sum() < _COMPACT_BELOW * self.work.sum()
-
-    def compact(self) -> None:
+    def _compact(self) -> None:
         """Keep only the running blocks: their rows, columns, vectors and recurrences."""
-        keep = self.active
-        keep_rows, keep_cols = keep[self.row_block], keep[self.col_block]
+        keep = ~self.frozen
+        keep_rows = np.repeat(keep, self.row_sizes)
+        keep_cols = np.repeat(keep, self.col_sizes)
         matrix = self.matrix[keep_rows][:, keep_cols]
         self.left = self.left[:, keep_rows]
         self.right = self.right[:, keep_cols]
-        self.u_prev = self.u_prev[keep_rows]
-        for name in ("alphas", "betas"):
-            setattr(self, name, getattr(self, name)[keep])
-        for name in ("beta", "scale", "next_check", "last_check", "limit", "original"):
+        for name in ("alphas", "betas", "beta", "scale", "next_check", "last_check", "limit", "original"):
             setattr(self, name, getattr(self, name)[keep])
         self._set_operator(matrix, self.row_sizes[keep], self.col_sizes[keep])
-        self.active = np.ones(int(keep.sum()), dtype=bool)
+        self.frozen = np.zeros(int(keep.sum()), dtype=bool)
 
 
 def _steps_to_converge(last_check: np.ndarray, n: int, residual: float, tolerance: float) -> int:
@@ -223,12 +223,43 @@ def _steps_to_converge(last_check: np.ndarray, n: int, residual: float, toleranc
     return int(min(max(needed, 1), max(n, 2)))
 
 
-def _ritz(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
-    """Singular values of the bidiagonal with ``alphas`` on the diagonal, ``betas`` above it."""
+def _golub_kahan_tridiagonal(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """Off-diagonal of the zero-diagonal tridiagonal ``[[0, B], [Bᵀ, 0]]`` (perfect shuffle) of
+    the bidiagonal ``B`` with ``alphas`` on the diagonal and ``betas`` above it: its eigenvalues
+    are ``±`` the singular values of ``B``, its eigenvectors interleave ``B``'s singular vectors."""
+    off = np.empty(alphas.size + betas.size)
+    off[0::2] = alphas
+    off[1::2] = betas
+    return off
+
+
+def _top_ritz(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``want`` singular values of the square bidiagonal, descending, and the last
+    entries of their left singular vectors (bisection and inverse iteration: O(n) each)."""
+    n = alphas.size
+    take = min(want, n)
+    off = _golub_kahan_tridiagonal(alphas, betas)
+    values, vectors = la.eigh_tridiagonal(
+        np.zeros(2 * n), off, select="i", select_range=(2 * n - take, 2 * n - 1), check_finite=False
+    )
+    # The left vector's last entry sits last in the shuffle, scaled by 1/sqrt(2).
+    return np.maximum(values[::-1], 0.0), vectors[-1, ::-1] * math.sqrt(2.0)
+
+
+def _ritz(alphas: np.ndarray, betas: np.ndarray, want: int) -> np.ndarray:
+    """Top ``want`` singular values of the ``n × (n+1)`` bidiagonal left by a breakdown in ``alpha``."""
     n = alphas.size
     if n == 0:
         return np.zeros(0)
-    matrix = np.zeros((n, n + (betas.size >= n)))
-    matrix[np.arange(n), np.arange(n)] = alphas
-    matrix[np.arange(betas.size), np.arange(1, betas.size + 1)] = betas
-    return la.svdvals(matrix, check_finite=False)
+    off = _golub_kahan_tridiagonal(alphas, betas)
+    size = off.size + 1
+    take = min(want, n)
+    values = la.eigh_tridiagonal(
+        np.zeros(size),
+        off,
+        eigvals_only=True,
+        select="i",
+        select_range=(size - take, size - 1),
+        check_finite=False,
+    )
+    return np.maximum(values[::-1], 0.0)

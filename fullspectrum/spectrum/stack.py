@@ -170,8 +170,7 @@ class _Pool:
         )
         short, long = np.minimum(rows, cols), np.maximum(rows, cols)
         small = long <= _BATCH_SIDE
-        long_pad = np.where(small, 0, 2 ** np.ceil(np.log2(np.maximum(long, 1))).astype(np.int64))
-        short_pad = np.where(small, 0, -(-short // 8) * 8)
+        long_pad, short_pad = _round_up(long), _round_up(short)
         for low, high in _BUCKETS:  # small components: square buckets by their larger side
             in_bucket = small & (long > low) & (long <= high)
             long_pad[in_bucket] = short_pad[in_bucket] = high
@@ -194,6 +193,12 @@ class _Pool:
                 block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
                 values = self.backend.dense_top(block, take)
                 self.add_values(np.repeat(graphs[piece], take), values.ravel())
+
+
+def _round_up(sizes: np.ndarray) -> np.ndarray:
+    """Sizes rounded up to a grid with at most 1/8 of padding (few bucket shapes, little waste)."""
+    step = 2 ** np.maximum(0, np.floor(np.log2(np.maximum(sizes, 1))).astype(np.int64) - 3)
+    return -(-sizes // step) * step
 
 
 def _edges_of(components: np.ndarray, edge_order: np.ndarray, edge_bounds: np.ndarray) -> np.ndarray:
