@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA device, in one go and under 10 minutes: the `gpu` tests, then the
-# GPU figures of the training-snapshot and PAGS benchmarks. Everything goes to one file
+# GPU figures of the spectrum engine (torch backend), training-snapshot and PAGS benchmarks. The
+# step limits add up to 580 s. Everything goes to one file
 # ($OUT/gpu-check.txt when $OUT is set, as on a lent device machine, else ./gpu-check.txt), so the
 # figures can be copied into the README afterwards. Without a CUDA device it says so and exits 3.
 #
@@ -44,9 +45,10 @@ EOF
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$report"
 
-step "gpu tests" 240 "$py" -m pytest -q -p no:cacheprovider -m gpu tests
-step "training snapshot overhead on CUDA" 180 "$py" benchmarks/bench_training.py --device cuda --skip-pags
-step "PAGS throughput on CUDA" 150 "$py" benchmarks/bench_sampling.py --device cuda --population 8
+step "gpu tests" 170 "$py" -m pytest -q -p no:cacheprovider -m gpu tests
+step "spectrum engine on CUDA" 200 "$py" benchmarks/bench_spectrum.py --device cuda --llm --repeats 3 --route-repeats 1
+step "training snapshot overhead on CUDA" 120 "$py" benchmarks/bench_training.py --device cuda --skip-pags
+step "PAGS throughput on CUDA" 90 "$py" benchmarks/bench_sampling.py --device cuda --population 8
 
 say ""
 say "gpu-check: $failed step(s) failed; report in $report"
