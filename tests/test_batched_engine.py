@@ -95,7 +95,7 @@ def test_a_part_with_two_channels_gives_both_graphs():
     rng = np.random.default_rng(2)
     pattern = sp.csr_matrix(rng.random((300, 200)) < 0.03, dtype=float)
     weights = rng.random(pattern.nnz) + 0.1
-    part = part_of(pattern, np.zeros(300, dtype=np.int64), [(np.ones(pattern.nnz), 0), (weights, 1)])
+    part = part_of(pattern, [0, 300], [0, 200], [(np.ones(pattern.nnz), 0), (weights, 1)])
     values = stack_top(GraphStack((part,), 2), 2)
     weighted = sp.csr_matrix((weights, pattern.indices, pattern.indptr), shape=pattern.shape).toarray()
     for graph, dense in ((0, pattern.toarray()), (1, weighted)):

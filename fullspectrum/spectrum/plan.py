@@ -64,9 +64,9 @@ def _layer_stack(request: LayerRequest) -> GraphStack:
     chosen_count = int(chosen.sum())
     weights_at = 1 + chosen_count  # graph id of the weighted full graph
     weights = graph.kept_weights
-    parts = _with_weights(graph.biadjacency, np.zeros(n_right, dtype=np.int64), weights, weights_at)
+    # Local graph 0 of the first part is graph 0; local graph g of the class part is graph 1 + g.
+    parts = _with_weights(graph.biadjacency, ([0, n_right], [0, n_left]), weights, 0, weights_at)
     if chosen_count:
-        class_rank = np.cumsum(chosen) - 1
         pair_chosen = chosen[table.class_row_class]
         pair_id = np.cumsum(pair_chosen) - 1
         chosen_columns = np.flatnonzero(chosen[table.column_class])
@@ -86,24 +86,28 @@ def _layer_stack(request: LayerRequest) -> GraphStack:
             (np.ones(edges.size), column_id[graph.biadjacency.indices[edges]], indptr),
             shape=(n_pairs, column_order.size),
         )
-        row_graph = 1 + class_rank[table.class_row_class[pair_chosen]]
+        bounds = (
+            np.concatenate([[0], np.cumsum(table.right_sizes[chosen])]),
+            np.concatenate([[0], np.cumsum(table.sizes[chosen])]),
+        )
         class_weights = weights[edges] if weights is not None else None
-        parts += _with_weights(classes, row_graph, class_weights, weights_at)
+        parts += _with_weights(classes, bounds, class_weights, 1, weights_at + 1)
     return GraphStack(tuple(parts), 2 * weights_at if weights is not None else weights_at)
 
 
-def _with_weights(pattern: sp.csr_matrix, row_graph: np.ndarray, weights, weights_at: int) -> list[GraphPart]:
-    """Parts of a 0/1 pattern and its weights: one part with two channels, or two parts
-    when a kept weight is exactly 0 (that edge is not in ``|W ⊙ M|``, so the components may differ)."""
-    mask = (np.ones(pattern.indices.size), 0)
+def _with_weights(pattern: sp.csr_matrix, bounds, weights, mask_at: int, weights_at: int) -> list[GraphPart]:
+    """Parts of a 0/1 pattern and its weights (graph ids from ``mask_at`` and ``weights_at`` on):
+    one part with two channels, or two parts when a kept weight is exactly 0 (that edge is not
+    in ``|W ⊙ M|``, so the components may differ)."""
+    mask = (np.ones(pattern.indices.size), mask_at)
     if weights is None:
-        return [part_of(pattern, row_graph, [mask])]
+        return [part_of(pattern, *bounds, [mask])]
     if np.all(weights != 0):
-        return [part_of(pattern, row_graph, [mask, (weights, weights_at)])]
+        return [part_of(pattern, *bounds, [mask, (weights, weights_at)])]
     # A copy: eliminate_zeros works in place, and the pattern's arrays are shared.
     weighted = sp.csr_matrix((weights, pattern.indices, pattern.indptr), shape=pattern.shape, copy=True)
     weighted.eliminate_zeros()
-    return [part_of(pattern, row_graph, [mask]), part_of(weighted, row_graph, [(weighted.data, weights_at)])]
+    return [part_of(pattern, *bounds, [mask]), part_of(weighted, *bounds, [(weighted.data, weights_at)])]
 
 
 def _read(request: LayerRequest, values: np.ndarray) -> LayerTops:

@@ -42,20 +42,19 @@ _DENSE_BUCKET_ENTRIES = 1 << 22
 class GraphPart:
     """Graphs sharing one CSR sparsity pattern, with one positive value array per channel.
 
-    Row ``r`` of channel ``c`` belongs to graph ``row_graph[r] + offsets[c]``; a
-    column belongs to the graph of the rows it is wired to (edges never join
-    two graphs). Rows and columns without edges add only zero singular values.
+    Local graph ``g`` owns rows ``row_bounds[g]:row_bounds[g+1]`` and columns
+    ``col_bounds[g]:col_bounds[g+1]`` (no edge leaves its block); in channel
+    ``c`` it is graph ``g + offsets[c]`` of the stack. Rows and columns without
+    edges add only zero singular values.
     """
 
     indptr: np.ndarray
     indices: np.ndarray
     shape: tuple[int, int]
-    row_graph: np.ndarray
+    row_bounds: np.ndarray
+    col_bounds: np.ndarray
     values: tuple[np.ndarray, ...]
     offsets: tuple[int, ...]
-
-    def matrix(self, channel: int) -> sp.csr_matrix:
-        return sp.csr_matrix((self.values[channel], self.indices, self.indptr), shape=self.shape)
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,8 @@ class GraphStack:
         csr = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
         csr.eliminate_zeros()
         csr.sort_indices()
-        return GraphStack((part_of(csr, np.zeros(csr.shape[0], dtype=np.int64), [(csr.data, 0)]),), 1)
+        bounds = (np.array([0, csr.shape[0]]), np.array([0, csr.shape[1]]))
+        return GraphStack((part_of(csr, *bounds, [(csr.data, 0)]),), 1)
 
     @staticmethod
     def concatenate(stacks: list[GraphStack]) -> GraphStack:
@@ -84,14 +84,19 @@ class GraphStack:
 
 
 def part_of(
-    pattern: sp.csr_matrix, row_graph: np.ndarray, channels: list[tuple[np.ndarray, int]]
+    pattern: sp.csr_matrix,
+    row_bounds: np.ndarray,
+    col_bounds: np.ndarray,
+    channels: list[tuple[np.ndarray, int]],
 ) -> GraphPart:
-    """A part over ``pattern``'s structure with ``channels`` of ``(values, graph offset)``."""
+    """A part over ``pattern``'s structure, its graphs' row and column ranges, and
+    ``channels`` of ``(values, graph offset)``."""
     return GraphPart(
         indptr=pattern.indptr,
         indices=pattern.indices,
         shape=pattern.shape,
-        row_graph=row_graph,
+        row_bounds=np.asarray(row_bounds, dtype=np.int64),
+        col_bounds=np.asarray(col_bounds, dtype=np.int64),
         values=tuple(v for v, _ in channels),
         offsets=tuple(int(o) for _, o in channels),
     )
@@ -184,11 +189,11 @@ class _Pool:
         edge_bounds = np.concatenate([[0], np.cumsum(np.bincount(edge_component, minlength=rows.size))])
         for members in groups:
             long_side, short_side = int(long_pad[members[0]]), int(short_pad[members[0]])
-            take = min(self.want, int(short[members].min()))
+            take = min(self.want, short_side)  # padding adds only zeros
             pieces = -(-members.size * long_side * short_side // _DENSE_BUCKET_ENTRIES)
             for piece in np.array_split(members, max(1, min(pieces, members.size))):
                 slot_of[piece] = np.arange(piece.size)
-                edges = _edges_of(piece, edge_order, edge_bounds)
+                edges = edge_order[concatenated_ranges(edge_bounds[piece], edge_bounds[piece + 1])]
                 block = np.zeros((piece.size, long_side, short_side))
                 block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
                 values = self.backend.dense_top(block, take)
@@ -201,25 +206,59 @@ def _round_up(sizes: np.ndarray) -> np.ndarray:
     return -(-sizes // step) * step
 
 
-def _edges_of(components: np.ndarray, edge_order: np.ndarray, edge_bounds: np.ndarray) -> np.ndarray:
-    """Edges of ``components`` from the edges sorted by component."""
-    starts, ends = edge_bounds[components], edge_bounds[components + 1]
-    lengths = ends - starts
-    # Concatenated ranges [starts[i], ends[i]) without a Python loop.
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return edge_order[np.arange(lengths.sum()) + offsets]
-
-
 def _split_part(part: GraphPart, pool: _Pool) -> None:
-    """Find the components of ``part`` once and hand each, per channel, to its route."""
-    n_rows, n_cols = part.shape
-    edge_rows = np.repeat(np.arange(n_rows), np.diff(part.indptr))
+    """Hand every graph of ``part`` to its route: whole to a dense call where that is predicted
+    cheapest (no component analysis needed: a dense SVD keeps every multiplicity), else split
+    into connected components."""
+    rows = np.diff(part.row_bounds)
+    cols = np.diff(part.col_bounds)
+    edge_bounds = part.indptr[part.row_bounds]
+    nnz = np.diff(edge_bounds)
+    has_edges = nnz > 0
+    direct = has_edges & _dense_is_cheaper(rows, cols, nnz)
+    if direct.any():
+        chosen = np.flatnonzero(direct)
+        edges = concatenated_ranges(edge_bounds[chosen], edge_bounds[chosen + 1])
+        row_ids = concatenated_ranges(part.row_bounds[chosen], part.row_bounds[chosen + 1])
+        edge_rows = np.repeat(row_ids, np.diff(part.indptr)[row_ids])
+        edge_graph = np.repeat(np.arange(chosen.size), nnz[chosen])
+        local_rows = edge_rows - part.row_bounds[chosen][edge_graph]
+        local_cols = part.indices[edges] - part.col_bounds[chosen][edge_graph]
+        for values, offset in zip(part.values, part.offsets):
+            pool.add_dense(
+                rows[chosen], cols[chosen], chosen + offset, edge_graph, local_rows, local_cols, values[edges]
+            )
+    rest = np.flatnonzero(has_edges & ~direct)
+    if rest.size == 0:
+        return
+    if rest.size == rows.size:
+        indptr, indices, values = part.indptr, part.indices, part.values
+    else:  # only the rows and edges of the graphs left
+        row_ids = concatenated_ranges(part.row_bounds[rest], part.row_bounds[rest + 1])
+        edges = concatenated_ranges(edge_bounds[rest], edge_bounds[rest + 1])
+        indptr = np.concatenate([[0], np.cumsum(np.diff(part.indptr)[row_ids])])
+        indices, values = part.indices[edges], tuple(v[edges] for v in part.values)
+    row_graph = np.repeat(rest, rows[rest])
+    _split_components(indptr, indices, part.shape[1], row_graph, values, part.offsets, pool)
+
+
+def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The integers of ``[starts[i], ends[i])`` for every ``i``, concatenated, without a Python loop."""
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum())) + offsets
+
+
+def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, pool: _Pool) -> None:
+    """Find the connected components of a pattern once and hand each, per channel, to its route."""
+    n_rows = indptr.size - 1
+    edge_rows = np.repeat(np.arange(n_rows), np.diff(indptr))
     # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
     pattern = sp.csr_matrix(
         (
-            np.ones(part.indices.size, dtype=np.int8),
-            part.indices + n_rows,
-            np.concatenate([part.indptr, np.full(n_cols, part.indptr[-1])]),
+            np.ones(indices.size, dtype=np.int8),
+            indices + n_rows,
+            np.concatenate([indptr, np.full(n_cols, indptr[-1])]),
         ),
         shape=(n_rows + n_cols,) * 2,
     )
@@ -230,25 +269,22 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
     edge_label = row_label[edge_rows]
     edge_counts = np.bincount(edge_label, minlength=count)
     component_graph = np.zeros(count, dtype=np.int64)
-    component_graph[row_label] = part.row_graph
+    component_graph[row_label] = row_graph
     has_edges = edge_counts > 0
     star = has_edges & (np.minimum(rows, cols) == 1)
     large = has_edges & ~star & (np.maximum(rows, cols) > _BATCH_SIDE)
-    large_ids = np.flatnonzero(large)
-    lanczos_route = np.zeros(count, dtype=bool)
-    if pool.want <= 2:
-        lanczos_route[large_ids] = [
-            not _dense_is_cheaper(rows[c], cols[c], edge_counts[c]) for c in large_ids
-        ]
+    lanczos_route = (
+        large & ~_dense_is_cheaper(rows, cols, edge_counts) if pool.want <= 2 else np.zeros(count, bool)
+    )
     dense_route = has_edges & ~star & ~lanczos_route
     stars = np.flatnonzero(star)
     lanczos_ids = np.flatnonzero(lanczos_route)
     dense_ids = np.flatnonzero(dense_route)
-    whole = lanczos_ids.size == 1 and edge_counts[lanczos_ids[0]] == part.indices.size
+    whole = lanczos_ids.size == 1 and edge_counts[lanczos_ids[0]] == indices.size
     if dense_ids.size or (lanczos_ids.size and not whole):
         row_rank = _rank_within_groups(row_label, count)
         col_rank = _rank_within_groups(col_label, count)
-    for values, offset in zip(part.values, part.offsets):
+    for values, offset in zip(channels, offsets):
         graphs = component_graph + offset
         if stars.size:
             norms = np.sqrt(np.bincount(edge_label, weights=values**2, minlength=count))
@@ -263,44 +299,44 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
                 graphs[dense_ids],
                 slot[edge_label[edges]],
                 row_rank[edge_rows[edges]],
-                col_rank[part.indices[edges]],
+                col_rank[indices[edges]],
                 values[edges],
             )
         if lanczos_ids.size:
-            if whole:  # one connected component holds every edge: the part as it is
-                live_rows = np.flatnonzero(np.diff(part.indptr) > 0)
-                matrix = _live_block(part, values, live_rows, n_cols)
+            if whole:  # one connected component holds every edge: the matrix as it is
+                matrix = _live_block(sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols)))
             else:
-                matrix = _component_blocks(
-                    part, values, lanczos_ids, edge_label, edge_rows, row_rank, col_rank, rows, cols, count
+                blocks = _component_blocks(
+                    lanczos_ids, edge_label, row_rank[edge_rows], col_rank[indices], rows, cols, count
                 )
+                matrix = blocks(values)
             pool.add_lanczos(matrix, rows[lanczos_ids], cols[lanczos_ids], graphs[lanczos_ids])
 
 
-def _live_block(part: GraphPart, values: np.ndarray, live_rows: np.ndarray, n_cols: int) -> sp.csr_matrix:
-    """The part's matrix without its empty rows and columns (they only add zeros)."""
-    matrix = sp.csr_matrix((values, part.indices, part.indptr), shape=part.shape)
-    if live_rows.size < part.shape[0]:
+def _live_block(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix`` without its empty rows and columns (they only add zeros)."""
+    live_rows = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    if live_rows.size < matrix.shape[0]:
         matrix = matrix[live_rows]
-    used = np.zeros(n_cols, dtype=bool)
-    used[part.indices] = True
+    used = np.zeros(matrix.shape[1], dtype=bool)
+    used[matrix.indices] = True
     if not used.all():
         matrix = matrix[:, np.flatnonzero(used)]
     return matrix
 
 
-def _component_blocks(part, values, components, edge_label, edge_rows, row_rank, col_rank, rows, cols, count):
-    """``components`` of ``part`` as consecutive diagonal blocks of one CSR matrix."""
+def _component_blocks(components, edge_label, edge_row_rank, edge_col_rank, rows, cols, count):
+    """A function of the edge values: ``components`` as consecutive diagonal blocks of one CSR matrix."""
     slot = np.full(count, -1)
     slot[components] = np.arange(components.size)
     edges = np.flatnonzero(slot[edge_label] >= 0)
     slots = slot[edge_label[edges]]
     row_offset = np.concatenate([[0], np.cumsum(rows[components])[:-1]])
     col_offset = np.concatenate([[0], np.cumsum(cols[components])[:-1]])
-    block_rows = row_offset[slots] + row_rank[edge_rows[edges]]
-    block_cols = col_offset[slots] + col_rank[part.indices[edges]]
+    block_rows = row_offset[slots] + edge_row_rank[edges]
+    block_cols = col_offset[slots] + edge_col_rank[edges]
     shape = (int(rows[components].sum()), int(cols[components].sum()))
-    return sp.csr_matrix((values[edges], (block_rows, block_cols)), shape=shape)
+    return lambda values: sp.csr_matrix((values[edges], (block_rows, block_cols)), shape=shape)
 
 
 def _block_diagonal(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
@@ -316,18 +352,20 @@ def _block_diagonal(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(row_total, int(col_offsets[-1])))
 
 
-def _dense_is_cheaper(rows: int, cols: int, nnz: int) -> bool:
-    """Whether a dense Gram or SVD is predicted cheaper than the component's share of a Lanczos run.
+def _dense_is_cheaper(rows: np.ndarray, cols: np.ndarray, nnz: np.ndarray) -> np.ndarray:
+    """Per graph or component: whether a dense Gram or SVD is predicted cheaper than its share of
+    a Lanczos run.
 
     Seconds, fitted on one BLAS thread (2-core x86 dev machine): the Gram product and
     its tridiagonalisation, LAPACK's SVD, and ~40 lockstep Lanczos steps of
     re-orthogonalisation and matvecs (the fixed per-step overhead is shared).
     """
-    small, large = min(rows, cols), max(rows, cols)
+    rows, cols, nnz = (np.asarray(x, dtype=np.float64) for x in (rows, cols, nnz))
+    small, large = np.minimum(rows, cols), np.maximum(rows, cols)
     gram_seconds = 1e-4 + 2.0 * small * small * large * 1.1e-11 + small**3 * 1e-10
     svd_seconds = 4.0 * rows * cols * small * 7e-11
     lanczos_seconds = 1.5e-4 + 8e-7 * (rows + cols) + 5e-8 * nnz
-    return min(gram_seconds, svd_seconds) <= lanczos_seconds
+    return np.minimum(gram_seconds, svd_seconds) <= lanczos_seconds
 
 
 class NumpyBackend:
