@@ -30,6 +30,8 @@ RESIDUAL_TOL = 1e-9
 because Ritz values converge quadratically."""
 MAX_STEPS = 600
 _BREAKDOWN = 1e-13
+_ORTHOGONAL = 1e-13
+"""A vector whose projections on a block's stored vectors are all below this (relative) is left as it is."""
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
 
@@ -114,12 +116,13 @@ class _State:
         """Remove from ``vector`` its per-block projections on the rows of ``basis`` (two BLAS calls a block)."""
         if basis.shape[0] == 0:
             return
-        if len(ranges) == 1:
-            vector -= basis.T @ (basis @ vector)
-            return
         for start, end in ranges:
-            piece = basis[:, start:end]
-            vector[start:end] -= piece.T @ (piece @ vector[start:end])
+            piece, part = basis[:, start:end], vector[start:end]
+            coefficients = piece @ part
+            # The correction reads the basis a second time: skip it while the vector is already
+            # orthogonal to 1e-13 (far tighter than the sqrt(eps) the Ritz values need).
+            if np.abs(coefficients).max() > _ORTHOGONAL * np.sqrt(part @ part):
+                part -= piece.T @ coefficients
 
     def _grow(self) -> None:
         extra = self.left.shape[0]
