@@ -169,10 +169,9 @@ class _Pool:
         edge_component = np.concatenate([d[3] + s for d, s in zip(self.dense, starts)])
         edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in self.dense]) for i in (4, 5, 6))
         flip = rows < cols  # stored transposed: long side first
-        edge_row, edge_col = (
-            np.where(flip[edge_component], edge_col, edge_row),
-            np.where(flip[edge_component], edge_row, edge_col),
-        )
+        if flip.any():
+            flipped = flip[edge_component]
+            edge_row, edge_col = np.where(flipped, edge_col, edge_row), np.where(flipped, edge_row, edge_col)
         short, long = np.minimum(rows, cols), np.maximum(rows, cols)
         small = long <= _BATCH_SIDE
         long_pad, short_pad = _round_up(long), _round_up(short)
@@ -185,7 +184,9 @@ class _Pool:
         sorted_keys = keys[order]
         bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
         groups = np.split(order, bounds)
-        edge_order = np.argsort(edge_component, kind="stable")
+        # Edges grouped by component (direct graphs arrive so): sort only when they are not.
+        grouped = bool(np.all(edge_component[1:] >= edge_component[:-1]))
+        edge_order = np.arange(edge_component.size) if grouped else np.argsort(edge_component, kind="stable")
         edge_bounds = np.concatenate([[0], np.cumsum(np.bincount(edge_component, minlength=rows.size))])
         for members in groups:
             long_side, short_side = int(long_pad[members[0]]), int(short_pad[members[0]])
