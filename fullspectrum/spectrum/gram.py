@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-_EPS = float(np.finfo(np.float64).eps)
+EPS = float(np.finfo(np.float64).eps)
 ACCEPTED_ERROR = 1e-9
 """Accepted bound on ``|σ̂ - σ|``, times ``max(1, σ1)``: 1000 times inside SPEC §1's ``1e-6``."""
-_SOLVER_FACTOR = 4.0
+SOLVER_FACTOR = 4.0
 """``p(k) = 4k``: a generous constant over LAPACK's ``O(k)`` backward error of ``syevd``."""
 
 
@@ -49,8 +49,8 @@ def gram_top(stack: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         scale = np.einsum("bij,bij->b", stack, stack)  # ‖A‖_F² >= ‖|A|ᵀ|A|‖
         exact_products = False
-    product_error = 0.0 if exact_products else inner * _EPS / (1 - inner * _EPS)
-    delta = (product_error + _SOLVER_FACTOR * side * _EPS) * scale * (1 + 1e-6)
+    product_error = 0.0 if exact_products else inner * EPS / (1 - inner * EPS)
+    delta = (product_error + SOLVER_FACTOR * side * EPS) * scale * (1 + 1e-6)
     with np.errstate(divide="ignore", invalid="ignore"):
         error = np.where(values > 0, delta[:, None] / values, np.inf)
     error = np.minimum(error, np.sqrt(delta)[:, None])  # |sqrt(a) - sqrt(b)| <= sqrt(|a - b|)

@@ -29,7 +29,7 @@ RESIDUAL_TOL = 1e-9
 """Relative residual at which a Ritz value counts as converged: far below SPEC §1's ``1e-6``,
 because Ritz values converge quadratically."""
 MAX_STEPS = 600
-_BREAKDOWN = 1e-13
+BREAKDOWN = 1e-13
 _ORTHOGONAL = 1e-13
 """A vector whose projections on a block's stored vectors are all below this (relative) is left as it is."""
 _COMPACT_SHARE = 0.25
@@ -111,19 +111,6 @@ class _State:
     def _norms(self, vector: np.ndarray, bounds: np.ndarray) -> np.ndarray:
         return np.sqrt(np.add.reduceat(vector * vector, bounds[:-1]))
 
-    @staticmethod
-    def _orthogonalise(vector: np.ndarray, basis: np.ndarray, ranges: list[tuple[int, int]]) -> None:
-        """Remove from ``vector`` its per-block projections on the rows of ``basis`` (two BLAS calls a block)."""
-        if basis.shape[0] == 0:
-            return
-        for start, end in ranges:
-            piece, part = basis[:, start:end], vector[start:end]
-            coefficients = piece @ part
-            # The correction reads the basis a second time: skip it while the vector is already
-            # orthogonal to 1e-13 (far tighter than the sqrt(eps) the Ritz values need).
-            if np.abs(coefficients).max() > _ORTHOGONAL * np.sqrt(part @ part):
-                part -= piece.T @ coefficients
-
     def _grow(self) -> None:
         extra = self.left.shape[0]
         self.left = np.concatenate([self.left, np.zeros((extra, self.rows))])
@@ -140,7 +127,7 @@ class _State:
             vector /= expand(norms)
 
     def _broke(self, norms: np.ndarray) -> np.ndarray:
-        return (norms <= _BREAKDOWN * np.maximum(self.scale, 1.0)) & ~self.frozen
+        return (norms <= BREAKDOWN * np.maximum(self.scale, 1.0)) & ~self.frozen
 
     def step(self, results: np.ndarray) -> None:
         step = self.n
@@ -149,7 +136,7 @@ class _State:
         u = self.matrix @ self.right[step]
         if step:
             u -= self._expand_rows(self.beta) * self.left[step - 1]
-        self._orthogonalise(u, self.left[:step], self.row_ranges)
+        orthogonalise(u, self.left[:step], self.row_ranges)
         alpha = self._norms(u, self.row_bounds)
         self.scale = np.maximum(self.scale, alpha)
         broke = self._broke(alpha)
@@ -162,7 +149,7 @@ class _State:
         self.left[step] = u
         self.alphas[:, step] = alpha
         w = self.transpose @ u - self._expand_cols(alpha) * self.right[step]
-        self._orthogonalise(w, self.right[: step + 1], self.col_ranges)
+        orthogonalise(w, self.right[: step + 1], self.col_ranges)
         beta = self._norms(w, self.col_bounds)
         self.scale = np.maximum(self.scale, beta)
         self.n = n = step + 1
@@ -181,7 +168,7 @@ class _State:
     def _test(self, results: np.ndarray, block: int, broke: bool, beta: float) -> None:
         """Convergence test of one block, from the top Ritz pairs of its bidiagonal."""
         n = self.n
-        theta, last = _top_ritz(self.alphas[block, :n], self.betas[block, : n - 1], self.want)
+        theta, last = top_ritz(self.alphas[block, :n], self.betas[block, : n - 1], self.want)
         if broke:
             self._finish(results, block, theta)
             return
@@ -191,7 +178,7 @@ class _State:
             if residual <= tolerance:
                 self._finish(results, block, theta)
                 return
-            self.next_check[block] = n + _steps_to_converge(self.last_check[block], n, residual, tolerance)
+            self.next_check[block] = n + steps_to_converge(self.last_check[block], n, residual, tolerance)
             self.last_check[block] = (n, residual)
         if n >= self.limit[block]:
             self._finish(results, block, theta)
@@ -215,7 +202,20 @@ class _State:
         self.frozen = np.zeros(int(keep.sum()), dtype=bool)
 
 
-def _steps_to_converge(last_check: np.ndarray, n: int, residual: float, tolerance: float) -> int:
+def orthogonalise(vector: np.ndarray, basis: np.ndarray, ranges: list[tuple[int, int]]) -> None:
+    """Remove from ``vector`` its per-block projections on the rows of ``basis`` (two BLAS calls a block)."""
+    if basis.shape[0] == 0:
+        return
+    for start, end in ranges:
+        piece, part = basis[:, start:end], vector[start:end]
+        coefficients = piece @ part
+        # The correction reads the basis a second time: skip it while the vector is already
+        # orthogonal to 1e-13 (far tighter than the sqrt(eps) the Ritz values need).
+        if np.abs(coefficients).max() > _ORTHOGONAL * np.sqrt(part @ part):
+            part -= piece.T @ coefficients
+
+
+def steps_to_converge(last_check: np.ndarray, n: int, residual: float, tolerance: float) -> int:
     """Steps until the next convergence test, from the residual's decay since the last one."""
     fallback = max(2, n // 4)
     previous_n, previous = last_check
@@ -236,7 +236,7 @@ def _golub_kahan_tridiagonal(alphas: np.ndarray, betas: np.ndarray) -> np.ndarra
     return off
 
 
-def _top_ritz(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+def top_ritz(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
     """The top ``want`` singular values of the square bidiagonal, descending, and the last
     entries of their left singular vectors (bisection and inverse iteration: O(n) each)."""
     n = alphas.size

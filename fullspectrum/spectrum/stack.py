@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from fullspectrum.spectrum.gram import gram_top
+from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
 
 # Components whose larger side is at most this are solved together, padded with
@@ -152,15 +153,34 @@ class _Pool:
         if self.dense:
             self._solve_dense()
         if self.lanczos:
-            matrix = _block_diagonal([m for m, *_ in self.lanczos])
-            rows = np.concatenate([r for _, r, _, _ in self.lanczos])
-            cols = np.concatenate([c for _, _, c, _ in self.lanczos])
-            graphs = np.concatenate([g for *_, g in self.lanczos])
-            values = self.backend.golub_kahan(matrix, rows, cols, self.want)
-            self.add_values(np.repeat(graphs, self.want), values.ravel())
+            self._solve_lanczos()
         if not self.found:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate([g for g, _ in self.found]), np.concatenate([v for _, v in self.found])
+
+    def _solve_lanczos(self) -> None:
+        """One lockstep Lanczos run on ``A Aᵀ`` of every block's shorter side, where the backend
+        has one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
+        blocks: list[sp.csr_matrix] = []
+        for matrix, rows, cols, _ in self.lanczos:
+            split = _split_blocks(matrix, rows, cols)
+            blocks.extend(b if b.shape[0] <= b.shape[1] else b.T.tocsr() for b in split)
+        graphs = np.concatenate([g for *_, g in self.lanczos])
+        values = np.zeros((len(blocks), self.want))
+        pending = np.arange(len(blocks))
+        gram = getattr(self.backend, "gram_lanczos", None)
+        if gram is not None:
+            short = np.array([b.shape[0] for b in blocks])
+            long = np.array([b.shape[1] for b in blocks])
+            found, proven = gram(_block_diagonal(blocks), short, long, self.want)
+            values[proven] = found[proven]
+            pending = np.flatnonzero(~proven)
+        if pending.size:
+            chosen = [blocks[i] for i in pending.tolist()]
+            rows = np.array([b.shape[0] for b in chosen])
+            cols = np.array([b.shape[1] for b in chosen])
+            values[pending] = self.backend.golub_kahan(_block_diagonal(chosen), rows, cols, self.want)
+        self.add_values(np.repeat(graphs, self.want), values.ravel())
 
     def _solve_dense(self) -> None:
         """Every pooled component, padded into batched dense calls by (long side, short side)."""
@@ -340,6 +360,17 @@ def _component_blocks(components, edge_label, edge_row_rank, edge_col_rank, rows
     return lambda values: sp.csr_matrix((values[edges], (block_rows, block_cols)), shape=shape)
 
 
+def _split_blocks(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> list[sp.csr_matrix]:
+    """The diagonal blocks of a block-diagonal ``matrix``, given their row and column counts."""
+    if rows.size == 1:
+        return [matrix]
+    row_bounds = np.concatenate([[0], np.cumsum(rows)]).tolist()
+    col_bounds = np.concatenate([[0], np.cumsum(cols)]).tolist()
+    return [
+        matrix[row_bounds[k] : row_bounds[k + 1], col_bounds[k] : col_bounds[k + 1]] for k in range(rows.size)
+    ]
+
+
 def _block_diagonal(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     """CSR matrices as consecutive diagonal blocks, by concatenating their arrays."""
     if len(blocks) == 1:
@@ -376,6 +407,9 @@ class NumpyBackend:
 
     def golub_kahan(self, matrix, row_sizes, col_sizes, want):
         return batched_golub_kahan(matrix, row_sizes, col_sizes, want)
+
+    def gram_lanczos(self, matrix, row_sizes, col_sizes, want):
+        return gram_lanczos(matrix, row_sizes, col_sizes, want)
 
     def dense_top(self, stack, want):
         return dense_top(stack, want)

@@ -31,8 +31,8 @@ import scipy.sparse as sp
 import torch
 
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.spectrum.gram import _EPS, _SOLVER_FACTOR, ACCEPTED_ERROR
-from fullspectrum.spectrum.lanczos import _BREAKDOWN, MAX_STEPS, RESIDUAL_TOL, _steps_to_converge
+from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
+from fullspectrum.spectrum.lanczos import BREAKDOWN, MAX_STEPS, RESIDUAL_TOL, steps_to_converge
 
 _F64 = torch.float64
 _COMPACT_SHARE = 0.25
@@ -138,8 +138,8 @@ def _gram_top(stack: torch.Tensor, want: int) -> tuple[torch.Tensor, torch.Tenso
     else:
         scale = torch.einsum("bij,bij->b", stack, stack)  # ‖A‖_F² >= ‖|A|ᵀ|A|‖
         exact_products = False
-    product_error = 0.0 if exact_products else inner * _EPS / (1 - inner * _EPS)
-    delta = (product_error + _SOLVER_FACTOR * side * _EPS) * scale * (1 + 1e-6)
+    product_error = 0.0 if exact_products else inner * EPS / (1 - inner * EPS)
+    delta = (product_error + SOLVER_FACTOR * side * EPS) * scale * (1 + 1e-6)
     error = torch.where(values > 0, delta[:, None] / values, torch.inf)
     error = torch.minimum(error, delta.sqrt()[:, None])  # |sqrt(a) - sqrt(b)| <= sqrt(|a - b|)
     certified = (error <= ACCEPTED_ERROR * values[:, :1].clamp(min=1.0)).all(dim=1)
@@ -242,7 +242,7 @@ class _State:
         return vector / side.expand(torch.where(self.keep, norms, 1.0)) * side.expand(self.keep)
 
     def _broke(self, norms: np.ndarray) -> np.ndarray:
-        return self.active & (norms <= _BREAKDOWN * np.maximum(self.scale, 1.0))
+        return self.active & (norms <= BREAKDOWN * np.maximum(self.scale, 1.0))
 
     def step(self, results: np.ndarray) -> None:
         step = self.n
@@ -303,9 +303,7 @@ class _State:
                 if residual <= tolerance:
                     self._finish(results, block, theta[slot])
                     continue
-                self.next_check[block] = n + _steps_to_converge(
-                    self.last_check[block], n, residual, tolerance
-                )
+                self.next_check[block] = n + steps_to_converge(self.last_check[block], n, residual, tolerance)
                 self.last_check[block] = (n, residual)
             if n >= self.limit[block]:
                 self._finish(results, block, theta[slot])
