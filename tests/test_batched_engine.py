@@ -16,7 +16,9 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectra, layer_spectrum
 from fullspectrum.spectrum import lanczos as lanczos_module
+from fullspectrum.spectrum import stack as stack_module
 from fullspectrum.spectrum.classes import class_table
+from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from fullspectrum.spectrum.graph import build_layer_graph
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
 from fullspectrum.spectrum.stack import GraphStack, part_of, stack_top
@@ -149,3 +151,26 @@ def test_class_table_matches_a_loop_over_degrees():
         assert table.class_rows[table.class_row_class == c].tolist() == rows.tolist()
         qualifies = degree >= 3 and columns.size >= 2 and columns.size * degree / rows.size > 1
         assert bool(table.qualifies[c]) == qualifies
+
+
+def test_gram_lanczos_proves_well_separated_values_and_refuses_a_tiny_sigma2(monkeypatch):
+    rng = np.random.default_rng(11)
+    blocks = [random_connected_block(rng, 120, 500, 0.03), random_connected_block(rng, 200, 260, 0.05)]
+    matrix = sp.csr_matrix(sp.block_diag(blocks))
+    values, proven = gram_lanczos(matrix, np.array([120, 200]), np.array([500, 260]), 2)
+    assert proven.all()
+    for got, block in zip(values, blocks):
+        exact = np.linalg.svd(block, compute_uv=False)[:2]
+        assert got == pytest.approx(exact, abs=1e-9 * exact[0])
+    # Nearly rank one: sigma2 ~ 1e-7 sigma1 lies below what A Aᵀ can resolve, so it is refused...
+    nearly = np.outer(rng.random(150) + 1, rng.random(180) + 1) + 1e-6 * rng.random((150, 180))
+    exact = np.linalg.svd(nearly, compute_uv=False)[:2]
+    _, proven = gram_lanczos(sp.csr_matrix(nearly), np.array([150]), np.array([180]), 2)
+    assert not proven[0]
+    # ...and the stack's Lanczos route falls back to Golub–Kahan for it, exactly.
+    monkeypatch.setattr(
+        stack_module, "_dense_is_cheaper", lambda rows, cols, nnz: np.zeros(np.shape(rows), bool)
+    )
+    got = stack_top(GraphStack.of_matrix(sp.csr_matrix(nearly)), 2)[0]
+    assert got == pytest.approx(exact, abs=1e-9 * exact[0])
+    assert got[1] == pytest.approx(exact[1], rel=1e-3)
