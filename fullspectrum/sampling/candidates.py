@@ -19,6 +19,17 @@ index), ``k_j`` being the base mask's count, and is scored with the
 full-spectrum vector ``u = (delta_r, lambda_w, delta_r_imdb, lambda_imsg)``
 (NaN -> 0) of its mask at the sampling's weights: score ``||u - u_ref||``, with
 ``u_ref = 0`` (FS23) or the base mask's ``u``.
+
+A candidate's layers are scored together (:func:`score_layers`: the batches of
+:func:`fullspectrum.spectrum.network.network_spectra`, all of a ResNet-18's at
+density 0.01 in one engine call), on the sampling's device (a CUDA sampling
+uses the engine's torch backend there). The batches depend only on the base
+budgets ``k_j``, the same for every candidate, so a candidate's rows depend
+only on its masks, whatever the number of workers or a resume. Candidates are
+not batched with each other: the engine's values of a graph may move in the
+last bits with the batch it is solved in (its Lanczos start vector is drawn for
+the whole batch), and the rows must not depend on how candidates are grouped;
+on the CPU, where a candidate's generation is the larger cost, it would not pay either.
 """
 
 from __future__ import annotations
@@ -35,7 +46,8 @@ from fullspectrum.layers.names import layer_name
 from fullspectrum.models import build_model
 from fullspectrum.pruning import GENERATORS, compute_scores, top_k_per_layer
 from fullspectrum.seeds import CandidateSeeds, candidate_seeds
-from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectrum
+from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector
+from fullspectrum.spectrum.network import network_spectra
 
 NOISE_SCALE = 1e-3
 """Relative score noise of the deterministic generators (SPEC §5)."""
@@ -129,13 +141,34 @@ def unpack_mask(bits: np.ndarray, shape: tuple[int, ...]) -> Tensor:
 
 
 def score_layer(
-    name: str, mask: Tensor, weight: np.ndarray, reference: np.ndarray | None = None
+    name: str, mask: Tensor, weight: np.ndarray, reference: np.ndarray | None = None, *, device=None
 ) -> tuple[dict, float]:
     """``layer_spectrum`` of one layer as a dict, and its score ``||u - u_ref||``."""
-    spectrum = layer_spectrum(mask.detach().cpu().numpy(), weight, name=layer_name(name))
-    u = full_spectrum_vector(spectrum)
-    score = float(np.linalg.norm(u if reference is None else u - reference))
-    return spectrum.as_dict(), score
+    return score_layers(
+        {name: mask}, {name: weight}, None if reference is None else {name: reference}, device
+    )[name]
+
+
+def score_layers(
+    masks: Mapping[str, Tensor],
+    weights: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray] | None = None,
+    device=None,
+) -> dict[str, tuple[dict, float]]:
+    """Every layer's ``layer_spectrum`` fields and score ``||u - u_ref||``, solved together.
+
+    ``masks`` (parameter name -> mask, in layer order) and ``weights`` (float64 arrays) are solved in
+    the batches of ``network_spectra`` on ``device`` (None or ``cpu``: numpy; ``cuda``: the torch backend).
+    """
+    names = list(masks)
+    layers = [(masks[name].detach().cpu().numpy(), weights[name], layer_name(name)) for name in names]
+    spectra = network_spectra(layers, device=device)
+    scored = {}
+    for name, spectrum in zip(names, spectra, strict=True):
+        u = full_spectrum_vector(spectrum)
+        score = float(np.linalg.norm(u if reference is None else u - reference[name]))
+        scored[name] = (spectrum.as_dict(), score)
+    return scored
 
 
 class CandidateEvaluator:
@@ -181,20 +214,23 @@ class CandidateEvaluator:
     def evaluate(self, seed: int, index: int, batches) -> CandidateResult:
         """Generate candidate ``index`` and score every layer."""
         masks = self.masks(seed, index, batches)
-        rows = {}
-        for name, mask in masks.items():
-            reference = None if self.context.reference is None else self.context.reference[name]
-            spectrum, score = score_layer(name, mask, self.weights[name], reference)
-            rows[name] = {**{key: float(spectrum[key]) for key in VECTOR_AXES}, "score": score}
+        scored = score_layers(masks, self.weights, self.context.reference, self.context.device)
+        rows = {
+            name: {**{key: float(spectrum[key]) for key in VECTOR_AXES}, "score": score}
+            for name, (spectrum, score) in scored.items()
+        }
         packed = {name: pack_mask(mask) for name, mask in masks.items()}
         return CandidateResult(index=index, rows=rows, packed_masks=packed)
 
 
-def layer_table(masks: Mapping[str, Tensor], weights: Mapping[str, Tensor], reference=None) -> list[dict]:
-    """Full ``layer_spectrum`` rows (plus ``score``) of a whole mask, keyed by layer (module path)."""
-    rows = []
-    for name, mask in masks.items():
-        ref = None if reference is None else reference[name]
-        spectrum, score = score_layer(name, mask, weights[name].detach().double().cpu().numpy(), ref)
-        rows.append({**spectrum, "score": score, "param": name})
-    return rows
+def layer_table(
+    masks: Mapping[str, Tensor], weights: Mapping[str, Tensor], reference=None, device=None
+) -> list[dict]:
+    """Full ``layer_spectrum`` rows (plus ``score`` and ``param``) of a whole mask, in layer order.
+
+    Scored as a candidate is (``score_layers``, on ``device``), so a mask's rows are the same here
+    and in a population.
+    """
+    arrays = {name: weights[name].detach().double().cpu().numpy() for name in masks}
+    scored = score_layers(masks, arrays, reference, device)
+    return [{**spectrum, "score": score, "param": name} for name, (spectrum, score) in scored.items()]

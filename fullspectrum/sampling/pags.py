@@ -138,7 +138,7 @@ def sample(
                 progress(done, config.population)
     kept.update(regenerate_masks(setup, held))
     assembled = {name: kept[name] for name in setup.base_masks}  # layer order
-    assembled_layers = layer_table(assembled, setup.state_dict, setup.context.reference)
+    assembled_layers = layer_table(assembled, setup.state_dict, setup.context.reference, setup.context.device)
     rows.extend(population_rows(ASSEMBLED, {row["param"]: row for row in assembled_layers}, layer_of))
     winners = {layer_of[name]: index for name, index in selection.winners.items()}
     return SamplingResult(

@@ -188,7 +188,7 @@ def _fixed_scores(config: SamplingConfig, model, splits) -> dict[str, Tensor] | 
 
 
 def _finish(config, splits, state_dict, masks, device, fixed, warmup_loss, meta) -> SamplingSetup:
-    base_layers = layer_table(masks, state_dict)  # scores from the origin
+    base_layers = layer_table(masks, state_dict, device=device)  # scores from the origin, as candidates
     reference = None
     if config.score_from == "base":
         reference = {row["param"]: full_spectrum_vector(row) for row in base_layers}

@@ -35,7 +35,7 @@ from fullspectrum.training.recording import DivergenceWatch, autocast, evaluate,
 from fullspectrum.training.rewire import get_method, prune_rate, rewire
 from fullspectrum.training.snapshots import SnapshotWriter
 from fullspectrum.training.sparse import SparseState, maskable_weights
-from fullspectrum.training.spectra_worker import use_worker
+from fullspectrum.training.spectra_worker import spectra_device, use_worker
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after every iteration."""
@@ -111,7 +111,12 @@ class Session:
     def attach(self, store: RunStore) -> None:
         """Record into ``store`` from now on (its snapshot writer starts the spectra worker, if any)."""
         self.store = store
-        self.writer = SnapshotWriter(store, worker=self.worker, record_spectra=self.config.record_spectra)
+        self.writer = SnapshotWriter(
+            store,
+            worker=self.worker,
+            record_spectra=self.config.record_spectra,
+            device=spectra_device(self.device),
+        )
 
     def close_writer(self) -> None:
         if self.writer is not None:

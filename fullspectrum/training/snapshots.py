@@ -11,6 +11,12 @@ evaluations and events in one transaction, then the mask snapshot, then the
 checkpoint. A checkpoint is therefore on disk only when every row up to its
 step is, and a run killed with snapshots still pending resumes from the last
 written one (rows after it are deleted). Without a worker the same path runs inline.
+
+A snapshot's layers are solved in the batches of
+:func:`fullspectrum.spectrum.network.edge_batches` (one engine call each, all
+of a small network's layers in one), inline or in the worker alike, so both give
+the same values. ``device`` (a CUDA run's GPU, see :mod:`.spectra_worker`) is
+where the engine runs; None is the CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 
 from fullspectrum.layers.names import layer_name
 from fullspectrum.spectrum import full_spectrum_vector, moving_distance
+from fullspectrum.spectrum.network import batch_edges, edge_batches
 from fullspectrum.spectrum.worker import LayerJob, PendingSpectra, SpectraProcess, compute_layers
 from fullspectrum.training import checkpoint as ckpt
 
@@ -39,15 +46,26 @@ def layer_jobs(masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray
     return [(name, layer_name(name), mask, weights[name]) for name, mask in masks.items()]
 
 
-def compute_spectra(masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]) -> dict[str, dict]:
-    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name."""
-    return compute_layers(layer_jobs(masks, weights))
+def job_batches(jobs: list[LayerJob], device: str | None = None) -> list[list[LayerJob]]:
+    """The jobs in the batches one engine call each solves (``edge_batches`` at ``batch_edges(device)``)."""
+    edges = [int(np.count_nonzero(mask)) for _, _, mask, _ in jobs]
+    return [[jobs[i] for i in batch] for batch in edge_batches(edges, batch_edges(device))]
+
+
+def compute_spectra(
+    masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray], *, device: str | None = None
+) -> dict[str, dict]:
+    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name (batched)."""
+    spectra: dict[str, dict] = {}
+    for batch in job_batches(layer_jobs(masks, weights), device):
+        spectra.update(compute_layers(batch, device=device))
+    return spectra
 
 
 @dataclass
 class _Pending:
     step: int
-    spectra: PendingSpectra | None
+    spectra: _Gathered | _Computed | None
     rates: dict[str, float]
     evals: list[dict]
     events: list[dict]
@@ -69,16 +87,38 @@ class _Computed:
         return self._value
 
 
-class SnapshotWriter:
-    """Writes snapshots to a run store in step order; spectra inline or in one worker process."""
+class _Gathered:
+    """The worker's answers to one snapshot's batches, behind one ``done()`` / ``result()``."""
 
-    def __init__(self, store, *, worker: bool, record_spectra: bool = True) -> None:
+    def __init__(self, parts: list[PendingSpectra]) -> None:
+        self._parts = parts
+
+    def done(self) -> bool:
+        return all(part.done() for part in self._parts)
+
+    def result(self) -> dict[str, dict]:
+        spectra: dict[str, dict] = {}
+        for part in self._parts:
+            spectra.update(part.result())
+        return spectra
+
+
+class SnapshotWriter:
+    """Writes snapshots to a run store in step order; spectra inline or in one worker process.
+
+    ``device`` is where the spectra are solved (None: the CPU; a CUDA run passes its GPU).
+    """
+
+    def __init__(
+        self, store, *, worker: bool, record_spectra: bool = True, device: str | None = None
+    ) -> None:
         self.store = store
         self.record_spectra = record_spectra
+        self.device = device
         self.start: dict[str, np.ndarray] = {}
         """Step-0 vectors ``u(0)`` per parameter name (set when step 0 is written, or by resume)."""
         self._pending: deque[_Pending] = deque()
-        self._worker = SpectraProcess() if worker and record_spectra else None
+        self._worker = SpectraProcess(device) if worker and record_spectra else None
 
     def submit(
         self,
@@ -102,8 +142,12 @@ class SnapshotWriter:
         spectra = None
         if self.record_spectra:
             mask_arrays = {name: mask.numpy() for name, mask in masks.items()}
-            jobs = layer_jobs(mask_arrays, {name: weight.numpy() for name, weight in masked.items()})
-            spectra = self._worker.submit(jobs) if self._worker else _Computed(compute_layers(jobs))
+            weight_arrays = {name: weight.numpy() for name, weight in masked.items()}
+            if self._worker is not None:
+                jobs = layer_jobs(mask_arrays, weight_arrays)
+                spectra = _Gathered([self._worker.submit(batch) for batch in job_batches(jobs, self.device)])
+            else:
+                spectra = _Computed(compute_spectra(mask_arrays, weight_arrays, device=self.device))
         rates = state.layer_exploration_rates()
         kept = masked if keep_weights else None
         self._pending.append(

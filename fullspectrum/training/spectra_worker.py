@@ -13,6 +13,17 @@
 The choice depends on the config and the machine, never on timings, so a
 seeded run keeps its thread count and stays reproducible. The worker itself is
 :class:`fullspectrum.spectrum.worker.SpectraProcess`.
+
+**Where a CUDA run's spectra are solved**: on its own GPU (:func:`spectra_device`),
+by the engine's torch backend, in the worker process, which imports torch only
+then, when its first request arrives. In the worker, because the engine's
+Lanczos run is a Python loop that waits on the GPU at every convergence test:
+in the training process it would hold the loop for the whole snapshot, while
+beside it the loop goes on and only the GPU is shared (plus a second CUDA
+context, some hundreds of MB of GPU memory). On the GPU rather than the
+worker's CPU core, because a CPU falls behind on big layers (a 4096×4096
+projection takes seconds there) and the snapshots would queue up. A CUDA run
+that asks for no worker (``spectra_worker=False``) solves inline on the same GPU.
 """
 
 from __future__ import annotations
@@ -39,3 +50,12 @@ def loop_threads(worker: bool, device: torch.device) -> int:
     """torch threads for the training loop: one fewer beside a CPU run's worker."""
     threads = torch.get_num_threads()
     return max(1, threads - 1) if worker and device.type == "cpu" else threads
+
+
+def spectra_device(device: torch.device) -> str | None:
+    """Where a run on ``device`` solves its snapshot spectra: its GPU (``cuda:N``) for a CUDA run,
+    else None (numpy on the CPU)."""
+    if device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index}"

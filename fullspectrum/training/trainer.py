@@ -34,7 +34,7 @@ from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
 from fullspectrum.training.initial import load_splits, mask_file_density, resolved_config
 from fullspectrum.training.loop import Progress, Session, TrainResult
-from fullspectrum.training.spectra_worker import loop_threads
+from fullspectrum.training.spectra_worker import loop_threads, spectra_device
 
 
 def _end(store, status: str, error: BaseException | None = None) -> None:
@@ -53,7 +53,10 @@ def _run(session: Session, progress, stop_event) -> TrainResult:
     try:
         torch.set_num_threads(loop_threads(session.worker, session.device))
         spectra = "worker process" if session.worker else "inline"
-        session.store.update_info(spectra=spectra, torch_threads=torch.get_num_threads())
+        solved_on = spectra_device(session.device) or "cpu"
+        session.store.update_info(
+            spectra=spectra, spectra_device=solved_on, torch_threads=torch.get_num_threads()
+        )
         return session.run(progress, stop_event)
     except KeyboardInterrupt:
         # the last snapshot's checkpoint is intact; resume truncates any rows written after it
