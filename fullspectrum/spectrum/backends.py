@@ -24,6 +24,8 @@ class Backend(Protocol):
     """The engine's two arithmetic kernels."""
 
     name: str
+    batch_edges: int
+    """Kept weights ``layer_spectra`` gathers into one batch on this backend."""
 
     def golub_kahan(
         self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray, want: int

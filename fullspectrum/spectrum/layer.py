@@ -106,33 +106,51 @@ def layer_spectrum(
 
 @one_blas_thread
 def layer_spectra(layers, *, convention: str = "fs23", device=None) -> list[LayerSpectrum]:
-    """``layer_spectrum`` of many layers, every graph of every layer solved in one batch.
+    """``layer_spectrum`` of many layers, their graphs solved in batches.
 
     ``layers`` is an iterable of ``(mask, weight_or_None, name)``. The values are
     those of ``layer_spectrum`` layer by layer; batching only shares the work
-    (one component analysis, one lockstep Lanczos run for all large components).
-    ``device`` as for ``layer_spectrum`` (default: that of the first CUDA tensor given).
+    (one component analysis, one lockstep Lanczos run for all large components
+    of a batch). Small layers are batched together up to the backend's
+    ``batch_edges`` (on a CPU, larger batches stop paying: the work is then the
+    arithmetic itself); a large layer is its own batch. ``device`` as for
+    ``layer_spectrum`` (default: that of the first CUDA tensor given).
     """
     check_convention(convention)
     layers = list(layers)
     if device is None:
         device = device_of(*(t for mask, weight, _ in layers for t in (mask, weight)))
     backend = backend_for(device)
-    graphs = [build_layer_graph(mask, weight, name=name) for mask, weight, name in layers]
-    requests = []
-    for graph in graphs:
-        if graph.edges:
-            table = class_table(graph, convention)
-            requests.append(LayerRequest(graph, table, table.qualifies))
-    tops = iter(layer_tops(requests, backend))
-    requests_iter = iter(requests)
-    spectra = []
-    for graph in graphs:
+    limit = getattr(backend, "batch_edges", _BATCH_EDGES)
+    spectra: list[LayerSpectrum] = []
+    batch: list[LayerRequest] = []
+    slots: list[int] = []  # where each batched request's result goes
+    edges = 0
+    for mask, weight, name in layers:
+        graph = build_layer_graph(mask, weight, name=name)
         if graph.edges == 0:
             spectra.append(_collapsed(graph.n_left_total, graph.n_right_total, graph.dead_in_channels))
-        else:
-            spectra.append(_assemble(next(requests_iter), next(tops), convention))
+            continue
+        if batch and edges + graph.edges > limit:
+            _solve(batch, slots, spectra, backend, convention)
+            batch, slots, edges = [], [], 0
+        table = class_table(graph, convention)
+        batch.append(LayerRequest(graph, table, table.qualifies))
+        slots.append(len(spectra))
+        spectra.append(None)  # filled when its batch is solved
+        edges += graph.edges
+    if batch:
+        _solve(batch, slots, spectra, backend, convention)
     return spectra
+
+
+_BATCH_EDGES = 1 << 17
+"""Kept weights per batch for a backend that does not say (see the backends' ``batch_edges``)."""
+
+
+def _solve(batch: list[LayerRequest], slots: list[int], spectra: list, backend, convention: str) -> None:
+    for slot, request, tops in zip(slots, batch, layer_tops(batch, backend)):
+        spectra[slot] = _assemble(request, tops, convention)
 
 
 def _assemble(request: LayerRequest, tops: LayerTops, convention: str) -> LayerSpectrum:

@@ -35,6 +35,8 @@ from fullspectrum.spectrum.lanczos import batched_golub_kahan
 # zeros into batched LAPACK calls (sparse masks split into many tiny trees).
 _BATCH_SIDE = 48
 _BUCKETS = ((0, 4), (4, 12), (12, 24), (24, _BATCH_SIDE))
+_POOL_EDGES = 1 << 19
+"""Edges the dense pool gathers (from many graphs, for few batched calls) before it is solved."""
 _DENSE_BUCKET_ENTRIES = 1 << 22
 """Largest zero-padded stack (entries) one batched dense call is given."""
 
@@ -138,6 +140,7 @@ class _Pool:
         self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (graph, value) pairs
         # Components for dense routes: sizes, graph, and edges in component-local coordinates.
         self.dense: list[tuple[np.ndarray, ...]] = []
+        self.dense_edges = 0
         self.lanczos: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def add_values(self, graphs: np.ndarray, values: np.ndarray) -> None:
@@ -145,13 +148,16 @@ class _Pool:
 
     def add_dense(self, rows, cols, graphs, edge_component, edge_row, edge_col, edge_value) -> None:
         self.dense.append((rows, cols, graphs, edge_component, edge_row, edge_col, edge_value))
+        self.dense_edges += edge_value.size
+        if self.dense_edges >= _POOL_EDGES:  # enough to batch well: solve now, keep memory bounded
+            self._solve_dense()
 
     def add_lanczos(self, matrix: sp.csr_matrix, rows, cols, graphs) -> None:
+        """Diagonal blocks of ``matrix`` with ``rows[k] <= cols[k]`` (the shorter side as rows)."""
         self.lanczos.append((matrix, rows, cols, graphs))
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.dense:
-            self._solve_dense()
+        self._solve_dense()
         if self.lanczos:
             self._solve_lanczos()
         if not self.found:
@@ -159,35 +165,33 @@ class _Pool:
         return np.concatenate([g for g, _ in self.found]), np.concatenate([v for _, v in self.found])
 
     def _solve_lanczos(self) -> None:
-        """One lockstep Lanczos run on ``A Aᵀ`` of every block's shorter side, where the backend
-        has one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
-        blocks: list[sp.csr_matrix] = []
-        for matrix, rows, cols, _ in self.lanczos:
-            split = _split_blocks(matrix, rows, cols)
-            blocks.extend(b if b.shape[0] <= b.shape[1] else b.T.tocsr() for b in split)
+        """One lockstep Lanczos run on ``A Aᵀ`` of every block (shorter side as rows), where the
+        backend has one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
+        matrix = _block_diagonal([m for m, *_ in self.lanczos])
+        short = np.concatenate([r for _, r, _, _ in self.lanczos])
+        long = np.concatenate([c for _, _, c, _ in self.lanczos])
         graphs = np.concatenate([g for *_, g in self.lanczos])
-        values = np.zeros((len(blocks), self.want))
-        pending = np.arange(len(blocks))
         gram = getattr(self.backend, "gram_lanczos", None)
-        if gram is not None:
-            short = np.array([b.shape[0] for b in blocks])
-            long = np.array([b.shape[1] for b in blocks])
-            found, proven = gram(_block_diagonal(blocks), short, long, self.want)
-            values[proven] = found[proven]
+        if gram is None:
+            values = self.backend.golub_kahan(matrix, short, long, self.want)
+        else:
+            values, proven = gram(matrix, short, long, self.want)
             pending = np.flatnonzero(~proven)
-        if pending.size:
-            chosen = [blocks[i] for i in pending.tolist()]
-            rows = np.array([b.shape[0] for b in chosen])
-            cols = np.array([b.shape[1] for b in chosen])
-            values[pending] = self.backend.golub_kahan(_block_diagonal(chosen), rows, cols, self.want)
+            if pending.size:  # those blocks alone, to Golub–Kahan
+                blocks = _split_blocks(matrix, short, long)
+                chosen = _block_diagonal([blocks[i] for i in pending.tolist()])
+                values[pending] = self.backend.golub_kahan(chosen, short[pending], long[pending], self.want)
         self.add_values(np.repeat(graphs, self.want), values.ravel())
 
     def _solve_dense(self) -> None:
         """Every pooled component, padded into batched dense calls by (long side, short side)."""
-        rows, cols, graphs = (np.concatenate([d[i] for d in self.dense]) for i in range(3))
-        starts = np.cumsum([0] + [d[0].size for d in self.dense])
-        edge_component = np.concatenate([d[3] + s for d, s in zip(self.dense, starts)])
-        edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in self.dense]) for i in (4, 5, 6))
+        if not self.dense:
+            return
+        pooled, self.dense, self.dense_edges = self.dense, [], 0
+        rows, cols, graphs = (np.concatenate([d[i] for d in pooled]) for i in range(3))
+        starts = np.cumsum([0] + [d[0].size for d in pooled])
+        edge_component = np.concatenate([d[3] + s for d, s in zip(pooled, starts)])
+        edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in pooled]) for i in (4, 5, 6))
         flip = rows < cols  # stored transposed: long side first
         if flip.any():
             flipped = flip[edge_component]
@@ -326,12 +330,16 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
         if lanczos_ids.size:
             if whole:  # one connected component holds every edge: the matrix as it is
                 matrix = _live_block(sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols)))
+                if matrix.shape[0] > matrix.shape[1]:  # the shorter side as rows
+                    matrix = matrix.T.tocsr()
             else:
                 blocks = _component_blocks(
                     lanczos_ids, edge_label, row_rank[edge_rows], col_rank[indices], rows, cols, count
                 )
                 matrix = blocks(values)
-            pool.add_lanczos(matrix, rows[lanczos_ids], cols[lanczos_ids], graphs[lanczos_ids])
+            short = np.minimum(rows[lanczos_ids], cols[lanczos_ids])
+            long = np.maximum(rows[lanczos_ids], cols[lanczos_ids])
+            pool.add_lanczos(matrix, short, long, graphs[lanczos_ids])
 
 
 def _live_block(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -347,16 +355,20 @@ def _live_block(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _component_blocks(components, edge_label, edge_row_rank, edge_col_rank, rows, cols, count):
-    """A function of the edge values: ``components`` as consecutive diagonal blocks of one CSR matrix."""
+    """A function of the edge values: ``components`` as consecutive diagonal blocks of one CSR
+    matrix, each with its shorter side as rows (transposed where it has more rows than columns)."""
     slot = np.full(count, -1)
     slot[components] = np.arange(components.size)
     edges = np.flatnonzero(slot[edge_label] >= 0)
     slots = slot[edge_label[edges]]
-    row_offset = np.concatenate([[0], np.cumsum(rows[components])[:-1]])
-    col_offset = np.concatenate([[0], np.cumsum(cols[components])[:-1]])
-    block_rows = row_offset[slots] + edge_row_rank[edges]
-    block_cols = col_offset[slots] + edge_col_rank[edges]
-    shape = (int(rows[components].sum()), int(cols[components].sum()))
+    short = np.minimum(rows[components], cols[components])
+    long = np.maximum(rows[components], cols[components])
+    flipped = (rows[components] > cols[components])[slots]
+    row_rank = np.where(flipped, edge_col_rank[edges], edge_row_rank[edges])
+    col_rank = np.where(flipped, edge_row_rank[edges], edge_col_rank[edges])
+    block_rows = np.concatenate([[0], np.cumsum(short)[:-1]])[slots] + row_rank
+    block_cols = np.concatenate([[0], np.cumsum(long)[:-1]])[slots] + col_rank
+    shape = (int(short.sum()), int(long.sum()))
     return lambda values: sp.csr_matrix((values[edges], (block_rows, block_cols)), shape=shape)
 
 
@@ -404,6 +416,9 @@ class NumpyBackend:
     """numpy/scipy on the CPU, one BLAS thread (``threads.py``); see ``backends.py``."""
 
     name = "numpy"
+    batch_edges = 1 << 17
+    """Kept weights ``layer_spectra`` gathers per batch (measured: ResNet-18's larger layers run as
+    fast alone as together, while its small ones gain from company)."""
 
     def golub_kahan(self, matrix, row_sizes, col_sizes, want):
         return batched_golub_kahan(matrix, row_sizes, col_sizes, want)

@@ -49,6 +49,10 @@ class TorchBackend:
     (best on a CPU, 10-20x faster there); default: segmented on a GPU only.
     """
 
+    batch_edges = 1 << 24
+    """Kept weights ``layer_spectra`` gathers per batch: on a GPU a kernel launch costs more than
+    its arithmetic, so the bigger the batch the better (bounded for memory)."""
+
     def __init__(self, device: str = "cpu", *, segmented: bool | None = None):
         self.device = _resolve(device)
         self.name = f"torch:{self.device}"
