@@ -19,6 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fullspectrum.spectrum.network as network
 from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.cli import main
 from fullspectrum.errors import FullSpectrumError, UnknownNameError
@@ -36,8 +37,8 @@ from fullspectrum.sampling import (
     sample,
     select,
 )
-from fullspectrum.sampling.candidates import candidate_batches
-from fullspectrum.spectrum import full_spectrum_vector, layer_spectrum
+from fullspectrum.sampling.candidates import CandidateEvaluator, candidate_batches
+from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectra, layer_spectrum
 
 POPULATION = 6
 TINY = dict(
@@ -178,6 +179,40 @@ def test_assembled_mask_has_the_base_budget_and_takes_each_layer_from_its_winner
         assert norm >= base_norm - 1e-12
         if rule == "fs23":
             assert neg_inf_if_nan(fresh.delta_r_imdb) >= neg_inf_if_nan(base.delta_r_imdb), layer
+
+
+def test_population_rows_are_the_per_layer_spectra_of_each_mask(snip_setup, snip_result):
+    """Layers scored together give the rows of one ``layer_spectrum`` call per layer (to 1e-9)."""
+    population = snip_result.population
+    members = {BASE: snip_setup.base_masks, ASSEMBLED: snip_result.assembled_masks}
+    for index in (BASE, 0, POPULATION - 1, ASSEMBLED):
+        masks = members.get(index) or regenerate_candidate(snip_setup, index).masks
+        rows = population[population["candidate"] == index].set_index("layer")
+        assert list(rows.index) == [name.removesuffix(".weight") for name in masks]
+        for name, mask in masks.items():
+            spectrum = layer_spectrum(mask.numpy(), snip_setup.state_dict[name].double().numpy())
+            row = rows.loc[name.removesuffix(".weight")]
+            for field in VECTOR_AXES:
+                expected = getattr(spectrum, field)
+                if math.isnan(expected):
+                    assert math.isnan(row[field]), (index, name, field)
+                else:
+                    assert row[field] == pytest.approx(expected, abs=1e-9 * max(1.0, abs(expected)))
+            norm = np.linalg.norm(full_spectrum_vector(spectrum))
+            assert row["score"] == pytest.approx(norm, abs=1e-9 * max(1.0, norm)), (index, name)
+
+
+def test_all_layers_of_a_candidate_are_solved_in_one_engine_call(snip_setup, monkeypatch):
+    calls = []
+
+    def spy(jobs, **options):
+        calls.append((len(jobs), options.get("device")))
+        return layer_spectra(jobs, **options)
+
+    monkeypatch.setattr(network, "layer_spectra", spy)
+    result = CandidateEvaluator(snip_setup.context).evaluate(snip_setup.config.seed, 0, snip_setup.batches(0))
+    assert calls == [(len(snip_setup.counts), snip_setup.context.device)]  # on the sampling's device
+    assert list(result.rows) == list(snip_setup.counts)
 
 
 def test_candidates_are_fresh_draws_of_the_base_budget(snip_setup, snip_result):

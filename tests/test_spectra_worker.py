@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+import fullspectrum.spectrum.network as network
 from fullspectrum.errors import FullSpectrumError, MaskError
+from fullspectrum.spectrum import layer_spectrum
 from fullspectrum.spectrum.worker import SpectraProcess, compute_layers
-from fullspectrum.training.spectra_worker import loop_threads, use_worker
+from fullspectrum.training.snapshots import (
+    SnapshotWriter,
+    _Gathered,
+    compute_spectra,
+    job_batches,
+    layer_jobs,
+)
+from fullspectrum.training.spectra_worker import loop_threads, spectra_device, use_worker
 
 
 def random_jobs(seed: int, layers: int = 3):
@@ -105,3 +114,73 @@ def test_which_runs_use_a_worker():
         assert loop_threads(True, cpu) == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def close_to(a: dict, b: dict) -> bool:
+    """Equal counts and flags, numbers equal to 1e-9 (the engine's batching and backends move the last bits)."""
+    for k in b:
+        x, y = a[k], b[k]
+        if isinstance(y, float) and math.isnan(y):
+            if not math.isnan(x):
+                return False
+        elif isinstance(y, float):
+            if abs(x - y) > 1e-9 * max(1.0, abs(y)):
+                return False
+        elif x != y:
+            return False
+    return a.keys() == b.keys()
+
+
+def test_a_snapshot_in_batches_gives_the_same_spectra_in_the_worker_and_inline(worker, monkeypatch):
+    jobs = random_jobs(7, layers=6)
+    masks = {key: mask for key, _, mask, _ in jobs}
+    weights = {key: weight for key, _, _, weight in jobs}
+    edges = [int(mask.sum()) for mask in masks.values()]
+    monkeypatch.setattr(network, "CPU_BATCH_EDGES", sum(edges) // 2)
+    batches = job_batches(layer_jobs(masks, weights))
+    assert 1 < len(batches) < len(jobs)  # several batches, some of several layers
+    from_worker = _Gathered([worker.submit(batch) for batch in batches]).result()
+    inline = compute_spectra(masks, weights)
+    assert list(from_worker) == list(inline) == list(masks)  # layer order
+    assert all(same_fields(from_worker[key], inline[key]) for key in inline)  # exactly: the same batches
+    for key, name, mask, weight in jobs:  # and the per-layer spectra
+        assert close_to(inline[key], layer_spectrum(mask, weight, name=name).as_dict()), key
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps")
+def test_a_worker_solves_on_the_device_it_was_started_with():
+    jobs = random_jobs(3)
+    expected = compute_layers(jobs)
+    plain = SpectraProcess()
+    on_torch = SpectraProcess(device="torch")  # the torch backend on the CPU, as a CUDA run's worker uses it
+    try:
+        assert all(same_fields(a, expected[k]) for k, a in plain.submit(jobs).result().items())
+        assert "libtorch" not in _maps(plain._process.pid)  # a CPU run's worker never imports torch
+        answer = on_torch.submit(jobs).result()
+        assert answer.keys() == expected.keys()
+        assert all(close_to(answer[key], expected[key]) for key in expected)
+        assert "libtorch" in _maps(on_torch._process.pid)  # imported there, for its first request
+    finally:
+        plain.shutdown()
+        on_torch.shutdown()
+    bogus = SpectraProcess(device="tpu")
+    try:
+        with pytest.raises(FullSpectrumError, match="tpu"):  # the device reached the worker's engine
+            bogus.submit(jobs).result()
+    finally:
+        bogus.shutdown()
+
+
+def test_a_cuda_run_solves_its_snapshot_spectra_on_its_gpu():
+    assert spectra_device(torch.device("cpu")) is None
+    assert spectra_device(torch.device("cuda:1")) == "cuda:1"
+    writer = SnapshotWriter(None, worker=True, device="torch")
+    try:
+        assert writer._worker.device == "torch" and writer.device == "torch"
+    finally:
+        writer.close()
+    assert SnapshotWriter(None, worker=False, device="cuda:0")._worker is None
