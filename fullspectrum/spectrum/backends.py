@@ -32,8 +32,9 @@ class Backend(Protocol):
     ) -> np.ndarray:
         """Top ``want`` singular values of every diagonal block, ``(blocks, want)``."""
 
-    def dense_top(self, stack: np.ndarray, want: int) -> np.ndarray:
-        """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack."""
+    def dense_top(self, stack: np.ndarray, want: int, kind: str | None = None) -> np.ndarray:
+        """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack (``kind``: what is
+        known of the entries, ``"binary"``, ``"nonnegative"`` or None, see ``gram.gram_top``)."""
 
 
 def backend_for(device) -> Backend:

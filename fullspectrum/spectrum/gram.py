@@ -29,13 +29,14 @@ SOLVER_FACTOR = 4.0
 """``p(k) = 4k``: a generous constant over LAPACK's ``O(k)`` backward error of ``syevd``."""
 
 
-def gram_top(stack: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+def gram_top(stack: np.ndarray, want: int, kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``want`` singular values of each matrix in ``stack`` (``(batch, m, n)``), and which are proven.
 
     Returns ``(values, certified)``: ``values`` has shape ``(batch, want)``,
     descending; ``certified[b]`` is True when every value of matrix ``b`` is
     within ``ACCEPTED_ERROR · max(1, σ1)`` of the exact one. ``want`` must not
-    exceed ``min(m, n)``.
+    exceed ``min(m, n)``. ``kind`` says what the caller knows of the entries, sparing the
+    passes that would find it out: ``"binary"`` (all 0 or 1), ``"nonnegative"``, or None.
     """
     batch, rows, cols = stack.shape
     transposed = rows < cols  # Gram on the smaller side: k = min(m, n) eigenvalues, the spectrum
@@ -43,9 +44,10 @@ def gram_top(stack: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
     inner, side = (cols, rows) if transposed else (rows, cols)
     eigenvalues = np.linalg.eigvalsh(gram)[:, ::-1][:, :want]  # descending
     values = np.sqrt(np.maximum(eigenvalues, 0.0))
-    if bool(np.all(stack >= 0)):
+    if kind in ("binary", "nonnegative") or bool(np.all(stack >= 0)):
         scale = np.abs(eigenvalues[:, 0])  # ‖G‖ = σ1² for the non-negative matrices the engine uses
-        exact_products = bool(np.all((stack == 0) | (stack == 1))) and inner < 2**52
+        binary = kind == "binary" or (kind is None and bool(np.all((stack == 0) | (stack == 1))))
+        exact_products = binary and inner < 2**52
     else:
         scale = np.einsum("bij,bij->b", stack, stack)  # ‖A‖_F² >= ‖|A|ᵀ|A|‖
         exact_products = False

@@ -29,7 +29,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
-from fullspectrum.spectrum.lanczos import BREAKDOWN, MAX_STEPS, orthogonalise, steps_to_converge
+from fullspectrum.spectrum.lanczos import BREAKDOWN, MAX_STEPS, Segments, orthogonalise, steps_to_converge
 
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
@@ -77,6 +77,8 @@ class _GramState:
         self.frozen = np.zeros(blocks, dtype=bool)
         self.next_check = np.full(blocks, want + 2)
         self.last_check = np.full((blocks, 2), np.nan)
+        self.next_due = want + 2  # the first step at which some block is due for a test
+        self.any_frozen = False
         self.n = 0
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
@@ -84,7 +86,7 @@ class _GramState:
         self.rows = matrix.shape[0]
         self.row_sizes, self.col_sizes = row_sizes, col_sizes
         self.bounds = np.concatenate([[0], np.cumsum(row_sizes)])
-        self.ranges = list(zip(self.bounds[:-1].tolist(), self.bounds[1:].tolist()))
+        self.segments = Segments(row_sizes)
         row_nnz = np.diff(matrix.indptr)
         col_nnz = np.bincount(matrix.indices, minlength=matrix.shape[1])
         # Most entries in a row, and in a column, of each block: the rounding of a product A(Aᵀx).
@@ -113,26 +115,37 @@ class _GramState:
         w = self.matrix @ (self.transpose @ q)
         if step:
             w -= self._expand(self.beta) * self.basis[step - 1]
-        alpha = np.add.reduceat(q * w, self.bounds[:-1])
+        alpha = self.segments.sums(q * w)
         w -= self._expand(alpha) * q
-        orthogonalise(w, self.basis[: step + 1], self.ranges)
-        beta = self._norms(w)
-        self.scale = np.maximum(self.scale, np.maximum(np.abs(alpha), beta))
+        orthogonalise(w, self.basis[: step + 1], self.segments)
+        beta = np.sqrt(self.segments.sums(w * w))
+        np.maximum(self.scale, np.maximum(np.abs(alpha), beta), out=self.scale)
         self.alphas[:, step] = alpha
         self.n = n = step + 1
-        broke = (beta <= BREAKDOWN * np.maximum(self.scale, 1.0)) & ~self.frozen
-        if broke.any() or n >= np.min(np.minimum(self.next_check, self.limit)[~self.frozen], initial=n):
+        broke = beta <= BREAKDOWN * np.maximum(self.scale, 1.0)
+        if self.any_frozen:
+            broke &= ~self.frozen  # a frozen block's beta is 0 by construction
+        finished = False
+        if n >= self.next_due or broke.any():  # the per-block tests are the costly part: only when due
             due = ~self.frozen & (broke | (n >= self.limit) | (n >= self.next_check))
             for block in np.flatnonzero(due):
                 self._test(values, certified, block, bool(broke[block]), float(beta[block]))
+            finished = bool(self.frozen[due].any())
+            self.any_frozen = bool(self.frozen.any())
+            self.next_due = int(np.min(np.minimum(self.next_check, self.limit)[~self.frozen], initial=n + 1))
         self.betas[:, step] = beta
         self.beta = beta
-        divisor = np.where(self.frozen, 1.0, beta)
-        w /= self._expand(divisor)
-        if self.frozen.any():
+        if self.any_frozen:
+            w /= self._expand(np.where(self.frozen, 1.0, beta))
             w *= self._expand(~self.frozen)
+        else:
+            w /= self._expand(beta)
         self.basis[step + 1] = w
-        if not self.frozen.all() and self.work[self.frozen].sum() >= _COMPACT_SHARE * self.work.sum():
+        if (
+            finished
+            and not self.frozen.all()
+            and self.work[self.frozen].sum() >= _COMPACT_SHARE * self.work.sum()
+        ):
             self._compact()
 
     def _test(self, values, certified, block: int, broke: bool, beta: float) -> None:
@@ -172,6 +185,7 @@ class _GramState:
             setattr(self, name, getattr(self, name)[keep])
         self._set_operator(matrix, self.row_sizes[keep], self.col_sizes[keep])
         self.frozen = np.zeros(int(keep.sum()), dtype=bool)
+        self.any_frozen = False
 
 
 def _error(sigma: np.ndarray, delta: float) -> np.ndarray:

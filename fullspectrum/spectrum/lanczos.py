@@ -30,6 +30,10 @@ RESIDUAL_TOL = 1e-9
 because Ritz values converge quadratically."""
 MAX_STEPS = 600
 BREAKDOWN = 1e-13
+_SEGMENTED_ENTRIES = 1 << 16
+"""Largest stored basis (entries) re-orthogonalised by segmented sums rather than block by block."""
+_LARGE_PIECE = 1 << 16
+"""A block's stored basis above this many entries is worth testing before its second pass."""
 _ORTHOGONAL = 1e-13
 """A vector whose projections on a block's stored vectors are all below this (relative) is left as it is."""
 _COMPACT_SHARE = 0.25
@@ -93,8 +97,7 @@ class _State:
         self.row_sizes, self.col_sizes = row_sizes, col_sizes
         self.row_bounds = np.concatenate([[0], np.cumsum(row_sizes)])
         self.col_bounds = np.concatenate([[0], np.cumsum(col_sizes)])
-        self.row_ranges = list(zip(self.row_bounds[:-1].tolist(), self.row_bounds[1:].tolist()))
-        self.col_ranges = list(zip(self.col_bounds[:-1].tolist(), self.col_bounds[1:].tolist()))
+        self.row_segments, self.col_segments = Segments(row_sizes), Segments(col_sizes)
         # Work per block and step: its matvec entries and its vector lengths.
         self.work = np.add.reduceat(np.diff(matrix.indptr), self.row_bounds[:-1]) + row_sizes + col_sizes
 
@@ -136,7 +139,7 @@ class _State:
         u = self.matrix @ self.right[step]
         if step:
             u -= self._expand_rows(self.beta) * self.left[step - 1]
-        orthogonalise(u, self.left[:step], self.row_ranges)
+        orthogonalise(u, self.left[:step], self.row_segments)
         alpha = self._norms(u, self.row_bounds)
         self.scale = np.maximum(self.scale, alpha)
         broke = self._broke(alpha)
@@ -149,7 +152,7 @@ class _State:
         self.left[step] = u
         self.alphas[:, step] = alpha
         w = self.transpose @ u - self._expand_cols(alpha) * self.right[step]
-        orthogonalise(w, self.right[: step + 1], self.col_ranges)
+        orthogonalise(w, self.right[: step + 1], self.col_segments)
         beta = self._norms(w, self.col_bounds)
         self.scale = np.maximum(self.scale, beta)
         self.n = n = step + 1
@@ -202,16 +205,40 @@ class _State:
         self.frozen = np.zeros(int(keep.sum()), dtype=bool)
 
 
-def orthogonalise(vector: np.ndarray, basis: np.ndarray, ranges: list[tuple[int, int]]) -> None:
-    """Remove from ``vector`` its per-block projections on the rows of ``basis`` (two BLAS calls a block)."""
+class Segments:
+    """Consecutive ranges of a flat vector, one per block (from the block sizes)."""
+
+    def __init__(self, sizes: np.ndarray):
+        self.bounds = np.concatenate([[0], np.cumsum(sizes)])
+        self.starts = self.bounds[:-1]
+        self.ranges = list(zip(self.bounds[:-1].tolist(), self.bounds[1:].tolist()))
+        self.block_of = np.repeat(np.arange(len(self.ranges)), np.diff(self.bounds))
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-block sums along the last axis."""
+        return np.add.reduceat(values, self.starts, axis=-1)
+
+
+def orthogonalise(vector: np.ndarray, basis: np.ndarray, segments: Segments) -> None:
+    """Remove from ``vector`` its per-block projections on the rows of ``basis``.
+
+    Small runs of several blocks take segmented sums over the whole basis (a fixed
+    handful of calls); otherwise two BLAS calls a block, where the basis is read once
+    per call (the arithmetic is memory-bound there).
+    """
     if basis.shape[0] == 0:
         return
-    for start, end in ranges:
+    if len(segments.ranges) > 2 and basis.size <= _SEGMENTED_ENTRIES:
+        coefficients = segments.sums(basis * vector)  # (steps, blocks)
+        vector -= np.einsum("sr,sr->r", coefficients[:, segments.block_of], basis)
+        return
+    small = _LARGE_PIECE // basis.shape[0]  # a block shorter than this has a small stored basis
+    for start, end in segments.ranges:
         piece, part = basis[:, start:end], vector[start:end]
         coefficients = piece @ part
-        # The correction reads the basis a second time: skip it while the vector is already
+        # The correction reads a large basis a second time: skip it while the vector is already
         # orthogonal to 1e-13 (far tighter than the sqrt(eps) the Ritz values need).
-        if np.abs(coefficients).max() > _ORTHOGONAL * np.sqrt(part @ part):
+        if end - start < small or np.abs(coefficients).max() > _ORTHOGONAL * np.sqrt(part @ part):
             part -= piece.T @ coefficients
 
 

@@ -35,6 +35,8 @@ from fullspectrum.spectrum.lanczos import batched_golub_kahan
 # zeros into batched LAPACK calls (sparse masks split into many tiny trees).
 _BATCH_SIDE = 48
 _BUCKETS = ((0, 4), (4, 12), (12, 24), (24, _BATCH_SIDE))
+_KINDS = (None, "nonnegative", "binary")
+"""What may be known of a component's entries (see ``gram.gram_top``)."""
 _POOL_EDGES = 1 << 19
 """Edges the dense pool gathers (from many graphs, for few batched calls) before it is solved."""
 _DENSE_BUCKET_ENTRIES = 1 << 22
@@ -146,8 +148,10 @@ class _Pool:
     def add_values(self, graphs: np.ndarray, values: np.ndarray) -> None:
         self.found.append((graphs, values))
 
-    def add_dense(self, rows, cols, graphs, edge_component, edge_row, edge_col, edge_value) -> None:
-        self.dense.append((rows, cols, graphs, edge_component, edge_row, edge_col, edge_value))
+    def add_dense(self, rows, cols, graphs, edge_component, edge_row, edge_col, edge_value, kind) -> None:
+        """Components for the dense route; ``kind``: what is known of their entries (``gram.gram_top``)."""
+        kinds = np.full(rows.size, _KINDS.index(kind), dtype=np.int8)
+        self.dense.append((rows, cols, graphs, edge_component, edge_row, edge_col, edge_value, kinds))
         self.dense_edges += edge_value.size
         if self.dense_edges >= _POOL_EDGES:  # enough to batch well: solve now, keep memory bounded
             self._solve_dense()
@@ -192,6 +196,7 @@ class _Pool:
         starts = np.cumsum([0] + [d[0].size for d in pooled])
         edge_component = np.concatenate([d[3] + s for d, s in zip(pooled, starts)])
         edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in pooled]) for i in (4, 5, 6))
+        kinds = np.concatenate([d[7] for d in pooled])
         flip = rows < cols  # stored transposed: long side first
         if flip.any():
             flipped = flip[edge_component]
@@ -221,7 +226,8 @@ class _Pool:
                 edges = edge_order[concatenated_ranges(edge_bounds[piece], edge_bounds[piece + 1])]
                 block = np.zeros((piece.size, long_side, short_side))
                 block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
-                values = self.backend.dense_top(block, take)
+                # What all members are known to be: the least of their kinds.
+                values = self.backend.dense_top(block, take, _KINDS[int(kinds[piece].min())])
                 self.add_values(np.repeat(graphs[piece], take), values.ravel())
 
 
@@ -251,7 +257,14 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
         local_cols = part.indices[edges] - part.col_bounds[chosen][edge_graph]
         for values, offset in zip(part.values, part.offsets):
             pool.add_dense(
-                rows[chosen], cols[chosen], chosen + offset, edge_graph, local_rows, local_cols, values[edges]
+                rows[chosen],
+                cols[chosen],
+                chosen + offset,
+                edge_graph,
+                local_rows,
+                local_cols,
+                values[edges],
+                _kind(values),
             )
     rest = np.flatnonzero(has_edges & ~direct)
     if rest.size == 0:
@@ -265,6 +278,13 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
         indices, values = part.indices[edges], tuple(v[edges] for v in part.values)
     row_graph = np.repeat(rest, rows[rest])
     _split_components(indptr, indices, part.shape[1], row_graph, values, part.offsets, pool)
+
+
+def _kind(values: np.ndarray) -> str | None:
+    """What the entries of a channel are known to be (the 0/1 mask, or weights' magnitudes)."""
+    if values.size and values.min() >= 0:
+        return "binary" if values.min() == 1 and values.max() == 1 else "nonnegative"
+    return None
 
 
 def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -326,6 +346,7 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
                 row_rank[edge_rows[edges]],
                 col_rank[indices[edges]],
                 values[edges],
+                _kind(values),
             )
         if lanczos_ids.size:
             if whole:  # one connected component holds every edge: the matrix as it is
@@ -426,20 +447,21 @@ class NumpyBackend:
     def gram_lanczos(self, matrix, row_sizes, col_sizes, want):
         return gram_lanczos(matrix, row_sizes, col_sizes, want)
 
-    def dense_top(self, stack, want):
-        return dense_top(stack, want)
+    def dense_top(self, stack, want, kind=None):
+        return dense_top(stack, want, kind)
 
 
 NUMPY = NumpyBackend()
 """The default backend."""
 
 
-def dense_top(stack: np.ndarray, want: int) -> np.ndarray:
+def dense_top(stack: np.ndarray, want: int, kind: str | None = None) -> np.ndarray:
     """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``.
 
-    From the Gram matrices where their error bound is proven, else from an SVD.
+    From the Gram matrices where their error bound is proven, else from an SVD
+    (``kind``: what is known of the entries, see ``gram.gram_top``).
     """
-    values, certified = gram_top(stack, want)
+    values, certified = gram_top(stack, want, kind)
     if not certified.all():
         unproven = np.flatnonzero(~certified)
         values[unproven] = np.linalg.svd(stack[unproven], compute_uv=False)[:, :want]

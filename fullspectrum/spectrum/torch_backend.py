@@ -73,8 +73,11 @@ class TorchBackend:
                 state.step(results)
         return results
 
-    def dense_top(self, stack: np.ndarray, want: int) -> np.ndarray:
-        """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``."""
+    def dense_top(self, stack: np.ndarray, want: int, kind: str | None = None) -> np.ndarray:
+        """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``.
+
+        ``kind`` (what the caller knows of the entries) is not needed here: on the device the
+        checks of the entries cost little beside the transfer."""
         if stack.shape[0] == 0:
             return np.zeros((0, want))
         with torch.no_grad(), _one_cpu_thread(self.device):
