@@ -13,6 +13,7 @@ Where a metric is computed:
 * :mod:`~fullspectrum.spectrum.plan`: which graphs each layer needs, stacked across layers, values read back;
 * :mod:`~fullspectrum.spectrum.stack`: exact top singular values of many graphs at once (components,
   batched dense calls, one Lanczos run);
+* :mod:`~fullspectrum.spectrum.dense`: batched dense top values (padded buckets; column groups of a layer);
 * :mod:`~fullspectrum.spectrum.gram_lanczos`: lockstep Lanczos on ``A Aᵀ`` (shorter side), under a proven bound;
 * :mod:`~fullspectrum.spectrum.lanczos`: the lockstep Golub–Kahan–Lanczos run over many blocks (numpy);
 * :mod:`~fullspectrum.spectrum.backends`: numpy on the CPU or torch on a device, chosen per call;

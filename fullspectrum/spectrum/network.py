@@ -5,15 +5,15 @@ Each prunable layer (SPEC §1) becomes one row of a table holding every
 gap, weighted spectral gap, and the iterative means over nested regular
 subgraphs. ``network_summary`` turns the table into the network-level values.
 
-Network-level callers (``analyze``, training snapshots, PAGS scoring) hand the
-engine consecutive layers in batches (``network_spectra``, ``edge_batches``):
-one ``layer_spectra`` call per batch of at most ``batch_edges(device)`` edges.
-The bound keeps memory in hand (the engine's working set is about 200 bytes per
-edge, so a 7B model's 224 layers are never in one batch) and, on the CPU, time
-too: lockstep Lanczos over blocks that converge at different speeds makes
-one call for a whole ResNet-18 at density 0.2 slower than a few smaller ones.
-A layer's values depend only on the batch it is in, and the batches only on the
-layers' edge counts and the device, so a network's values are reproducible.
+``analyze`` hands the engine its layers in the engine's own batches
+(``layer_spectra`` gathers consecutive layers up to its backend's ``batch_edges``
+kept weights; :func:`edge_batches` is that grouping): one call per batch, so
+``progress`` follows the batches, the values are exactly those of one
+``layer_spectra`` call for all layers, and a checkpoint read from a file lets go
+of each batch's tensors once it is solved. Memory is bounded by the network's
+tensors plus the engine's work on one batch (about 200 bytes per edge: a 7B
+model's 224 layers never meet in one batch). Training snapshots and PAGS scoring,
+which hold their layers anyway, give ``layer_spectra`` all of them at once.
 
 >>> import torch
 >>> from torch import nn
@@ -43,28 +43,22 @@ from fullspectrum.layers import (
     layers_from_state_dict,
     parameter_name,
 )
-from fullspectrum.spectrum import SPECTRUM_FIELDS, LayerSpectrum, layer_spectra
-from fullspectrum.spectrum.backends import device_of
+from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectra
+from fullspectrum.spectrum.backends import backend_for
 from fullspectrum.spectrum.metrics import check_convention
 
 TABLE_COLUMNS: tuple[str, ...] = ("layer", "kind", "shape", *SPECTRUM_FIELDS)
 """Columns of ``analyze``'s table, in order (the CLI's machine formats write exactly these)."""
-CPU_BATCH_EDGES = 200_000
-"""Edges per engine call on the CPU. Measured on ResNet-18 (ERK, numpy backend, 2 cores): batches of
-50k-200k edges are as fast as a per-layer loop at density 0.01 (about 110k edges in all) and 10-15%
-faster at 0.2; one call for all 2.9M edges at 0.2 is 1.6x slower, and its working set ~0.5 GB."""
-DEVICE_BATCH_EDGES = 4_000_000
-"""Edges per engine call on a GPU, where each Lanczos step's kernel launches cost more than its
-arithmetic: a whole ResNet-18 in one call, an LLM's big projections one by one."""
 
 
 def batch_edges(device=None) -> int:
-    """Edges per ``layer_spectra`` call for ``device`` (None or ``cpu``: ``CPU_BATCH_EDGES``; ``cuda``...)."""
-    return DEVICE_BATCH_EDGES if str(device).startswith("cuda") else CPU_BATCH_EDGES
+    """Kept weights the engine solves per batch on ``device`` (its backend's ``batch_edges``)."""
+    return backend_for(device).batch_edges
 
 
 def edge_batches(edges: Sequence[int], limit: int) -> list[range]:
-    """Runs of consecutive layers holding at most ``limit`` edges together; a bigger layer goes alone.
+    """Runs of consecutive layers holding at most ``limit`` edges together; a bigger layer goes alone
+    (``layer_spectra``'s grouping at its backend's ``batch_edges``; layers without edges join any run).
 
     >>> edge_batches([3, 4, 2, 9, 1], 7)
     [range(0, 2), range(2, 3), range(3, 4), range(4, 5)]
@@ -78,21 +72,6 @@ def edge_batches(edges: Sequence[int], limit: int) -> list[range]:
     if len(edges) > start:
         batches.append(range(start, len(edges)))
     return batches
-
-
-def network_spectra(layers, *, convention: str = "fs23", device=None) -> list[LayerSpectrum]:
-    """``layer_spectra`` of many layers ``(mask, weight_or_None, name)``, in batches of ``batch_edges``.
-
-    ``device`` as for ``layer_spectra`` (default: that of the first CUDA tensor given, else the CPU).
-    """
-    layers = list(layers)
-    if device is None:
-        device = device_of(*(t for mask, weight, _ in layers for t in (mask, weight)))
-    edges = [_edges(mask) for mask, _, _ in layers]
-    spectra: list[LayerSpectrum] = []
-    for batch in edge_batches(edges, batch_edges(device)):
-        spectra += layer_spectra([layers[i] for i in batch], convention=convention, device=device)
-    return spectra
 
 
 def analyze(
@@ -135,8 +114,9 @@ def analyze(
             layers[index] = _Kept.of(layers[index])
     total = len(layers)
     edges = [_edges(layer.mask) for layer in layers]
+    limit = batch_edges(device)  # an unknown device fails here, before any work
     rows: list[dict] = []
-    for batch in edge_batches(edges, batch_edges(device)):
+    for batch in edge_batches(edges, limit):
         rows += _batch_rows([layers[i] for i in batch], convention, device)
         for index in batch:
             layers[index] = None

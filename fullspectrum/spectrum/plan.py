@@ -15,8 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.classes import ClassTable
+from fullspectrum.spectrum.dense import column_groups
 from fullspectrum.spectrum.graph import LayerGraph
-from fullspectrum.spectrum.stack import GraphPart, GraphStack, part_of, stack_top
+from fullspectrum.spectrum.stack import GraphPart, GraphStack, _dense_is_cheaper, part_of, stack_top
 
 NAN = float("nan")
 
@@ -56,58 +57,95 @@ def layer_tops(requests: list[LayerRequest], backend=None) -> list[LayerTops]:
 def _layer_stack(request: LayerRequest) -> GraphStack:
     """Graph 0: the full mask; 1..Q: the chosen classes; then the same again with weights.
 
-    Two parts: the full graph, and the chosen classes as diagonal blocks of one
-    matrix (rows: the classes' (class, row) pairs; columns: grouped by class).
+    A graph predicted cheaper dense than by Lanczos (``stack._dense_is_cheaper``,
+    with every live row of the layer: a class's unreached rows are zero rows)
+    becomes a column group of the layer's CSC form, filled straight into a dense
+    block. The rest form sparse parts: the full graph, and the other chosen
+    classes as diagonal blocks of one matrix (rows: the classes' (class, row)
+    pairs; columns: grouped by class).
     """
     graph, table, chosen = request.graph, request.classes, request.chosen
     n_right, n_left = graph.biadjacency.shape
     chosen_count = int(chosen.sum())
     weights_at = 1 + chosen_count  # graph id of the weighted full graph
     weights = graph.kept_weights
-    # Local graph 0 of the first part is graph 0; local graph g of the class part is graph 1 + g.
-    parts = _with_weights(graph.biadjacency, ([0, n_right], [0, n_left]), weights, 0, weights_at)
-    if chosen_count:
-        pair_chosen = chosen[table.class_row_class]
-        pair_id = np.cumsum(pair_chosen) - 1
-        chosen_columns = np.flatnonzero(chosen[table.column_class])
-        column_order = chosen_columns[np.argsort(table.column_class[chosen_columns], kind="stable")]
-        column_id = np.empty(n_left, dtype=np.int64)
-        column_id[column_order] = np.arange(column_order.size)
-        # Edges of the chosen classes, by class then row: a stable sort by class keeps CSR order.
-        in_class = np.flatnonzero(chosen[table.edge_class])
-        edge_class = table.edge_class[in_class]
-        if table.degrees.size < 1 << 16:
-            edge_class = edge_class.astype(np.uint16)  # radix sort
-        edges = in_class[np.argsort(edge_class, kind="stable")]
-        pair_rows = pair_id[table.edge_class_row[edges]]
-        n_pairs = int(pair_chosen.sum())
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(pair_rows, minlength=n_pairs))])
-        classes = sp.csr_matrix(
-            (np.ones(edges.size), column_id[graph.biadjacency.indices[edges]], indptr),
-            shape=(n_pairs, column_order.size),
-        )
-        bounds = (
-            np.concatenate([[0], np.cumsum(table.right_sizes[chosen])]),
-            np.concatenate([[0], np.cumsum(table.sizes[chosen])]),
-        )
-        class_weights = weights[edges] if weights is not None else None
-        parts += _with_weights(classes, bounds, class_weights, 1, weights_at + 1)
-    return GraphStack(tuple(parts), 2 * weights_at if weights is not None else weights_at)
+    class_graph = np.cumsum(chosen)  # graph id of a chosen class
+    dense_class = chosen & _dense_is_cheaper(n_right, table.sizes, table.sizes * table.degrees)
+    dense_full = bool(_dense_is_cheaper(n_right, n_left, graph.edges))
+    parts: list[GraphPart] = []
+    columns = []
+    if dense_full or dense_class.any():
+        csc = graph.biadjacency.tocsc()  # sorted: CSR rows become each column's row indices
+        channels = [(csc.data, 0)]
+        if weights is not None:
+            weighted = sp.csr_matrix(
+                (weights, graph.biadjacency.indices, graph.biadjacency.indptr), shape=(n_right, n_left)
+            )
+            channels.append((weighted.tocsc().data, weights_at))
+        if dense_full:
+            columns.append(column_groups(csc, np.arange(n_left), np.array([n_left]), np.array([0]), channels))
+        if dense_class.any():
+            order = np.flatnonzero(dense_class[table.column_class])
+            order = order[np.argsort(table.column_class[order], kind="stable")]
+            ids = np.flatnonzero(dense_class)
+            columns.append(column_groups(csc, order, table.sizes[ids], class_graph[ids], channels))
+    if not dense_full:
+        parts += _with_weights(graph.biadjacency, ([0, n_right], [0, n_left]), [0], weights, 0, weights_at)
+    sparse_class = chosen & ~dense_class
+    if sparse_class.any():
+        parts += _class_parts(graph, table, sparse_class, class_graph[sparse_class], weights_at)
+    n_graphs = 2 * weights_at if weights is not None else weights_at
+    return GraphStack(tuple(parts), n_graphs, tuple(columns))
 
 
-def _with_weights(pattern: sp.csr_matrix, bounds, weights, mask_at: int, weights_at: int) -> list[GraphPart]:
-    """Parts of a 0/1 pattern and its weights (graph ids from ``mask_at`` and ``weights_at`` on):
+def _class_parts(graph: LayerGraph, table: ClassTable, chosen: np.ndarray, ids: np.ndarray, weights_at: int):
+    """The ``chosen`` classes (graph ids ``ids``) as diagonal blocks of one sparse part."""
+    n_left = graph.biadjacency.shape[1]
+    pair_chosen = chosen[table.class_row_class]
+    pair_id = np.cumsum(pair_chosen) - 1
+    chosen_columns = np.flatnonzero(chosen[table.column_class])
+    column_order = chosen_columns[np.argsort(table.column_class[chosen_columns], kind="stable")]
+    column_id = np.empty(n_left, dtype=np.int64)
+    column_id[column_order] = np.arange(column_order.size)
+    # Edges of the chosen classes, by class then row: a stable sort by class keeps CSR order.
+    in_class = np.flatnonzero(chosen[table.edge_class])
+    edge_class = table.edge_class[in_class]
+    if table.degrees.size < 1 << 16:
+        edge_class = edge_class.astype(np.uint16)  # radix sort
+    edges = in_class[np.argsort(edge_class, kind="stable")]
+    pair_rows = pair_id[table.edge_class_row[edges]]
+    n_pairs = int(pair_chosen.sum())
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(pair_rows, minlength=n_pairs))])
+    classes = sp.csr_matrix(
+        (np.ones(edges.size), column_id[graph.biadjacency.indices[edges]], indptr),
+        shape=(n_pairs, column_order.size),
+    )
+    bounds = (
+        np.concatenate([[0], np.cumsum(table.right_sizes[chosen])]),
+        np.concatenate([[0], np.cumsum(table.sizes[chosen])]),
+    )
+    weights = graph.kept_weights[edges] if graph.kept_weights is not None else None
+    return _with_weights(classes, bounds, ids, weights, 0, weights_at)
+
+
+def _with_weights(
+    pattern: sp.csr_matrix, bounds, ids, weights, mask_at: int, weights_at: int
+) -> list[GraphPart]:
+    """Parts of a 0/1 pattern and its weights (graphs ``ids`` plus ``mask_at`` or ``weights_at``):
     one part with two channels, or two parts when a kept weight is exactly 0 (that edge is not
     in ``|W ⊙ M|``, so the components may differ)."""
     mask = (np.ones(pattern.indices.size), mask_at)
     if weights is None:
-        return [part_of(pattern, *bounds, [mask])]
+        return [part_of(pattern, *bounds, [mask], ids)]
     if np.all(weights != 0):
-        return [part_of(pattern, *bounds, [mask, (weights, weights_at)])]
+        return [part_of(pattern, *bounds, [mask, (weights, weights_at)], ids)]
     # A copy: eliminate_zeros works in place, and the pattern's arrays are shared.
     weighted = sp.csr_matrix((weights, pattern.indices, pattern.indptr), shape=pattern.shape, copy=True)
     weighted.eliminate_zeros()
-    return [part_of(pattern, *bounds, [mask]), part_of(weighted, *bounds, [(weighted.data, weights_at)])]
+    return [
+        part_of(pattern, *bounds, [mask], ids),
+        part_of(weighted, *bounds, [(weighted.data, weights_at)], ids),
+    ]
 
 
 def _read(request: LayerRequest, values: np.ndarray) -> LayerTops:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from fullspectrum.spectrum.stack import GraphStack, dense_top, stack_top
+from fullspectrum.spectrum.dense import dense_top
+from fullspectrum.spectrum.stack import GraphStack, stack_top
 
 __all__ = ["dense_top", "matrix_singular_values"]
 

@@ -27,20 +27,16 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from fullspectrum.spectrum.gram import gram_top
+from fullspectrum.spectrum.dense import (
+    BATCH_SIDE,
+    ColumnGroups,
+    DensePool,
+    concatenated_ranges,
+    dense_top,
+    kind_of,
+)
 from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
-
-# Components whose larger side is at most this are solved together, padded with
-# zeros into batched LAPACK calls (sparse masks split into many tiny trees).
-_BATCH_SIDE = 48
-_BUCKETS = ((0, 4), (4, 12), (12, 24), (24, _BATCH_SIDE))
-_KINDS = (None, "nonnegative", "binary")
-"""What may be known of a component's entries (see ``gram.gram_top``)."""
-_POOL_EDGES = 1 << 19
-"""Edges the dense pool gathers (from many graphs, for few batched calls) before it is solved."""
-_DENSE_BUCKET_ENTRIES = 1 << 22
-"""Largest zero-padded stack (entries) one batched dense call is given."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class GraphPart:
 
     Local graph ``g`` owns rows ``row_bounds[g]:row_bounds[g+1]`` and columns
     ``col_bounds[g]:col_bounds[g+1]`` (no edge leaves its block); in channel
-    ``c`` it is graph ``g + offsets[c]`` of the stack. Rows and columns without
+    ``c`` it is graph ``graph_ids[g] + offsets[c]`` of the stack. Rows and columns without
     edges add only zero singular values.
     """
 
@@ -58,16 +54,18 @@ class GraphPart:
     shape: tuple[int, int]
     row_bounds: np.ndarray
     col_bounds: np.ndarray
+    graph_ids: np.ndarray
     values: tuple[np.ndarray, ...]
     offsets: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class GraphStack:
-    """Graphs ``0 .. n_graphs-1``, given as parts."""
+    """Graphs ``0 .. n_graphs-1``, given as sparse parts and as column groups solved dense."""
 
     parts: tuple[GraphPart, ...]
     n_graphs: int
+    columns: tuple[ColumnGroups, ...] = ()
 
     @staticmethod
     def of_matrix(matrix: sp.spmatrix) -> GraphStack:
@@ -81,11 +79,12 @@ class GraphStack:
     @staticmethod
     def concatenate(stacks: list[GraphStack]) -> GraphStack:
         """One stack of every graph of ``stacks``, numbered in order."""
-        parts, base = [], 0
+        parts, columns, base = [], [], 0
         for stack in stacks:
             parts.extend(replace(p, offsets=tuple(o + base for o in p.offsets)) for p in stack.parts)
+            columns.extend(c.shifted(base) for c in stack.columns)
             base += stack.n_graphs
-        return GraphStack(tuple(parts), base)
+        return GraphStack(tuple(parts), base, tuple(columns))
 
 
 def part_of(
@@ -93,15 +92,18 @@ def part_of(
     row_bounds: np.ndarray,
     col_bounds: np.ndarray,
     channels: list[tuple[np.ndarray, int]],
+    graph_ids: np.ndarray | None = None,
 ) -> GraphPart:
-    """A part over ``pattern``'s structure, its graphs' row and column ranges, and
-    ``channels`` of ``(values, graph offset)``."""
+    """A part over ``pattern``'s structure, its graphs' row and column ranges (and, if not
+    ``0, 1, ...``, their ids), and ``channels`` of ``(values, graph offset)``."""
+    graphs = len(row_bounds) - 1
     return GraphPart(
         indptr=pattern.indptr,
         indices=pattern.indices,
         shape=pattern.shape,
         row_bounds=np.asarray(row_bounds, dtype=np.int64),
         col_bounds=np.asarray(col_bounds, dtype=np.int64),
+        graph_ids=np.arange(graphs) if graph_ids is None else np.asarray(graph_ids, dtype=np.int64),
         values=tuple(v for v, _ in channels),
         offsets=tuple(int(o) for _, o in channels),
     )
@@ -117,6 +119,8 @@ def stack_top(stack: GraphStack, want: int = 2, backend=None) -> np.ndarray:
     batched dense calls and the Lanczos run.
     """
     pool = _Pool(want, backend or NUMPY)
+    for groups in stack.columns:
+        groups.solve(want, pool.backend, pool.found)
     for part in stack.parts:
         if part.indices.size:
             _split_part(part, pool)
@@ -140,28 +144,22 @@ class _Pool:
         self.want = want
         self.backend = backend
         self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (graph, value) pairs
-        # Components for dense routes: sizes, graph, and edges in component-local coordinates.
-        self.dense: list[tuple[np.ndarray, ...]] = []
-        self.dense_edges = 0
+        self.dense = DensePool(want, backend, self.found)
         self.lanczos: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def add_values(self, graphs: np.ndarray, values: np.ndarray) -> None:
         self.found.append((graphs, values))
 
-    def add_dense(self, rows, cols, graphs, edge_component, edge_row, edge_col, edge_value, kind) -> None:
-        """Components for the dense route; ``kind``: what is known of their entries (``gram.gram_top``)."""
-        kinds = np.full(rows.size, _KINDS.index(kind), dtype=np.int8)
-        self.dense.append((rows, cols, graphs, edge_component, edge_row, edge_col, edge_value, kinds))
-        self.dense_edges += edge_value.size
-        if self.dense_edges >= _POOL_EDGES:  # enough to batch well: solve now, keep memory bounded
-            self._solve_dense()
+    def add_dense(self, *component_arrays) -> None:
+        """Components for the dense route (see ``dense.DensePool.add``)."""
+        self.dense.add(*component_arrays)
 
     def add_lanczos(self, matrix: sp.csr_matrix, rows, cols, graphs) -> None:
         """Diagonal blocks of ``matrix`` with ``rows[k] <= cols[k]`` (the shorter side as rows)."""
         self.lanczos.append((matrix, rows, cols, graphs))
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
-        self._solve_dense()
+        self.dense.solve()
         if self.lanczos:
             self._solve_lanczos()
         if not self.found:
@@ -187,55 +185,6 @@ class _Pool:
                 values[pending] = self.backend.golub_kahan(chosen, short[pending], long[pending], self.want)
         self.add_values(np.repeat(graphs, self.want), values.ravel())
 
-    def _solve_dense(self) -> None:
-        """Every pooled component, padded into batched dense calls by (long side, short side)."""
-        if not self.dense:
-            return
-        pooled, self.dense, self.dense_edges = self.dense, [], 0
-        rows, cols, graphs = (np.concatenate([d[i] for d in pooled]) for i in range(3))
-        starts = np.cumsum([0] + [d[0].size for d in pooled])
-        edge_component = np.concatenate([d[3] + s for d, s in zip(pooled, starts)])
-        edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in pooled]) for i in (4, 5, 6))
-        kinds = np.concatenate([d[7] for d in pooled])
-        flip = rows < cols  # stored transposed: long side first
-        if flip.any():
-            flipped = flip[edge_component]
-            edge_row, edge_col = np.where(flipped, edge_col, edge_row), np.where(flipped, edge_row, edge_col)
-        short, long = np.minimum(rows, cols), np.maximum(rows, cols)
-        small = long <= _BATCH_SIDE
-        long_pad, short_pad = _round_up(long), _round_up(short)
-        for low, high in _BUCKETS:  # small components: square buckets by their larger side
-            in_bucket = small & (long > low) & (long <= high)
-            long_pad[in_bucket] = short_pad[in_bucket] = high
-        keys = long_pad * (1 << 32) + short_pad
-        slot_of = np.empty(rows.size, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
-        groups = np.split(order, bounds)
-        # Edges grouped by component (direct graphs arrive so): sort only when they are not.
-        grouped = bool(np.all(edge_component[1:] >= edge_component[:-1]))
-        edge_order = np.arange(edge_component.size) if grouped else np.argsort(edge_component, kind="stable")
-        edge_bounds = np.concatenate([[0], np.cumsum(np.bincount(edge_component, minlength=rows.size))])
-        for members in groups:
-            long_side, short_side = int(long_pad[members[0]]), int(short_pad[members[0]])
-            take = min(self.want, short_side)  # padding adds only zeros
-            pieces = -(-members.size * long_side * short_side // _DENSE_BUCKET_ENTRIES)
-            for piece in np.array_split(members, max(1, min(pieces, members.size))):
-                slot_of[piece] = np.arange(piece.size)
-                edges = edge_order[concatenated_ranges(edge_bounds[piece], edge_bounds[piece + 1])]
-                block = np.zeros((piece.size, long_side, short_side))
-                block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
-                # What all members are known to be: the least of their kinds.
-                values = self.backend.dense_top(block, take, _KINDS[int(kinds[piece].min())])
-                self.add_values(np.repeat(graphs[piece], take), values.ravel())
-
-
-def _round_up(sizes: np.ndarray) -> np.ndarray:
-    """Sizes rounded up to a grid with at most 1/8 of padding (few bucket shapes, little waste)."""
-    step = 2 ** np.maximum(0, np.floor(np.log2(np.maximum(sizes, 1))).astype(np.int64) - 3)
-    return -(-sizes // step) * step
-
 
 def _split_part(part: GraphPart, pool: _Pool) -> None:
     """Hand every graph of ``part`` to its route: whole to a dense call where that is predicted
@@ -259,12 +208,12 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
             pool.add_dense(
                 rows[chosen],
                 cols[chosen],
-                chosen + offset,
+                part.graph_ids[chosen] + offset,
                 edge_graph,
                 local_rows,
                 local_cols,
                 values[edges],
-                _kind(values),
+                kind_of(values),
             )
     rest = np.flatnonzero(has_edges & ~direct)
     if rest.size == 0:
@@ -276,22 +225,8 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
         edges = concatenated_ranges(edge_bounds[rest], edge_bounds[rest + 1])
         indptr = np.concatenate([[0], np.cumsum(np.diff(part.indptr)[row_ids])])
         indices, values = part.indices[edges], tuple(v[edges] for v in part.values)
-    row_graph = np.repeat(rest, rows[rest])
+    row_graph = np.repeat(part.graph_ids[rest], rows[rest])
     _split_components(indptr, indices, part.shape[1], row_graph, values, part.offsets, pool)
-
-
-def _kind(values: np.ndarray) -> str | None:
-    """What the entries of a channel are known to be (the 0/1 mask, or weights' magnitudes)."""
-    if values.size and values.min() >= 0:
-        return "binary" if values.min() == 1 and values.max() == 1 else "nonnegative"
-    return None
-
-
-def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The integers of ``[starts[i], ends[i])`` for every ``i``, concatenated, without a Python loop."""
-    lengths = ends - starts
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(int(lengths.sum())) + offsets
 
 
 def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, pool: _Pool) -> None:
@@ -317,7 +252,7 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
     component_graph[row_label] = row_graph
     has_edges = edge_counts > 0
     star = has_edges & (np.minimum(rows, cols) == 1)
-    large = has_edges & ~star & (np.maximum(rows, cols) > _BATCH_SIDE)
+    large = has_edges & ~star & (np.maximum(rows, cols) > BATCH_SIDE)
     lanczos_route = (
         large & ~_dense_is_cheaper(rows, cols, edge_counts) if pool.want <= 2 else np.zeros(count, bool)
     )
@@ -346,7 +281,7 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
                 row_rank[edge_rows[edges]],
                 col_rank[indices[edges]],
                 values[edges],
-                _kind(values),
+                kind_of(values),
             )
         if lanczos_ids.size:
             if whole:  # one connected component holds every edge: the matrix as it is
@@ -453,19 +388,6 @@ class NumpyBackend:
 
 NUMPY = NumpyBackend()
 """The default backend."""
-
-
-def dense_top(stack: np.ndarray, want: int, kind: str | None = None) -> np.ndarray:
-    """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``.
-
-    From the Gram matrices where their error bound is proven, else from an SVD
-    (``kind``: what is known of the entries, see ``gram.gram_top``).
-    """
-    values, certified = gram_top(stack, want, kind)
-    if not certified.all():
-        unproven = np.flatnonzero(~certified)
-        values[unproven] = np.linalg.svd(stack[unproven], compute_uv=False)[:, :want]
-    return values
 
 
 def _rank_within_groups(labels: np.ndarray, count: int) -> np.ndarray:

@@ -45,7 +45,7 @@ LayerJob = tuple[str, str, np.ndarray, np.ndarray]
 
 def compute_layers(jobs: Sequence[LayerJob], *, device: str | None = None) -> dict[str, dict]:
     """``layer_spectrum`` of every layer as a dict of fields, keyed by ``key``: one ``layer_spectra``
-    call for all of them (callers batch big networks: ``fullspectrum.spectrum.network.edge_batches``).
+    call for all of them (which solves them in its own batches).
 
     ``device`` as for ``layer_spectra`` (None: numpy on the CPU).
     """

@@ -1,0 +1,192 @@
+"""Top singular values of many small or mid-size matrices, in a few batched dense calls.
+
+Two ways in. :class:`DensePool` gathers components given as edge lists (the small
+trees of a sparse mask, graphs predicted cheaper dense than Lanczos) and fills
+them, zero-padded, into stacks of a shared shape. :class:`ColumnGroups` holds
+graphs that are groups of columns of one CSC matrix — a layer's degree classes,
+or its whole graph — and fills each block straight from its column slice: the
+rows of the layer that a class does not reach are zero rows, which change no
+singular value, so no component analysis and no renumbering is needed. Either
+way a dense call keeps every multiplicity.
+
+Each stack goes to the backend's ``dense_top``: the Gram matrix under a proven
+error bound (``gram.py``), an SVD where the bound fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from fullspectrum.spectrum.gram import gram_top
+
+BATCH_SIDE = 48
+"""Components whose larger side is at most this go to square buckets (sparse masks split into
+many tiny trees)."""
+_BUCKETS = ((0, 4), (4, 12), (12, 24), (24, BATCH_SIDE))
+KINDS = (None, "nonnegative", "binary")
+"""What may be known of a matrix's entries (see ``gram.gram_top``), least first."""
+_POOL_EDGES = 1 << 19
+"""Edges the pool gathers (from many graphs, for few batched calls) before it is solved."""
+_BUCKET_ENTRIES = 1 << 22
+"""Largest zero-padded stack (entries) one batched dense call is given."""
+
+
+def dense_top(stack: np.ndarray, want: int, kind: str | None = None) -> np.ndarray:
+    """Top ``want`` singular values of each matrix of a ``(batch, m, n)`` stack, ``(batch, want)``.
+
+    From the Gram matrices where their error bound is proven, else from an SVD
+    (``kind``: what is known of the entries, see ``gram.gram_top``).
+    """
+    values, certified = gram_top(stack, want, kind)
+    if not certified.all():
+        unproven = np.flatnonzero(~certified)
+        values[unproven] = np.linalg.svd(stack[unproven], compute_uv=False)[:, :want]
+    return values
+
+
+def kind_of(values: np.ndarray) -> str | None:
+    """What the entries of a channel are known to be (the 0/1 mask, or weights' magnitudes)."""
+    if values.size and values.min() >= 0:
+        return "binary" if values.min() == 1 and values.max() == 1 else "nonnegative"
+    return None
+
+
+def round_up(sizes: np.ndarray) -> np.ndarray:
+    """Sizes rounded up to a grid with at most 1/8 of padding (few bucket shapes, little waste)."""
+    step = 2 ** np.maximum(0, np.floor(np.log2(np.maximum(sizes, 1))).astype(np.int64) - 3)
+    return -(-sizes // step) * step
+
+
+def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The integers of ``[starts[i], ends[i])`` for every ``i``, concatenated, without a Python loop."""
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum())) + offsets
+
+
+class DensePool:
+    """Components given as edge lists, solved in batched dense calls; ``found`` collects
+    ``(graph, value)`` arrays."""
+
+    def __init__(self, want: int, backend, found: list):
+        self.want, self.backend, self.found = want, backend, found
+        self.pending: list[tuple[np.ndarray, ...]] = []
+        self.edges = 0
+
+    def add(self, rows, cols, graphs, edge_component, edge_row, edge_col, edge_value, kind) -> None:
+        """Components of ``rows × cols`` with their edges in component-local coordinates."""
+        kinds = np.full(rows.size, KINDS.index(kind), dtype=np.int8)
+        self.pending.append((rows, cols, graphs, edge_component, edge_row, edge_col, edge_value, kinds))
+        self.edges += edge_value.size
+        if self.edges >= _POOL_EDGES:  # enough to batch well: solve now, keep memory bounded
+            self.solve()
+
+    def solve(self) -> None:
+        """Every pooled component, padded into batched dense calls by (long side, short side)."""
+        if not self.pending:
+            return
+        pooled, self.pending, self.edges = self.pending, [], 0
+        rows, cols, graphs = (np.concatenate([d[i] for d in pooled]) for i in range(3))
+        starts = np.cumsum([0] + [d[0].size for d in pooled])
+        edge_component = np.concatenate([d[3] + s for d, s in zip(pooled, starts)])
+        edge_row, edge_col, edge_value = (np.concatenate([d[i] for d in pooled]) for i in (4, 5, 6))
+        kinds = np.concatenate([d[7] for d in pooled])
+        flip = rows < cols  # stored transposed: long side first
+        if flip.any():
+            flipped = flip[edge_component]
+            edge_row, edge_col = np.where(flipped, edge_col, edge_row), np.where(flipped, edge_row, edge_col)
+        short, long = np.minimum(rows, cols), np.maximum(rows, cols)
+        small = long <= BATCH_SIDE
+        long_pad, short_pad = round_up(long), round_up(short)
+        for low, high in _BUCKETS:  # small components: square buckets by their larger side
+            in_bucket = small & (long > low) & (long <= high)
+            long_pad[in_bucket] = short_pad[in_bucket] = high
+        keys = long_pad * (1 << 32) + short_pad
+        order = np.argsort(keys, kind="stable")
+        groups = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
+        # Edges grouped by component (direct graphs arrive so): sort only when they are not.
+        grouped = bool(np.all(edge_component[1:] >= edge_component[:-1]))
+        edge_order = np.arange(edge_component.size) if grouped else np.argsort(edge_component, kind="stable")
+        edge_bounds = np.concatenate([[0], np.cumsum(np.bincount(edge_component, minlength=rows.size))])
+        slot_of = np.empty(rows.size, dtype=np.int64)
+        for members in groups:
+            long_side, short_side = int(long_pad[members[0]]), int(short_pad[members[0]])
+            take = min(self.want, short_side)  # padding adds only zeros
+            for piece in _pieces(members, long_side * short_side):
+                slot_of[piece] = np.arange(piece.size)
+                edges = edge_order[concatenated_ranges(edge_bounds[piece], edge_bounds[piece + 1])]
+                block = np.zeros((piece.size, long_side, short_side))
+                block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
+                # What all members are known to be: the least of their kinds.
+                values = self.backend.dense_top(block, take, KINDS[int(kinds[piece].min())])
+                self.found.append((np.repeat(graphs[piece], take), values.ravel()))
+
+
+@dataclass(frozen=True)
+class ColumnGroups:
+    """Graphs that are consecutive column groups of one CSC matrix, one value array per channel.
+
+    Group ``g`` (columns ``col_bounds[g]:col_bounds[g+1]``, every row) is graph
+    ``graph_ids[g] + offsets[c]`` in channel ``c``.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    n_rows: int
+    col_bounds: np.ndarray
+    graph_ids: np.ndarray
+    values: tuple[np.ndarray, ...]
+    offsets: tuple[int, ...]
+
+    def shifted(self, base: int) -> ColumnGroups:
+        return replace(self, offsets=tuple(o + base for o in self.offsets))
+
+    def solve(self, want: int, backend, found: list) -> None:
+        """Each group's top ``want`` values, batched by padded width."""
+        widths = np.diff(self.col_bounds)
+        padded = round_up(widths)
+        take = min(want, self.n_rows)
+        shape = (self.n_rows, int(self.col_bounds[-1]))
+        channels = [
+            (sp.csc_matrix((values, self.indices, self.indptr), shape=shape), kind_of(values), offset)
+            for values, offset in zip(self.values, self.offsets)
+        ]
+        for width in np.unique(padded).tolist():
+            members = np.flatnonzero(padded == width)
+            for matrix, kind, offset in channels:
+                for piece in _pieces(members, self.n_rows * width):
+                    block = np.zeros((piece.size, self.n_rows, width))
+                    for slot, group in enumerate(piece.tolist()):
+                        start, end = int(self.col_bounds[group]), int(self.col_bounds[group + 1])
+                        block[slot, :, : end - start] = matrix[:, start:end].toarray()
+                        # (zero rows and padded columns add only zero singular values)
+                    got = backend.dense_top(block, min(take, width), kind)
+                    found.append((np.repeat(self.graph_ids[piece] + offset, got.shape[1]), got.ravel()))
+
+
+def column_groups(
+    matrix: sp.csc_matrix, columns: np.ndarray, sizes: np.ndarray, graph_ids: np.ndarray, channels
+) -> ColumnGroups:
+    """Groups of ``sizes[g]`` columns taken in the order ``columns`` from ``matrix`` (CSC), with
+    ``channels`` of ``(values aligned with matrix.data, graph offset)``."""
+    starts, ends = matrix.indptr[columns], matrix.indptr[columns + 1]
+    entries = concatenated_ranges(starts, ends)
+    indptr = np.concatenate([[0], np.cumsum(ends - starts)])
+    return ColumnGroups(
+        indptr=indptr,
+        indices=matrix.indices[entries],
+        n_rows=matrix.shape[0],
+        col_bounds=np.concatenate([[0], np.cumsum(sizes)]),
+        graph_ids=np.asarray(graph_ids, dtype=np.int64),
+        values=tuple(v[entries] for v, _ in channels),
+        offsets=tuple(int(o) for _, o in channels),
+    )
+
+
+def _pieces(members: np.ndarray, entries_each: int) -> list[np.ndarray]:
+    """``members`` split so that no stack exceeds the entry limit."""
+    count = -(-members.size * entries_each // _BUCKET_ENTRIES)
+    return np.array_split(members, max(1, min(count, members.size)))
