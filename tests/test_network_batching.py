@@ -1,10 +1,11 @@
-"""Network-level spectra in batches (``fullspectrum.spectrum.network``): the batches, and that batching
-changes nothing but the grouping: ``analyze``'s table equals a per-layer ``layer_spectrum`` loop."""
+"""``analyze`` in the engine's batches (``fullspectrum.spectrum.network``): the batches, and that they
+change nothing but the grouping: the table is one ``layer_spectra`` call's, and a per-layer loop's."""
 
 from __future__ import annotations
 
-import dataclasses
+import gc
 import math
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -18,15 +19,10 @@ from torch.nn.utils import prune
 import fullspectrum.spectrum.network as network
 from fullspectrum.checkpoints import load_sparse_checkpoint
 from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
+from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectra, layer_spectrum
-from fullspectrum.spectrum.network import (
-    CPU_BATCH_EDGES,
-    DEVICE_BATCH_EDGES,
-    analyze,
-    batch_edges,
-    edge_batches,
-    network_spectra,
-)
+from fullspectrum.spectrum.network import analyze, batch_edges, edge_batches
+from fullspectrum.spectrum.stack import NUMPY
 
 NAMES = ["0", "2", "4", "7", "9"]
 
@@ -96,9 +92,15 @@ def test_batches_cover_the_layers_in_order_and_are_as_large_as_the_limit_allows(
         assert sum(edges[i] for i in batch) + edges[following.start] > limit  # no room for the next one
 
 
-def test_the_batch_size_follows_the_device():
-    assert batch_edges() == batch_edges("cpu") == batch_edges("torch") == CPU_BATCH_EDGES
-    assert batch_edges("cuda") == batch_edges("cuda:1") == DEVICE_BATCH_EDGES > CPU_BATCH_EDGES
+def test_the_batch_size_is_the_engines():
+    assert batch_edges() == batch_edges("cpu") == NUMPY.batch_edges
+    with pytest.raises(FullSpectrumError, match="tpu"):
+        batch_edges("tpu")
+
+
+def small_batches(monkeypatch, limit: int) -> None:
+    """The engine batches at ``limit`` kept weights (analyze's batches follow it)."""
+    monkeypatch.setattr(NUMPY, "batch_edges", limit)
 
 
 # -- analyze: the table of a per-layer loop ---------------------------------------------------------------
@@ -114,39 +116,40 @@ def test_analyze_equals_a_per_layer_loop_whatever_the_batches(monkeypatch, limit
     else:
         assert len(batches) == expected_count
     calls = []
-    monkeypatch.setattr(network, "CPU_BATCH_EDGES", limit)
+    small_batches(monkeypatch, limit)
     monkeypatch.setattr(
         network, "layer_spectra", lambda jobs, **kw: calls.append(len(jobs)) or layer_spectra(jobs, **kw)
     )
     table = analyze(net)
     assert calls == [len(batch) for batch in batches]  # one engine call per batch
+    layers = [(net.get_submodule(n).weight_mask, net.get_submodule(n).weight_orig.detach(), n) for n in NAMES]
+    at_once = layer_spectra(layers)  # the engine's own batches: exactly the same values
+    assert exactly_equal(table, at_once)
     expected = per_layer(net)
     assert list(table["layer"]) == NAMES
     for row in table.to_dict("records"):
         assert_same_spectrum(row, expected[row["layer"]], row["layer"])
 
 
-def test_network_spectra_solves_each_batch_as_one_engine_call(monkeypatch):
-    net = pruned_net()
-    layers = [(net.get_submodule(n).weight_mask, net.get_submodule(n).weight_orig.detach(), n) for n in NAMES]
-    monkeypatch.setattr(network, "CPU_BATCH_EDGES", 400)
-    got = network_spectra(layers)
-    batched = [
-        s for batch in edge_batches(edges_of(net), 400) for s in layer_spectra([layers[i] for i in batch])
-    ]
-    assert got == batched  # exactly: the same grouping, the same arithmetic
-    expected = per_layer(net)
-    for name, spectrum in zip(NAMES, got, strict=True):
-        assert_same_spectrum(spectrum.as_dict(), expected[name], name)
+def exactly_equal(table: pd.DataFrame, spectra) -> bool:
+    """The table's fields are exactly the spectra's (NaN where they are NaN)."""
+    for row, spectrum in zip(table.to_dict("records"), spectra, strict=True):
+        for field, value in spectrum.as_dict().items():
+            same = row[field] == value or (
+                isinstance(value, float) and math.isnan(value) and math.isnan(row[field])
+            )
+            if not same:
+                return False
+    return True
 
 
 def test_a_checkpoint_file_gives_exactly_the_table_of_the_checkpoint_in_memory(tmp_path, monkeypatch):
-    """Read from a file, layers keep only their kept weights (W ⊙ M): the same |W ⊙ M|, the same table."""
+    """Read from a file, layers are let go batch by batch: the same table as with every layer held."""
     net = pruned_net()
     masks = {f"{n}.weight": net.get_submodule(n).weight_mask.bool() for n in NAMES}
     weights = {f"{n}.weight": net.get_submodule(n).weight_orig.detach().clone() for n in NAMES}
     path = save_mask_checkpoint(tmp_path / "masks.pt", masks, weights, {"generator": "random"})
-    monkeypatch.setattr(network, "CPU_BATCH_EDGES", 400)
+    small_batches(monkeypatch, 400)
     from_file = analyze(path)
     in_memory = analyze(load_sparse_checkpoint(path))
     pd.testing.assert_frame_equal(from_file, in_memory, check_exact=True)
@@ -155,25 +158,35 @@ def test_a_checkpoint_file_gives_exactly_the_table_of_the_checkpoint_in_memory(t
         assert_same_spectrum(row, expected[row["layer"]], row["layer"])
 
 
-def test_kept_weights_rebuild_the_masked_weight_exactly():
+def test_a_checkpoint_read_from_a_file_lets_go_of_each_batch_once_it_is_solved(tmp_path, monkeypatch):
     net = pruned_net()
-    record = next(layer for layer in load_layers(net) if layer.name == "2")
-    kept = network._Kept.of(record)
-    assert kept.kept.numel() == int(record.mask.sum())
-    assert torch.equal(kept.weight, record.weight * record.mask)
-    assert network._Kept.of(dataclasses.replace(record, weight=None)).weight is None
+    masks = {f"{n}.weight": net.get_submodule(n).weight_mask.bool() for n in NAMES}
+    weights = {f"{n}.weight": net.get_submodule(n).weight_orig.detach().clone() for n in NAMES}
+    path = save_mask_checkpoint(tmp_path / "masks.pt", masks, weights, {"generator": "random"})
+    read = network.load_sparse_checkpoint
+    held: dict[str, weakref.ref] = {}
 
+    def load(source):
+        checkpoint = read(source)
+        held.update({layer.name: weakref.ref(layer.weight) for layer in checkpoint.layers})
+        return checkpoint
 
-def load_layers(net: nn.Module):
-    from fullspectrum.layers import layers_from_module
+    def progress(done: int, total: int) -> None:
+        gc.collect()
+        alive.append([name for name in NAMES if held[name]() is not None])
 
-    return layers_from_module(net, source="model").layers
+    alive: list[list[str]] = []
+    monkeypatch.setattr(network, "load_sparse_checkpoint", load)
+    small_batches(monkeypatch, 400)
+    analyze(path, progress=progress)
+    batches = edge_batches(edges_of(net), 400)
+    assert alive == [NAMES[batch.stop :] for batch in batches]  # only the layers still to solve are held
 
 
 @pytest.mark.parametrize("limit", [1, 400, 10**9])
 def test_progress_is_called_after_each_batch_and_ends_at_the_total(monkeypatch, limit):
     net = pruned_net()
-    monkeypatch.setattr(network, "CPU_BATCH_EDGES", limit)
+    small_batches(monkeypatch, limit)
     calls = []
     analyze(net, progress=lambda done, total: calls.append((done, total)))
     batches = edge_batches(edges_of(net), limit)
@@ -185,7 +198,7 @@ def test_a_collapsed_layer_in_a_batch_keeps_the_collapsed_values(monkeypatch):
     net = pruned_net()
     with torch.no_grad():
         net.get_submodule("4").weight_mask.zero_()
-    monkeypatch.setattr(network, "CPU_BATCH_EDGES", 10**9)
+    small_batches(monkeypatch, 10**9)
     table = analyze(net).set_index("layer")
     assert table.loc["4", "edges"] == 0 and np.isnan(table.loc["4", "sigma1"])
     expected = per_layer(net)

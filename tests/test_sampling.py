@@ -19,7 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import fullspectrum.spectrum.network as network
+import fullspectrum.sampling.candidates as candidates
 from fullspectrum.checkpoints.mask_file import load_mask_checkpoint
 from fullspectrum.cli import main
 from fullspectrum.errors import FullSpectrumError, UnknownNameError
@@ -209,7 +209,7 @@ def test_all_layers_of_a_candidate_are_solved_in_one_engine_call(snip_setup, mon
         calls.append((len(jobs), options.get("device")))
         return layer_spectra(jobs, **options)
 
-    monkeypatch.setattr(network, "layer_spectra", spy)
+    monkeypatch.setattr(candidates, "layer_spectra", spy)
     result = CandidateEvaluator(snip_setup.context).evaluate(snip_setup.config.seed, 0, snip_setup.batches(0))
     assert calls == [(len(snip_setup.counts), snip_setup.context.device)]  # on the sampling's device
     assert list(result.rows) == list(snip_setup.counts)

@@ -10,16 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-import fullspectrum.spectrum.network as network
+import fullspectrum.spectrum.worker as worker_module
 from fullspectrum.errors import FullSpectrumError, MaskError
-from fullspectrum.spectrum import layer_spectrum
+from fullspectrum.spectrum import layer_spectra, layer_spectrum
 from fullspectrum.spectrum.worker import SpectraProcess, compute_layers
 from fullspectrum.training.snapshots import (
     SnapshotWriter,
-    _Gathered,
     compute_spectra,
-    job_batches,
-    layer_jobs,
 )
 from fullspectrum.training.spectra_worker import loop_threads, spectra_device, use_worker
 
@@ -131,20 +128,21 @@ def close_to(a: dict, b: dict) -> bool:
     return a.keys() == b.keys()
 
 
-def test_a_snapshot_in_batches_gives_the_same_spectra_in_the_worker_and_inline(worker, monkeypatch):
+def test_a_snapshot_solved_at_once_gives_the_per_layer_spectra(monkeypatch):
     jobs = random_jobs(7, layers=6)
     masks = {key: mask for key, _, mask, _ in jobs}
     weights = {key: weight for key, _, _, weight in jobs}
-    edges = [int(mask.sum()) for mask in masks.values()]
-    monkeypatch.setattr(network, "CPU_BATCH_EDGES", sum(edges) // 2)
-    batches = job_batches(layer_jobs(masks, weights))
-    assert 1 < len(batches) < len(jobs)  # several batches, some of several layers
-    from_worker = _Gathered([worker.submit(batch) for batch in batches]).result()
-    inline = compute_spectra(masks, weights)
-    assert list(from_worker) == list(inline) == list(masks)  # layer order
-    assert all(same_fields(from_worker[key], inline[key]) for key in inline)  # exactly: the same batches
-    for key, name, mask, weight in jobs:  # and the per-layer spectra
-        assert close_to(inline[key], layer_spectrum(mask, weight, name=name).as_dict()), key
+    calls = []
+    monkeypatch.setattr(
+        worker_module,
+        "layer_spectra",
+        lambda layers, **kw: calls.append(len(layers)) or layer_spectra(layers, **kw),
+    )
+    spectra = compute_spectra(masks, weights)
+    assert calls == [len(jobs)]  # one engine call for the whole snapshot
+    assert list(spectra) == list(masks)  # keyed by parameter name, in layer order
+    for key, name, mask, weight in jobs:
+        assert close_to(spectra[key], layer_spectrum(mask, weight, name=name).as_dict()), key
 
 
 def _maps(pid: int) -> str:

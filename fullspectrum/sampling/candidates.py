@@ -20,16 +20,16 @@ full-spectrum vector ``u = (delta_r, lambda_w, delta_r_imdb, lambda_imsg)``
 (NaN -> 0) of its mask at the sampling's weights: score ``||u - u_ref||``, with
 ``u_ref = 0`` (FS23) or the base mask's ``u``.
 
-A candidate's layers are scored together (:func:`score_layers`: the batches of
-:func:`fullspectrum.spectrum.network.network_spectra`, all of a ResNet-18's at
-density 0.01 in one engine call), on the sampling's device (a CUDA sampling
-uses the engine's torch backend there). The batches depend only on the base
-budgets ``k_j``, the same for every candidate, so a candidate's rows depend
-only on its masks, whatever the number of workers or a resume. Candidates are
-not batched with each other: the engine's values of a graph may move in the
-last bits with the batch it is solved in (its Lanczos start vector is drawn for
-the whole batch), and the rows must not depend on how candidates are grouped;
-on the CPU, where a candidate's generation is the larger cost, it would not pay either.
+A candidate's layers are scored together (:func:`score_layers`: one
+``layer_spectra`` call, which solves them in its own batches by kept weights),
+on the sampling's device (a CUDA sampling uses the engine's torch backend
+there). Those batches depend only on the base budgets ``k_j``, the same for
+every candidate, so a candidate's rows depend only on its masks, whatever the
+number of workers or a resume. Candidates are not batched with each other: the
+engine's values of a graph may move in the last bits with the batch it is
+solved in (its Lanczos start vector is drawn for the whole batch), and the rows
+must not depend on how candidates are grouped (nor, on the CPU, where a
+candidate's generation costs more than its scoring, would it pay).
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ from fullspectrum.layers.names import layer_name
 from fullspectrum.models import build_model
 from fullspectrum.pruning import GENERATORS, compute_scores, top_k_per_layer
 from fullspectrum.seeds import CandidateSeeds, candidate_seeds
-from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector
-from fullspectrum.spectrum.network import network_spectra
+from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectra
 
 NOISE_SCALE = 1e-3
 """Relative score noise of the deterministic generators (SPEC §5)."""
@@ -158,11 +157,11 @@ def score_layers(
     """Every layer's ``layer_spectrum`` fields and score ``||u - u_ref||``, solved together.
 
     ``masks`` (parameter name -> mask, in layer order) and ``weights`` (float64 arrays) are solved in
-    the batches of ``network_spectra`` on ``device`` (None or ``cpu``: numpy; ``cuda``: the torch backend).
+    one ``layer_spectra`` call on ``device`` (None or ``cpu``: numpy; ``cuda``: the torch backend).
     """
     names = list(masks)
     layers = [(masks[name].detach().cpu().numpy(), weights[name], layer_name(name)) for name in names]
-    spectra = network_spectra(layers, device=device)
+    spectra = layer_spectra(layers, device=device)
     scored = {}
     for name, spectrum in zip(names, spectra, strict=True):
         u = full_spectrum_vector(spectrum)

@@ -25,7 +25,6 @@ which hold their layers anyway, give ``layer_spectra`` all of them at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,6 @@ from torch import nn
 from fullspectrum.checkpoints import SparseCheckpoint, interpret_checkpoint, load_sparse_checkpoint
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.layers import (
-    LayerRecord,
     LayerSelection,
     layer_name,
     layers_from_module,
@@ -104,14 +102,11 @@ def analyze(
     check_convention(convention)
     selection, fmt = _select(source)
     skipped, notes = selection.skipped, selection.notes
+    # Records held here alone (a checkpoint read from a file) go as soon as their batch is solved:
+    # on a ResNet-18 at density 0.2 (bench_memory.py) the peak is then ~106 MB above the imports for
+    # its 53 MB file, ~122 MB with every layer held to the end.
     layers: list = list(selection.layers)
     del selection
-    if isinstance(source, str | Path):
-        # The file's tensors are held here alone: each layer keeps its mask and only its kept weights
-        # (all the spectra read, SPEC §1: |W ⊙ M|), and goes once its batch is solved. Measured on a
-        # ResNet-18 at density 0.2 (bench_memory.py): peak 2.2x the file's size without, 1.6x with.
-        for index in range(len(layers)):
-            layers[index] = _Kept.of(layers[index])
     total = len(layers)
     edges = [_edges(layer.mask) for layer in layers]
     limit = batch_edges(device)  # an unknown device fails here, before any work
@@ -127,31 +122,6 @@ def analyze(
     table.attrs["notes"] = list(notes)
     table.attrs["format"] = fmt
     return table
-
-
-@dataclass(frozen=True)
-class _Kept:
-    """A layer record holding its weights at its kept positions only (``LayerRecord``'s other fields)."""
-
-    name: str
-    kind: str
-    shape: tuple[int, ...]
-    mask: torch.Tensor
-    kept: torch.Tensor | None  # (edges,) the weights where the mask is True, in row-major order
-
-    @staticmethod
-    def of(layer: LayerRecord) -> _Kept:
-        kept = None if layer.weight is None else layer.weight[layer.mask]
-        return _Kept(layer.name, layer.kind, layer.shape, layer.mask, kept)
-
-    @property
-    def weight(self) -> torch.Tensor | None:
-        """``W ⊙ M``: the same ``|W ⊙ M|``, so the same spectra, as the full weight."""
-        if self.kept is None:
-            return None
-        weight = torch.zeros(self.shape, dtype=self.kept.dtype)
-        weight[self.mask] = self.kept
-        return weight
 
 
 def _batch_rows(records: list, convention: str, device) -> list[dict]:

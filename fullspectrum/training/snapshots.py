@@ -12,11 +12,10 @@ checkpoint. A checkpoint is therefore on disk only when every row up to its
 step is, and a run killed with snapshots still pending resumes from the last
 written one (rows after it are deleted). Without a worker the same path runs inline.
 
-A snapshot's layers are solved in the batches of
-:func:`fullspectrum.spectrum.network.edge_batches` (one engine call each, all
-of a small network's layers in one), inline or in the worker alike, so both give
-the same values. ``device`` (a CUDA run's GPU, see :mod:`.spectra_worker`) is
-where the engine runs; None is the CPU.
+A snapshot's layers go to the engine in one ``layer_spectra`` call (which
+batches them itself), inline or in the worker alike, so both give the same
+values. ``device`` (a CUDA run's GPU, see :mod:`.spectra_worker`) is where the
+engine runs; None is the CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import torch
 
 from fullspectrum.layers.names import layer_name
 from fullspectrum.spectrum import full_spectrum_vector, moving_distance
-from fullspectrum.spectrum.network import batch_edges, edge_batches
 from fullspectrum.spectrum.worker import LayerJob, PendingSpectra, SpectraProcess, compute_layers
 from fullspectrum.training import checkpoint as ckpt
 
@@ -46,26 +44,17 @@ def layer_jobs(masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray
     return [(name, layer_name(name), mask, weights[name]) for name, mask in masks.items()]
 
 
-def job_batches(jobs: list[LayerJob], device: str | None = None) -> list[list[LayerJob]]:
-    """The jobs in the batches one engine call each solves (``edge_batches`` at ``batch_edges(device)``)."""
-    edges = [int(np.count_nonzero(mask)) for _, _, mask, _ in jobs]
-    return [[jobs[i] for i in batch] for batch in edge_batches(edges, batch_edges(device))]
-
-
 def compute_spectra(
     masks: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray], *, device: str | None = None
 ) -> dict[str, dict]:
-    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name (batched)."""
-    spectra: dict[str, dict] = {}
-    for batch in job_batches(layer_jobs(masks, weights), device):
-        spectra.update(compute_layers(batch, device=device))
-    return spectra
+    """``layer_spectrum`` of every layer as a dict of fields, keyed by parameter name (one engine call)."""
+    return compute_layers(layer_jobs(masks, weights), device=device)
 
 
 @dataclass
 class _Pending:
     step: int
-    spectra: _Gathered | _Computed | None
+    spectra: PendingSpectra | _Computed | None
     rates: dict[str, float]
     evals: list[dict]
     events: list[dict]
@@ -85,22 +74,6 @@ class _Computed:
 
     def result(self) -> dict[str, dict]:
         return self._value
-
-
-class _Gathered:
-    """The worker's answers to one snapshot's batches, behind one ``done()`` / ``result()``."""
-
-    def __init__(self, parts: list[PendingSpectra]) -> None:
-        self._parts = parts
-
-    def done(self) -> bool:
-        return all(part.done() for part in self._parts)
-
-    def result(self) -> dict[str, dict]:
-        spectra: dict[str, dict] = {}
-        for part in self._parts:
-            spectra.update(part.result())
-        return spectra
 
 
 class SnapshotWriter:
@@ -144,8 +117,7 @@ class SnapshotWriter:
             mask_arrays = {name: mask.numpy() for name, mask in masks.items()}
             weight_arrays = {name: weight.numpy() for name, weight in masked.items()}
             if self._worker is not None:
-                jobs = layer_jobs(mask_arrays, weight_arrays)
-                spectra = _Gathered([self._worker.submit(batch) for batch in job_batches(jobs, self.device)])
+                spectra = self._worker.submit(layer_jobs(mask_arrays, weight_arrays))
             else:
                 spectra = _Computed(compute_spectra(mask_arrays, weight_arrays, device=self.device))
         rates = state.layer_exploration_rates()
