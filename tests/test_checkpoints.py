@@ -464,7 +464,10 @@ def test_analyze_reports_skipped_tensors_and_progress():
     table = analyze(Zoo(), progress=lambda done, total: calls.append((done, total)))
     layers = ["conv1d", "conv3d", "attention.q", "attention.k", "attention.v", "attention.out_proj", "head"]
     assert list(table["layer"]) == layers  # attention projections are layers (SPEC §1 as amended)
-    assert calls == [(done, len(layers)) for done in range(1, len(layers) + 1)]
+    # Progress comes per batch of layers (the engine solves small layers together): it rises to the total.
+    assert calls and calls[-1] == (len(layers), len(layers))
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})
+    assert {total for _, total in calls} == {len(layers)}
     skipped = dict(table.attrs["skipped"])
     assert {"grouped", "depthwise", "transposed", "embedding"} == set(skipped)
     assert all(reason for reason in skipped.values())
