@@ -176,6 +176,7 @@ BAD = {
         ["--format", "csv", "--out", "nowhere/t.csv"],
         "does not exist",
     ),
+    "--device cuda without one": (write_checkpoint, ["--device", "cuda"], "no CUDA device"),
 }
 
 
@@ -183,6 +184,8 @@ BAD = {
 def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write, extra, fragment = BAD[case]
+    if case == "--device cuda without one" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
     path = tmp_path / "input.pt"
     if write is not None:
         write(path)
@@ -191,7 +194,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fullspectrum: error:"), err
     assert fragment in lines[0] and "Traceback" not in err and out == ""
-    if case not in ("parquet without --out", "--out in a missing folder"):
+    if case not in ("parquet without --out", "--out in a missing folder", "--device cuda without one"):
         assert str(path) in lines[0]
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from fullspectrum.checkpoints.atomic import write_atomic
+from fullspectrum.cli._common import add_device_argument
+from fullspectrum.devices import resolve_device
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs.outputs import check_output_file
 from fullspectrum.spectrum import network_summary
@@ -48,6 +50,7 @@ def register(subparsers) -> None:
         default="fs23",
         help="fs23 (NeurIPS 2023, default) or r23 (ICLR 2023) definitions of the iterative means",
     )
+    add_device_argument(parser)  # where the engine's arithmetic runs (torch backend on CUDA)
     parser.set_defaults(handler=run)
 
 
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:  # a folder, a missing folder, an unwritable one or the input itself: refused now
         check_output_file(out, inputs=[args.path])
 
-    table = _analyze_with_progress(args.path, args.convention)
+    device = resolve_device(args.device)
+    table = _analyze_with_progress(args.path, args.convention, None if device.type == "cpu" else str(device))
     for note in table.attrs.get("notes", []):
         print(f"fullspectrum: {_as_note(note)}", file=sys.stderr)
     for name, reason in table.attrs.get("skipped", []):
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze_with_progress(path: str, convention: str):
+def _analyze_with_progress(path: str, convention: str, device: str | None):
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -93,7 +97,7 @@ def _analyze_with_progress(path: str, convention: str):
         bar.update(done - bar.n)
 
     try:
-        return analyze(path, convention=convention, progress=progress)
+        return analyze(path, convention=convention, progress=progress, device=device)
     finally:
         if bar is not None:
             bar.close()

@@ -59,14 +59,19 @@ def check_mask(mask, *, name: str = "mask") -> np.ndarray:
 
 
 def check_weight(weight, mask_shape: tuple[int, ...], *, name: str = "weight") -> np.ndarray:
-    """Validate a weight tensor against its mask's shape; NaN/Inf, complex and bool weights are errors."""
+    """Validate a weight tensor against its mask's shape; NaN/Inf, complex and bool weights are errors.
+
+    Returns the weights as a numpy array in their own real dtype (no float64 copy of a whole
+    layer: the engine casts only the kept weights).
+    """
     array = to_numpy(weight, name=name)
     if array.dtype == bool:
         raise MaskError(
             f"{name}: weight is a bool tensor, which is a mask, not weights; give masks under 'masks' "
             "or as '<layer>.weight_mask' beside real-valued weights"
         )
-    array = array.astype(np.float64, copy=False)
+    if not np.issubdtype(array.dtype, np.number):
+        raise MaskError(f"{name}: not a numeric tensor ({array.dtype})")
     if array.shape != tuple(mask_shape):
         raise MaskError(f"{name}: weight shape {array.shape} differs from its mask shape {tuple(mask_shape)}")
     if not np.all(np.isfinite(array)):
@@ -146,7 +151,7 @@ def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
     kept_weights = None
     if weight is not None:
         w = check_weight(weight, mask_bool.shape, name=f"{name} weight")
-        kept_weights = np.abs(w.reshape(-1)[positions])
+        kept_weights = np.abs(w.reshape(-1)[positions].astype(np.float64))
     return LayerGraph(
         biadjacency=biadjacency,
         kept_weights=kept_weights,
