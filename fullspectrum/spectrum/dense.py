@@ -154,17 +154,21 @@ class ColumnGroups:
             (sp.csc_matrix((values, self.indices, self.indptr), shape=shape), kind_of(values), offset)
             for values, offset in zip(self.values, self.offsets)
         ]
+        # Every channel's blocks of a width in the same calls: the least of their kinds holds for all.
+        kind = KINDS[min(KINDS.index(k) for _, k, _ in channels)]
         for width in np.unique(padded).tolist():
             members = np.flatnonzero(padded == width)
-            for matrix, kind, offset in channels:
-                for piece in _pieces(members, self.n_rows * width):
-                    block = np.zeros((piece.size, self.n_rows, width))
+            for piece in _pieces(members, self.n_rows * width * len(channels)):
+                block = np.zeros((len(channels) * piece.size, self.n_rows, width))
+                graphs = []
+                for c, (matrix, _, offset) in enumerate(channels):
                     for slot, group in enumerate(piece.tolist()):
                         start, end = int(self.col_bounds[group]), int(self.col_bounds[group + 1])
-                        block[slot, :, : end - start] = matrix[:, start:end].toarray()
                         # (zero rows and padded columns add only zero singular values)
-                    got = backend.dense_top(block, min(take, width), kind)
-                    found.append((np.repeat(self.graph_ids[piece] + offset, got.shape[1]), got.ravel()))
+                        block[c * piece.size + slot, :, : end - start] = matrix[:, start:end].toarray()
+                    graphs.append(self.graph_ids[piece] + offset)
+                got = backend.dense_top(block, min(take, width), kind)
+                found.append((np.repeat(np.concatenate(graphs), got.shape[1]), got.ravel()))
 
 
 def column_groups(
@@ -188,5 +192,5 @@ def column_groups(
 
 def _pieces(members: np.ndarray, entries_each: int) -> list[np.ndarray]:
     """``members`` split so that no stack exceeds the entry limit."""
-    count = -(-members.size * entries_each // _BUCKET_ENTRIES)
+    count = -(-members.size * entries_each // _BUCKET_ENTRIES)  # entries_each: all channels of one member
     return np.array_split(members, max(1, min(count, members.size)))

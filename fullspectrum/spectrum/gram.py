@@ -21,8 +21,11 @@ into ``δ / σ̂`` for a singular value ``σ̂``. A matrix with a negative entry
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as la
 
 EPS = float(np.finfo(np.float64).eps)
+_SUBSET_SIDE = 96
+"""Gram matrices at least this wide are solved for their top values only, one by one."""
 ACCEPTED_ERROR = 1e-9
 """Accepted bound on ``|σ̂ - σ|``, times ``max(1, σ1)``: 1000 times inside SPEC §1's ``1e-6``."""
 SOLVER_FACTOR = 4.0
@@ -42,7 +45,21 @@ def gram_top(stack: np.ndarray, want: int, kind: str | None = None) -> tuple[np.
     transposed = rows < cols  # Gram on the smaller side: k = min(m, n) eigenvalues, the spectrum
     gram = stack @ stack.transpose(0, 2, 1) if transposed else stack.transpose(0, 2, 1) @ stack
     inner, side = (cols, rows) if transposed else (rows, cols)
-    eigenvalues = np.linalg.eigvalsh(gram)[:, ::-1][:, :want]  # descending
+    if side >= _SUBSET_SIDE:  # only the top `want`: LAPACK's MRRR skips the rest (~30% less)
+        eigenvalues = np.stack(
+            [
+                la.eigh(
+                    g,
+                    subset_by_index=[side - want, side - 1],
+                    eigvals_only=True,
+                    driver="evr",
+                    check_finite=False,
+                )[::-1]
+                for g in gram
+            ]
+        )
+    else:
+        eigenvalues = np.linalg.eigvalsh(gram)[:, ::-1][:, :want]  # descending
     values = np.sqrt(np.maximum(eigenvalues, 0.0))
     if kind in ("binary", "nonnegative") or bool(np.all(stack >= 0)):
         scale = np.abs(eigenvalues[:, 0])  # ‖G‖ = σ1² for the non-negative matrices the engine uses
