@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "DegreeClass": "fullspectrum.spectrum",
     "SPECTRUM_FIELDS": "fullspectrum.spectrum",
     "layer_spectrum": "fullspectrum.spectrum",
+    "layer_spectra": "fullspectrum.spectrum",
     "top_singular_values": "fullspectrum.spectrum",
     "regular_subgraphs": "fullspectrum.spectrum",
     "full_spectrum_vector": "fullspectrum.spectrum",
