@@ -29,7 +29,14 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
-from fullspectrum.spectrum.lanczos import BREAKDOWN, MAX_STEPS, Segments, orthogonalise, steps_to_converge
+from fullspectrum.spectrum.lanczos import (
+    BREAKDOWN,
+    MAX_STEPS,
+    LockstepBlocks,
+    Segments,
+    orthogonalise,
+    steps_to_converge,
+)
 
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
@@ -55,31 +62,21 @@ def gram_lanczos(
     return values, certified
 
 
-class _GramState:
+class _GramState(LockstepBlocks):
     """The running three-term recurrences, one per block, on the operator cut down to them."""
 
     def __init__(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray, want: int):
-        self.want = want
-        self.original = np.arange(row_sizes.size)
-        self.limit = np.minimum(row_sizes, MAX_STEPS)
+        limit = np.minimum(row_sizes, MAX_STEPS)
+        capacity = int(min(limit.max(), 64))
+        self._start_blocks(row_sizes.size, capacity, want, limit)
         self._set_operator(matrix, row_sizes, col_sizes)
-        capacity = int(min(self.limit.max(), 64))
         rng = np.random.default_rng(0)
         q = rng.standard_normal(self.rows) + 1.0  # a positive bias meets the Perron vector
         q /= self._expand(self._norms(q))
         self.basis = np.zeros((capacity, self.rows))
         self.basis[0] = q
-        blocks = row_sizes.size
-        self.alphas = np.zeros((blocks, capacity))
-        self.betas = np.zeros((blocks, capacity))
-        self.beta = np.zeros(blocks)
-        self.scale = np.zeros(blocks)
-        self.frozen = np.zeros(blocks, dtype=bool)
-        self.next_check = np.full(blocks, want + 2)
-        self.last_check = np.full((blocks, 2), np.nan)
         self.next_due = want + 2  # the first step at which some block is due for a test
         self.any_frozen = False
-        self.n = 0
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
@@ -104,8 +101,7 @@ class _GramState:
     def _grow(self) -> None:
         extra = self.basis.shape[0]
         self.basis = np.concatenate([self.basis, np.zeros((extra, self.rows))])
-        self.alphas = np.concatenate([self.alphas, np.zeros((self.alphas.shape[0], extra))], axis=1)
-        self.betas = np.concatenate([self.betas, np.zeros((self.betas.shape[0], extra))], axis=1)
+        self._grow_blocks()
 
     def step(self, values: np.ndarray, certified: np.ndarray) -> None:
         step = self.n
@@ -181,10 +177,8 @@ class _GramState:
         keep_cols = np.repeat(keep, self.col_sizes)
         matrix = self.matrix[keep_rows][:, keep_cols]
         self.basis = self.basis[:, keep_rows]
-        for name in ("alphas", "betas", "beta", "scale", "next_check", "last_check", "limit", "original"):
-            setattr(self, name, getattr(self, name)[keep])
+        self._keep_blocks(keep)
         self._set_operator(matrix, self.row_sizes[keep], self.col_sizes[keep])
-        self.frozen = np.zeros(int(keep.sum()), dtype=bool)
         self.any_frozen = False
 
 

@@ -61,26 +61,18 @@ def batched_golub_kahan(
     return results
 
 
-class _State:
-    """The recurrences of the blocks still running, on the operator cut down to them.
+class LockstepBlocks:
+    """The per-block bookkeeping of a lockstep Lanczos run (Golub–Kahan here, ``A Aᵀ`` in
+    ``gram_lanczos.py``): the recurrence coefficients, the running scale for the breakdown
+    test, the test schedule, and which blocks are finished."""
 
-    A block that finishes is *frozen* (its vectors zeroed, its scalars ignored)
-    until the frozen blocks hold enough of the work to be worth cutting out.
-    """
+    SCALARS = ("alphas", "betas", "beta", "scale", "next_check", "last_check", "limit", "original")
+    """Per-block arrays, cut down with the blocks still running."""
 
-    def __init__(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray, want: int):
+    def _start_blocks(self, blocks: int, capacity: int, want: int, limit: np.ndarray) -> None:
         self.want = want
-        self.original = np.arange(row_sizes.size)  # block index in the caller's numbering
-        self.limit = np.minimum(np.minimum(row_sizes, col_sizes), MAX_STEPS)
-        self._set_operator(matrix, row_sizes, col_sizes)
-        capacity = int(min(self.limit.max(), 64))
-        rng = np.random.default_rng(0)
-        v = rng.standard_normal(self.cols) + 1.0  # a positive bias meets the Perron vector
-        v /= self._expand_cols(np.sqrt(np.add.reduceat(v * v, self.col_bounds[:-1])))
-        self.right = np.zeros((capacity + 1, self.cols))
-        self.left = np.zeros((capacity, self.rows))
-        self.right[0] = v
-        blocks = row_sizes.size
+        self.original = np.arange(blocks)  # block index in the caller's numbering
+        self.limit = limit
         self.alphas = np.zeros((blocks, capacity))
         self.betas = np.zeros((blocks, capacity))
         self.beta = np.zeros(blocks)
@@ -89,6 +81,36 @@ class _State:
         self.next_check = np.full(blocks, want + 2)
         self.last_check = np.full((blocks, 2), np.nan)  # (step, residual) of the previous test
         self.n = 0  # steps taken
+
+    def _grow_blocks(self) -> None:
+        extra = self.alphas.shape[1]
+        self.alphas = np.concatenate([self.alphas, np.zeros((self.alphas.shape[0], extra))], axis=1)
+        self.betas = np.concatenate([self.betas, np.zeros((self.betas.shape[0], extra))], axis=1)
+
+    def _keep_blocks(self, keep: np.ndarray) -> None:
+        for name in self.SCALARS:
+            setattr(self, name, getattr(self, name)[keep])
+        self.frozen = np.zeros(int(keep.sum()), dtype=bool)
+
+
+class _State(LockstepBlocks):
+    """The recurrences of the blocks still running, on the operator cut down to them.
+
+    A block that finishes is *frozen* (its vectors zeroed, its scalars ignored)
+    until the frozen blocks hold enough of the work to be worth cutting out.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray, want: int):
+        limit = np.minimum(np.minimum(row_sizes, col_sizes), MAX_STEPS)
+        capacity = int(min(limit.max(), 64))
+        self._start_blocks(row_sizes.size, capacity, want, limit)
+        self._set_operator(matrix, row_sizes, col_sizes)
+        rng = np.random.default_rng(0)
+        v = rng.standard_normal(self.cols) + 1.0  # a positive bias meets the Perron vector
+        v /= self._expand_cols(np.sqrt(np.add.reduceat(v * v, self.col_bounds[:-1])))
+        self.right = np.zeros((capacity + 1, self.cols))
+        self.left = np.zeros((capacity, self.rows))
+        self.right[0] = v
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix = matrix
@@ -118,8 +140,7 @@ class _State:
         extra = self.left.shape[0]
         self.left = np.concatenate([self.left, np.zeros((extra, self.rows))])
         self.right = np.concatenate([self.right, np.zeros((extra, self.cols))])
-        self.alphas = np.concatenate([self.alphas, np.zeros((self.alphas.shape[0], extra))], axis=1)
-        self.betas = np.concatenate([self.betas, np.zeros((self.betas.shape[0], extra))], axis=1)
+        self._grow_blocks()
 
     def _normalise(self, vector: np.ndarray, norms: np.ndarray, expand) -> None:
         """Divide each running block's part by its norm; zero the frozen blocks' parts."""
@@ -199,10 +220,8 @@ class _State:
         matrix = self.matrix[keep_rows][:, keep_cols]
         self.left = self.left[:, keep_rows]
         self.right = self.right[:, keep_cols]
-        for name in ("alphas", "betas", "beta", "scale", "next_check", "last_check", "limit", "original"):
-            setattr(self, name, getattr(self, name)[keep])
+        self._keep_blocks(keep)
         self._set_operator(matrix, self.row_sizes[keep], self.col_sizes[keep])
-        self.frozen = np.zeros(int(keep.sum()), dtype=bool)
 
 
 class Segments:
