@@ -149,26 +149,35 @@ class ColumnGroups:
         widths = np.diff(self.col_bounds)
         padded = round_up(widths)
         take = min(want, self.n_rows)
-        shape = (self.n_rows, int(self.col_bounds[-1]))
-        channels = [
-            (sp.csc_matrix((values, self.indices, self.indptr), shape=shape), kind_of(values), offset)
-            for values, offset in zip(self.values, self.offsets)
-        ]
+        # Each entry's column, the group of that column, and its column within the group.
+        entry_column = np.repeat(np.arange(int(self.col_bounds[-1])), np.diff(self.indptr))
+        column_group = np.repeat(np.arange(widths.size), widths)
+        entry_group = column_group[entry_column]
+        local_column = entry_column - self.col_bounds[entry_group]
+        kinds = [kind_of(values) for values in self.values]
         # Every channel's blocks of a width in the same calls: the least of their kinds holds for all.
-        kind = KINDS[min(KINDS.index(k) for _, k, _ in channels)]
+        kind = KINDS[min(KINDS.index(k) for k in kinds)]
+        slot_of = np.empty(widths.size, dtype=np.int64)
+        channels = len(self.values)
         for width in np.unique(padded).tolist():
             members = np.flatnonzero(padded == width)
-            for piece in _pieces(members, self.n_rows * width * len(channels)):
-                block = np.zeros((len(channels) * piece.size, self.n_rows, width))
-                graphs = []
-                for c, (matrix, _, offset) in enumerate(channels):
-                    for slot, group in enumerate(piece.tolist()):
-                        start, end = int(self.col_bounds[group]), int(self.col_bounds[group + 1])
-                        # (zero rows and padded columns add only zero singular values)
-                        block[c * piece.size + slot, :, : end - start] = matrix[:, start:end].toarray()
-                    graphs.append(self.graph_ids[piece] + offset)
+            for piece in _pieces(members, self.n_rows * width * channels):
+                slot_of[piece] = np.arange(piece.size)
+                entries = concatenated_ranges(
+                    self.indptr[self.col_bounds[piece]], self.indptr[self.col_bounds[piece + 1]]
+                )
+                slots, rows, columns = (
+                    slot_of[entry_group[entries]],
+                    self.indices[entries],
+                    local_column[entries],
+                )
+                # (zero rows and padded columns add only zero singular values)
+                block = np.zeros((channels * piece.size, self.n_rows, width))
+                for c, values in enumerate(self.values):
+                    block[c * piece.size + slots, rows, columns] = values[entries]
                 got = backend.dense_top(block, min(take, width), kind)
-                found.append((np.repeat(np.concatenate(graphs), got.shape[1]), got.ravel()))
+                graphs = np.concatenate([self.graph_ids[piece] + offset for offset in self.offsets])
+                found.append((np.repeat(graphs, got.shape[1]), got.ravel()))
 
 
 def column_groups(
