@@ -38,6 +38,9 @@ from fullspectrum.spectrum.lanczos import (
     steps_to_converge,
 )
 
+_FIRST_TEST = 8
+"""The first convergence test of a block: earlier ones almost never succeed (a block that breaks
+down sooner is tested when it does), and each costs a small eigenproblem."""
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
 
@@ -69,13 +72,14 @@ class _GramState(LockstepBlocks):
         limit = np.minimum(row_sizes, MAX_STEPS)
         capacity = int(min(limit.max(), 64))
         self._start_blocks(row_sizes.size, capacity, want, limit)
+        self.next_check[:] = max(want + 2, _FIRST_TEST)
         self._set_operator(matrix, row_sizes, col_sizes)
         rng = np.random.default_rng(0)
         q = rng.standard_normal(self.rows) + 1.0  # a positive bias meets the Perron vector
         q /= self._expand(self._norms(q))
         self.basis = np.zeros((capacity, self.rows))
         self.basis[0] = q
-        self.next_due = want + 2  # the first step at which some block is due for a test
+        self.next_due = max(want + 2, _FIRST_TEST)  # the first step at which some block is due for a test
         self.any_frozen = False
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
