@@ -5,8 +5,11 @@ graph a network needs) advance in lockstep: one sparse matvec per step serves
 them all, and per-block inner products are segmented sums over their contiguous
 row (or column) ranges. Each block keeps its own ``alpha``/``beta`` recurrence,
 its own convergence test and its own breakdown; a finished block is frozen
-(its vectors set to zero) and, once most of the rows belong to finished blocks,
-the operator is cut down to the blocks still running.
+(its vectors set to zero) and, once finished blocks hold a quarter of the work
+per step, the operator is cut down to the blocks still running. The engine runs
+this for the blocks that the cheaper Lanczos on ``A Aᵀ`` (``gram_lanczos.py``)
+cannot prove; the per-block bookkeeping (:class:`LockstepBlocks`) and the
+re-orthogonalisation are shared with it.
 
 Per block this is exactly the single-matrix method: full re-orthogonalisation
 (no spurious copies), a fixed positive-biased start vector (reproducible, and it

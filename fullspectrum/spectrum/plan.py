@@ -3,8 +3,8 @@
 A layer needs the top two singular values of its full graph and of the degree
 classes chosen (the qualifying ones, or all), each for the 0/1 mask and, with
 weights, for ``|W ⊙ M|``. :func:`layer_tops` puts every such graph of every
-layer given into one :class:`~fullspectrum.spectrum.stack.GraphStack`, so one
-component analysis and one lockstep Lanczos run serve them all.
+layer given into one :class:`~fullspectrum.spectrum.stack.GraphStack`, so a few
+batched dense calls and one lockstep Lanczos run serve them all.
 """
 
 from __future__ import annotations

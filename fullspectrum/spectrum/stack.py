@@ -1,20 +1,23 @@
 """Top singular values of many bipartite graphs at once, exactly, with multiplicity.
 
 A :class:`GraphStack` holds many graphs (every layer's full graph and degree
-classes, of the mask and of the weights) as a few CSR *parts*. A part is one
-sparsity pattern whose rows may belong to different graphs (the degree classes
-of a layer sit as diagonal blocks of one part), carrying one value array per
-*channel* (the 0/1 mask and ``|W|`` share a pattern when no kept weight is 0),
-so its connected components are found once for all its channels
+classes, of the mask and of the weights) in two forms. *Column groups*
+(``dense.ColumnGroups``) are graphs predicted cheaper dense: each is filled whole
+into a batched dense call, which keeps every multiplicity. *Parts* are CSR
+sparsity patterns whose rows may belong to different graphs (the other degree
+classes of a layer sit as diagonal blocks of one part), carrying one value array
+per *channel* (the 0/1 mask and ``|W|`` share a pattern when no kept weight is 0),
+so their connected components are found once for all channels
 (``scipy.sparse.csgraph``). By Perron–Frobenius the top singular value of a
 connected non-negative block is simple, so repeated values across components
 (disjoint unions) are never lost. Each component takes the cheapest exact route:
 
 * a star (one unit on a side): its one non-zero value, the norm of its edges;
-* small components: zero-padded into a few batched LAPACK calls;
-* mid-size ones, where predicted cheaper: batched Gram matrices under a proven
-  error bound (``gram.py``), else a dense SVD;
-* the rest: one lockstep Golub–Kahan–Lanczos run for all of them (``lanczos.py``).
+* small and mid-size components: zero-padded batched dense calls (``dense.py``:
+  Gram matrices under a proven error bound, ``gram.py``, else an SVD);
+* the rest: one lockstep Lanczos run on ``A Aᵀ`` of each block's shorter side,
+  where the backend has it and its bound proves the values (``gram_lanczos.py``),
+  and lockstep Golub–Kahan for any block left (``lanczos.py``).
 
 A graph's values are the largest of its components' values; what is missing is zero.
 """
