@@ -77,6 +77,8 @@ def _relu_expectations(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norm = np.sqrt(k[:, :, None] * k[:, None, :])  # (K, N, N) √(k k')
     live = norm > 0  # a unit that sees nothing outputs 0: φ = φ̇ = 0 (torch's ReLU'(0) = 0)
     cos = np.divide(sigma, norm, out=np.zeros_like(sigma), where=live)
+    diag = np.arange(sigma.shape[1])
+    cos[:, diag, diag] = live[:, diag, diag]  # exactly 1: arccos(1 - ε) ≈ √(2ε) would put 1e-8 on Θ(x, x)
     theta = np.arccos(np.clip(cos, -1.0, 1.0))  # clip: round-off can push |cos θ| past 1
     e_phi = norm * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
     e_dot = np.where(live, (np.pi - theta) / (2 * np.pi), 0.0)
