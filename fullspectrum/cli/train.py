@@ -38,6 +38,7 @@ RUN_FLAGS = {
     "method": "--method",
     "density": "--density",
     "init": "--init",
+    "sparse_init": "--sparse-init",
     "epochs": "--epochs",
     "batch_size": "--batch-size",
     "lr": "--lr",
@@ -68,6 +69,13 @@ def register(subparsers) -> None:
         "--density", type=density, help=f"fraction of weights kept (default {default.density:g})"
     )
     parser.add_argument("--init", choices=INITS, help=f"initial layer densities (default {default.init})")
+    parser.add_argument(
+        "--sparse-init",
+        action=argparse.BooleanOptionalAction,
+        help="rescale each unit's initial weights by sqrt(fan-in / kept fan-in) (Evci et al. 2020); "
+        "default: on for models without normalisation layers (mlp, lenet5, conv6), off with BatchNorm "
+        "and for the weights a --mask file brings (--sparse-init rescales those too)",
+    )
     parser.add_argument("--epochs", type=positive_int, help="epochs (default: the dataset's preset)")
     parser.add_argument("--batch-size", type=positive_int, help="minibatch size (default: preset)")
     parser.add_argument("--lr", type=positive_float, help="initial learning rate (default: preset)")

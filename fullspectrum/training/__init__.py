@@ -10,6 +10,8 @@ Modules:
 * :mod:`~fullspectrum.training.loop`: the loop (``Session``): steps, mask updates, snapshots, checkpoints;
 * :mod:`~fullspectrum.training.initial`: where a run starts: data, resolved config, initial masks and weights;
 * :mod:`~fullspectrum.training.sparse`: plain parameters plus a bool mask per Conv/Linear weight;
+* :mod:`~fullspectrum.training.sparse_init`: sparse-aware initialisation (Evci et al. 2020): each unit's
+  initial weights rescaled for the fan-in its mask keeps;
 * :mod:`~fullspectrum.training.rewire`: prune/grow rules (plug-ins by name) and the prune-rate schedule;
 * :mod:`~fullspectrum.training.snapshots`: each layer's full-spectrum row recorded off the loop's path;
 * :mod:`~fullspectrum.training.spectra_worker`: whether those spectra are computed inline or in the

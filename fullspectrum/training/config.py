@@ -77,6 +77,11 @@ class TrainConfig:
     """Fraction of maskable weights kept; ITOP21's CIFAR setting (FS23 also use 0.01)."""
     init: str = "erk"
     """Initial layer-wise densities: ``uniform``, ``er`` or ``erk`` (ITOP21's default)."""
+    sparse_init: bool | None = None
+    """Rescale each unit's initial weights by ``sqrt(fan_in / kept fan-in)`` (Evci et al. 2020; see
+    ``fullspectrum.training.sparse_init``). Preset: on for models without normalisation layers
+    (sparse LeNet/MLP otherwise start with a vanishing signal), off with BatchNorm (ITOP21) and
+    for the weights a mask file brings (kept as saved unless this is True)."""
     epochs: int | None = None
     """Training epochs (preset: 250 on CIFAR, fewer offline)."""
     batch_size: int | None = None
@@ -123,6 +128,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         get_method(self.method)
+        if self.sparse_init is not None and not isinstance(self.sparse_init, bool):
+            raise FullSpectrumError(f"sparse_init must be true, false or unset, got {self.sparse_init!r}")
         if self.init not in INITS:
             raise unknown_name("init", self.init, INITS)
         if self.device not in DEVICE_CHOICES:
@@ -183,6 +190,7 @@ class TrainConfig:
         if unknown:
             raise FullSpectrumError(f"training config has unknown keys {unknown}")
         values = dict(values)
+        values.setdefault("sparse_init", False)  # recorded before the option existed: trained without it
         if "lr_milestones" in values:
             values["lr_milestones"] = tuple(values["lr_milestones"])
         return cls(**values)

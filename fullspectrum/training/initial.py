@@ -9,9 +9,19 @@ the start (ITOP, ICML 2021) is built and checked against the model before the ru
 so a file that does not fit (missing or unknown weights, wrong shapes,
 non-finite weights, no kept weight at all) is refused in one line and nothing
 is written.
+
+With ``config.sparse_init`` the weights the run starts from, drawn or loaded,
+are then rescaled for the fan-in each unit's mask keeps (Evci et al. 2020; see
+:mod:`fullspectrum.training.sparse_init`). Left unset it is on for models
+without normalisation layers, except when a mask file brings its own weights:
+those (a generator's initial weights, PEGS's warmed-up ones, rewound
+lottery-ticket ones) are kept exactly as saved unless ``sparse_init=True`` is
+given.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
@@ -23,6 +33,7 @@ from fullspectrum.seeds import TRAIN_MASK_STREAM, derived_seed
 from fullspectrum.training.config import TrainConfig
 from fullspectrum.training.rewire import get_method
 from fullspectrum.training.sparse import SparseState, layer_densities, random_masks
+from fullspectrum.training.sparse_init import default_sparse_init, rescale_for_masks_
 
 
 def load_splits(config: TrainConfig):
@@ -56,6 +67,8 @@ def initial_state(
     """The masks of step 0 for ``model`` (whose maskable ``weights`` are given), checked against it.
 
     With ``config.mask`` (read as ``mask_file``) the file's weights are loaded into ``model`` too.
+    With ``config.sparse_init`` (``None``: its preset for ``model``, see :func:`with_sparse_init`)
+    the kept weights are rescaled for each unit's kept fan-in.
     """
     if config.mask is not None:
         if mask_file is None:
@@ -70,7 +83,22 @@ def initial_state(
     else:
         state = SparseState.dense(weights)
     state.check(weights, source=config.mask or "initial mask")
+    if with_sparse_init(config, model, mask_file).sparse_init:
+        rescale_for_masks_(weights, state.masks)
     return state
+
+
+def with_sparse_init(
+    config: TrainConfig, model: nn.Module, mask_file: MaskCheckpoint | None = None
+) -> TrainConfig:
+    """``config`` with ``sparse_init`` resolved: an unset one is on for a sparse run of a model
+    without normalisation layers, unless the run starts from the weights of a mask file (the
+    weights that file's mask was made for, kept exactly as saved unless asked otherwise)."""
+    if config.sparse_init is not None:
+        return config
+    from_file_weights = config.mask is not None and mask_file is not None and bool(mask_file.state_dict)
+    preset = default_sparse_init(model, config.method) and not from_file_weights
+    return dataclasses.replace(config, sparse_init=preset)
 
 
 def load_mask_file_weights(

@@ -30,7 +30,7 @@ from fullspectrum.runs import RunStore
 from fullspectrum.seeds import TRAIN_DATA_STREAM, TRAIN_GROWTH_STREAM, derived_seed
 from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
-from fullspectrum.training.initial import initial_state
+from fullspectrum.training.initial import initial_state, with_sparse_init
 from fullspectrum.training.recording import DivergenceWatch, autocast, evaluate, finite_or_none
 from fullspectrum.training.rewire import get_method, prune_rate, rewire
 from fullspectrum.training.snapshots import SnapshotWriter
@@ -128,6 +128,7 @@ class Session:
         against the model; a fresh run does this before its folder exists."""
         if self.config.mask is not None and mask_file is None:
             mask_file = load_mask_checkpoint(self.config.mask)
+        self.config = with_sparse_init(self.config, self.model, mask_file)  # its preset needs both
         self.state = initial_state(self.config, self.model, self.weights, mask_file)
 
     def initialise(self) -> None:

@@ -105,7 +105,7 @@ def train(
     session = Session(resolved, device, splits)  # an unknown model fails here
     session.prepare(mask_file)  # a mask that does not fit the model fails here
     store = RunStore.create(
-        out_dir, kind="train", config=resolved.as_dict(), seed=config.seed, device=str(device), **place
+        out_dir, kind="train", config=session.config.as_dict(), seed=config.seed, device=str(device), **place
     )
     try:
         session.attach(store)
