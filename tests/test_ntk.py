@@ -209,6 +209,15 @@ def test_block_graphon_kernels_follow_the_blocks():
     np.testing.assert_allclose(graphon_ntk(graphons, x), one_path / 3, rtol=1e-7)
 
 
+def test_the_network_ntk_is_the_mean_over_output_blocks():
+    x = _inputs()
+    hidden = [np.random.default_rng(6).uniform(size=(3, 5)), np.random.default_rng(7).uniform(size=(4, 3))]
+    readout = np.array([[0.9, 0.1, 0.5, 0.0], [0.2, 1.0, 0.3, 0.7]])
+    per_block = [graphon_ntk([*hidden, readout[a : a + 1]], x) for a in range(2)]
+    assert not np.allclose(per_block[0], per_block[1])
+    np.testing.assert_allclose(graphon_ntk([*hidden, readout], x), np.mean(per_block, axis=0), rtol=1e-12)
+
+
 class _NTKMLP(nn.Module):
     """A bias-free ReLU MLP in the NTK parameterisation: ``h = σ_w/√n_in · W φ(h)``, ``W ~ N(0, 1)``."""
 
