@@ -115,6 +115,17 @@ def test_pruned_weights_contribute_nothing():
     assert not np.allclose(empirical_ntk(model, x), expected)  # the mask did change the kernel
 
 
+def test_a_model_with_prune_masks_installed_gives_the_masked_ntk():
+    model, x = _mlp(), torch.randn(4, 5)
+    masks = _masks(model, density=0.4)
+    installed = copy.deepcopy(model)
+    for name, mask in masks.items():
+        prune.custom_from_mask(installed.get_submodule(name.rpartition(".")[0]), "weight", mask)
+    expected = empirical_ntk(model, x, masks)
+    np.testing.assert_allclose(empirical_ntk(installed, x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(empirical_ntk(installed, x, masks), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_frozen_parameters_are_left_out():
     model, x = _mlp(), torch.randn(4, 5)
     model[0].weight.requires_grad_(False)
