@@ -11,7 +11,7 @@ Per-sample Jacobians come from ``torch.func`` (``vmap`` of ``jacrev`` over a
 kept for a group of output classes at a time, so their memory stays under
 ``max_jacobian_bytes`` whatever ``C``; each further group costs one more pass over the
 inputs. Measured on a 2-core CPU: ResNet-20 (CIFAR, 10 classes) with ``N = 64`` in about
-13 s, 1.24 GiB peak resident memory for the whole process.
+7–13 s (64 s once while other work loaded it), 1.24 GiB peak resident memory for the whole process.
 
 Zoo models use PyTorch's standard parameterisation, so this NTK's scale is not comparable
 with :func:`~fullspectrum.ntk.graphon_kernel.graphon_ntk`'s (NTK parameterisation);
