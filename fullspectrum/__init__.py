@@ -16,6 +16,8 @@ Where things are (each package's docstring maps its modules):
 * :mod:`fullspectrum.pruning`: the pruning-at-initialisation generators and their registry;
 * :mod:`fullspectrum.training`: dense, static and dynamic sparse training (ITOP, RigL);
 * :mod:`fullspectrum.sampling`: PAGS/PEGS mask sampling (FS23);
+* :mod:`fullspectrum.ntk`: empirical and graphon NTKs of sparse networks and their spectral
+  summary (G25);
 * :mod:`fullspectrum.runs`: the run store (``run.json``, the ``metrics.sqlite`` schema, mask
   snapshots), exports, and the job processes the app starts;
 * :mod:`fullspectrum.models`, :mod:`fullspectrum.data`: the model zoo and the offline datasets;
@@ -38,6 +40,10 @@ _EXPORTS: dict[str, str] = {
     "SPECTRUM_FIELDS": "fullspectrum.spectrum",
     "layer_spectrum": "fullspectrum.spectrum",
     "layer_spectra": "fullspectrum.spectrum",
+    "empirical_ntk": "fullspectrum.ntk",
+    "graphon_ntk": "fullspectrum.ntk",
+    "ntk_spectrum": "fullspectrum.ntk",
+    "NTKSpectrum": "fullspectrum.ntk",
     "top_singular_values": "fullspectrum.spectrum",
     "regular_subgraphs": "fullspectrum.spectrum",
     "full_spectrum_vector": "fullspectrum.spectrum",
