@@ -12,6 +12,14 @@ was trained.
   so a default run has at least 20 mask updates and
   20 snapshots: a long-run interval is kept while it fits ``MIN_EVENTS`` times
   into the run, else it becomes ``T // 25``.
+* ``sparse_init`` (sparse-aware initialisation, Evci et al. 2020;
+  :mod:`fullspectrum.training.sparse_init`): on for sparse runs of models without
+  normalisation layers (``mlp``, ``lenet5``, ``conv6``), which otherwise start with a
+  vanishing signal (a sparse LeNet-5 stays at chance); off with BatchNorm (ResNets,
+  VGG: ITOP21's setting) and for the weights a mask file brings, which are kept as
+  saved unless ``sparse_init=True``. Resolved once the model is built
+  (:func:`fullspectrum.training.initial.with_sparse_init`); a stored config without
+  the key (a run from before the option) reads as ``False``.
 """
 
 from __future__ import annotations
