@@ -176,10 +176,7 @@ class _GramState(LockstepBlocks):
         self.frozen[block] = True
 
     def _compact(self) -> None:
-        keep = ~self.frozen
-        keep_rows = np.repeat(keep, self.row_sizes)
-        keep_cols = np.repeat(keep, self.col_sizes)
-        matrix = self.matrix[keep_rows][:, keep_cols]
+        keep, keep_rows, _, matrix = self._kept_operator()
         self.basis = self.basis[:, keep_rows]
         self._keep_blocks(keep)
         self._set_operator(matrix, self.row_sizes[keep], self.col_sizes[keep])

@@ -90,6 +90,13 @@ class LockstepBlocks:
         self.alphas = np.concatenate([self.alphas, np.zeros((self.alphas.shape[0], extra))], axis=1)
         self.betas = np.concatenate([self.betas, np.zeros((self.betas.shape[0], extra))], axis=1)
 
+    def _kept_operator(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
+        """``(keep, kept rows, kept columns, operator cut to them)`` for the blocks still running."""
+        keep = ~self.frozen
+        keep_rows = np.repeat(keep, self.row_sizes)
+        keep_cols = np.repeat(keep, self.col_sizes)
+        return keep, keep_rows, keep_cols, self.matrix[keep_rows][:, keep_cols]
+
     def _keep_blocks(self, keep: np.ndarray) -> None:
         for name in self.SCALARS:
             setattr(self, name, getattr(self, name)[keep])
@@ -217,10 +224,7 @@ class _State(LockstepBlocks):
 
     def _compact(self) -> None:
         """Keep only the running blocks: their rows, columns, vectors and recurrences."""
-        keep = ~self.frozen
-        keep_rows = np.repeat(keep, self.row_sizes)
-        keep_cols = np.repeat(keep, self.col_sizes)
-        matrix = self.matrix[keep_rows][:, keep_cols]
+        keep, keep_rows, keep_cols, matrix = self._kept_operator()
         self.left = self.left[:, keep_rows]
         self.right = self.right[:, keep_cols]
         self._keep_blocks(keep)
