@@ -177,7 +177,9 @@ class _State(LockstepBlocks):
         for block in np.flatnonzero(broke):
             # A v_step lies in span(U): the space is invariant, the Ritz values exact.
             self._finish(
-                results, block, _ritz(self.alphas[block, :step], self.betas[block, :step], self.want)
+                results,
+                block,
+                ritz_after_breakdown(self.alphas[block, :step], self.betas[block, :step], self.want),
             )
         self._normalise(u, alpha, self._expand_rows)
         self.left[step] = u
@@ -302,7 +304,7 @@ def top_ritz(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[np.ndarr
     return np.maximum(values[::-1], 0.0), vectors[-1, ::-1] * math.sqrt(2.0)
 
 
-def _ritz(alphas: np.ndarray, betas: np.ndarray, want: int) -> np.ndarray:
+def ritz_after_breakdown(alphas: np.ndarray, betas: np.ndarray, want: int) -> np.ndarray:
     """Top ``want`` singular values of the ``n × (n+1)`` bidiagonal left by a breakdown in ``alpha``."""
     n = alphas.size
     if n == 0:

@@ -15,8 +15,9 @@ the Lanczos tolerance (``1e-9``) is reachable in float32 (its epsilon is ``6e-8`
 What stays on the host, and why: graph construction and component analysis
 (``stack.py``, shared by every backend), and each block's recurrence coefficients
 ``alpha``/``beta`` with the convergence bookkeeping. The convergence test needs a
-decision per block from the SVD of a bidiagonal a few hundred wide at most, which
-numpy does at once after one copy of ``blocks`` numbers per half-step; the vectors,
+decision per block from the top Ritz pairs of a bidiagonal a few hundred wide at most
+(``lanczos.top_ritz``, the numpy backend's own test), after one copy of ``blocks``
+numbers per half-step; the vectors,
 as long as the matrix is wide, never leave the device.
 """
 
@@ -26,13 +27,19 @@ import contextlib
 import warnings
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
 import torch
 
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
-from fullspectrum.spectrum.lanczos import BREAKDOWN, MAX_STEPS, RESIDUAL_TOL, steps_to_converge
+from fullspectrum.spectrum.lanczos import (
+    BREAKDOWN,
+    MAX_STEPS,
+    RESIDUAL_TOL,
+    ritz_after_breakdown,
+    steps_to_converge,
+    top_ritz,
+)
 
 _F64 = torch.float64
 _COMPACT_SHARE = 0.25
@@ -264,7 +271,11 @@ class _State:
         self.scale = np.maximum(self.scale, alpha)
         for block in np.flatnonzero(self._broke(alpha)):
             # A v_step lies in span(U): the space is invariant, the Ritz values exact.
-            self._finish(results, block, _ritz(self.alphas[block, :step], self.betas[block, :step]))
+            self._finish(
+                results,
+                block,
+                ritz_after_breakdown(self.alphas[block, :step], self.betas[block, :step], self.want),
+            )
         u = self._normalised(u, alpha_device, self.row_side)
         self.left[step] = u
         self.alphas[:, step] = alpha
@@ -292,28 +303,24 @@ class _State:
         self.betas = np.concatenate([self.betas, np.zeros((self.betas.shape[0], extra))], axis=1)
 
     def _test(self, results: np.ndarray, due: np.ndarray, broke: np.ndarray, beta: np.ndarray) -> None:
-        """Convergence test of the blocks ``due``: one batched SVD of their bidiagonals (host)."""
+        """Convergence test of the blocks ``due``, on the host, as ``lanczos._State`` does it."""
         n = self.n
-        stack = np.zeros((due.size, n, n))
-        diagonal = np.arange(n)
-        stack[:, diagonal, diagonal] = self.alphas[due, :n]
-        stack[:, diagonal[:-1], diagonal[1:]] = self.betas[due, : n - 1]
-        x, theta, _ = np.linalg.svd(stack)
-        for slot, block in enumerate(due):
+        for block in due.tolist():
+            theta, last = top_ritz(self.alphas[block, :n], self.betas[block, : n - 1], self.want)
             if broke[block]:
-                self._finish(results, block, theta[slot])
+                self._finish(results, block, theta)
                 continue
             if n >= self.want:
                 # Error bound of the top Ritz values: beta times the last entries of their vectors.
-                residual = float(beta[block] * np.max(np.abs(x[slot, -1, : self.want])))
-                tolerance = RESIDUAL_TOL * max(1.0, theta[slot, 0])
+                residual = float(beta[block] * np.max(np.abs(last)))
+                tolerance = RESIDUAL_TOL * max(1.0, float(theta[0]))
                 if residual <= tolerance:
-                    self._finish(results, block, theta[slot])
+                    self._finish(results, block, theta)
                     continue
                 self.next_check[block] = n + steps_to_converge(self.last_check[block], n, residual, tolerance)
                 self.last_check[block] = (n, residual)
             if n >= self.limit[block]:
-                self._finish(results, block, theta[slot])
+                self._finish(results, block, theta)
 
     def _finish(self, results: np.ndarray, block: int, values: np.ndarray) -> None:
         kept = values[: self.want]
@@ -335,14 +342,3 @@ class _State:
         self._set_operator(matrix, self.row_sizes[running], self.col_sizes[running])
         self.active = np.ones(int(running.sum()), dtype=bool)
         self.keep = None
-
-
-def _ritz(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
-    """Singular values of the ``n × (n+1)`` bidiagonal left by a breakdown in ``alpha`` (host)."""
-    n = alphas.size
-    if n == 0:
-        return np.zeros(0)
-    matrix = np.zeros((n, n + 1))
-    matrix[np.arange(n), np.arange(n)] = alphas
-    matrix[np.arange(n), np.arange(1, n + 1)] = betas
-    return la.svdvals(matrix, check_finite=False)
