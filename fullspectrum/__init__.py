@@ -18,6 +18,14 @@ Where things are (each package's docstring maps its modules):
 * :mod:`fullspectrum.sampling`: PAGS/PEGS mask sampling (FS23);
 * :mod:`fullspectrum.ntk`: empirical and graphon NTKs of sparse networks and their spectral
   summary (G25);
+* :mod:`fullspectrum.topology`: the unrolled multipartite graph of a whole network, its
+  topometrics and effective paths (MGE24);
+* :mod:`fullspectrum.fingerprints`: graphon fingerprints of pruning methods over seeds and widths (G25);
+* :mod:`fullspectrum.tickets`: lottery tickets (IMP with rewinding) and Early-Bird tickets;
+* :mod:`fullspectrum.tracking`: ``Tracker``, a run folder for any PyTorch training loop;
+* :mod:`fullspectrum.sweeps`, :mod:`fullspectrum.reproduction`: grids of commands run locally or
+  on Ray, and the papers' tables reproduced through them with statistics;
+* :mod:`fullspectrum.distributed`: Ray as an optional engine for sweep points and PAGS candidates;
 * :mod:`fullspectrum.runs`: the run store (``run.json``, the ``metrics.sqlite`` schema, mask
   snapshots), exports, and the job processes the app starts;
 * :mod:`fullspectrum.models`, :mod:`fullspectrum.data`: the model zoo and the offline datasets;

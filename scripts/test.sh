@@ -11,7 +11,7 @@ rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # torch is pinned to the CPU wheel; see README for GPU installs.
-"$venv/bin/python" -m pip install --quiet "torch==2.13.0" -e ".[test]"
+"$venv/bin/python" -m pip install --quiet "torch==2.13.0" -e ".[test,ray]"
 # The browser tests drive Debian's Chromium; install it when we may (root, as in CI).
 if [ "$(id -u)" = "0" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium install failed: browser tests will skip"
