@@ -5,6 +5,8 @@
 * :mod:`~analysis.embedding`: a PAGS population's network means and per-layer winners (its 2-D map is
   :mod:`fullspectrum.sampling.embedding`).
 * :mod:`~analysis.mask_sources`: the masks of a run snapshot, a PAGS candidate or an uploaded checkpoint.
+* :mod:`~analysis.predictors`: which metrics predict accuracy (MGE24 §4): cross-validated R² and ρ per
+  feature set, beside the density-only baseline; :mod:`~analysis.run_features` builds its feature table.
 * :mod:`~analysis.layer_view`: one layer of a set of masks, analysed for the graph inspector.
 
 Depends on `fullspectrum`; never on Streamlit or Plotly (the app imports this, not the reverse).
