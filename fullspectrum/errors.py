@@ -21,6 +21,10 @@ class CheckpointError(FullSpectrumError):
     """A checkpoint file is missing, corrupt, unsafe to load, or holds no layers."""
 
 
+class TopologyError(FullSpectrumError):
+    """A model cannot be encoded as an unrolled graph (an operation the tracer cannot encode, untraceable code)."""
+
+
 class UnknownNameError(FullSpectrumError):
     """A registry lookup (model, dataset, generator, method...) used an unknown name."""
 
