@@ -245,6 +245,16 @@ class RunStore:
         """Record evaluations (``split``, ``loss``, ``accuracy``, ``exploration_rate``) at ``step``."""
         self._write({"evals": eval_rows}, step)
 
+    def add_steps(self, steps: Iterable[tuple[int, dict[str, Iterable[dict]]]]) -> None:
+        """Record the rows of several steps, ``(step, {table: rows})``, in one transaction
+        (a loop that logs every step commits, and syncs, once per batch, not once per step)."""
+        conn = self._require_writer()
+        with self._lock, db.transaction(conn):
+            for step, tables in steps:
+                for table, rows in tables.items():
+                    db.insert_rows(conn, table, rows, step)
+        self._maybe_heartbeat()
+
     def add_population(self, rows: Iterable[dict]) -> None:
         """Record scored PAGS candidates (``candidate`` -1 = base mask, -2 = assembled) in one transaction."""
         self._write({"population": rows}, None)

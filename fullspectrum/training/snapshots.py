@@ -60,7 +60,7 @@ class _Pending:
     events: list[dict]
     masks: dict[str, torch.Tensor]
     weights: dict[str, torch.Tensor] | None
-    checkpoint: bytes
+    checkpoint: bytes | None
 
 
 class _Computed:
@@ -100,13 +100,14 @@ class SnapshotWriter:
         weights: Mapping[str, torch.Tensor],
         evals,
         events,
-        checkpoint: bytes,
+        checkpoint: bytes | None,
         *,
         keep_weights: bool = False,
     ):
         """Capture a snapshot at ``step``; it is written once its spectra are computed.
 
-        With ``keep_weights`` its mask file also keeps the masked weights (float32).
+        With ``keep_weights`` its mask file also keeps the masked weights (float32); a ``checkpoint``
+        of None writes none (a loop this package does not drive, :mod:`fullspectrum.tracking`).
         """
         masks = {name: mask.detach().cpu().clone() for name, mask in state.masks.items()}
         masked = None
@@ -127,7 +128,7 @@ class SnapshotWriter:
         )
         while len(self._pending) > 1 and (
             len(self._pending) > MAX_PENDING
-            or sum(len(item.checkpoint) for item in self._pending) > MAX_PENDING_BYTES
+            or sum(len(item.checkpoint or b"") for item in self._pending) > MAX_PENDING_BYTES
         ):
             self._write(self._pending.popleft())
         self.poll()
@@ -167,7 +168,8 @@ class SnapshotWriter:
                 )
         self.store.add_snapshot(item.step, rows, item.evals, item.events)
         self.store.save_masks(item.step, item.masks, item.weights)
-        ckpt.write_bytes(self.store.artifact_path(ckpt.CHECKPOINT_NAME), item.checkpoint)
+        if item.checkpoint is not None:
+            ckpt.write_bytes(self.store.artifact_path(ckpt.CHECKPOINT_NAME), item.checkpoint)
 
     def load_start(self, parameter_names) -> None:
         """``u(0)`` of every layer from the store's step-0 rows (for a resumed run)."""
