@@ -8,6 +8,7 @@ The estimator is a block average of the layer's biadjacency
 1. sort the input units by degree, and the output units by degree, descending,
    ties broken by the lower index first (a stable, reproducible order);
 2. split each side into ``K = min(64, units)`` contiguous blocks of equal size
+   (``K = 64`` is this project's default, not G25's: the paper states none)
    (sizes differ by at most one unit when ``K`` does not divide the count);
 3. each block's value is its edge density: edges in the block / its cells.
 
@@ -30,7 +31,7 @@ from fullspectrum.errors import MaskError
 from fullspectrum.spectrum.graph import check_mask
 
 MAX_BLOCKS = 64
-"""G25's resolution: at most 64 blocks per side."""
+"""The default resolution, at most 64 blocks per side: this project's choice (G25 state none)."""
 
 
 @dataclass(frozen=True)
