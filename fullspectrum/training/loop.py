@@ -39,6 +39,10 @@ from fullspectrum.training.spectra_worker import spectra_device, use_worker
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called after every iteration."""
+StepHook = Callable[["Session"], bool | None]
+"""``hook(session)``: called at step 0 and after every optimiser step (masks applied), before the step is
+recorded, so a checkpoint is never written ahead of it (a resumed run replays every step it missed);
+``session.step`` is the step. Returning True ends the run at this step as finished (Early-Bird's stop)."""
 EVAL_BATCH = 512
 """Minibatch of the validation and test evaluations."""
 HEARTBEAT_S = 5.0
@@ -107,6 +111,9 @@ class Session:
         self.restored = False
         """Continued from a checkpoint: its step's rows are already in the store."""
         self.watch = DivergenceWatch(device)
+        self.step_hook: StepHook | None = None
+        self.ended_early = False
+        """The step hook ended the run before ``total_steps`` (kept in the checkpoint)."""
 
     def attach(self, store: RunStore) -> None:
         """Record into ``store`` from now on (its snapshot writer starts the spectra worker, if any)."""
@@ -148,6 +155,7 @@ class Session:
         self.step = int(payload["step"])
         self.restored = True
         self.val_accuracy = payload.get("val_accuracy")
+        self.ended_early = bool(payload.get("ended_early", False))
         self.growth.set_state(payload["growth_rng"])
         self.epoch_start_loader_state = payload["loader_epoch_start"]
         self.train_loader.generator.set_state(payload["loader_now"])
@@ -174,6 +182,7 @@ class Session:
             "loader_now": self.train_loader.generator.get_state(),
             "augment_now": self._augment_state(),
             "rng": ckpt.capture_rng(self.device),
+            "ended_early": self.ended_early,
         }
         return ckpt.serialize(payload)
 
@@ -185,10 +194,11 @@ class Session:
     def run(self, progress: Progress | None, stop_event: threading.Event | None) -> TrainResult:
         with self.store.heartbeat_thread(interval_s=HEARTBEAT_S):
             if self.step == 0 and not self.restored:  # a resumed run has its step-0 rows already
+                self.call_hook()
                 self.record(events=(), snapshot=True, evaluate_val=True, keep_weights=True)
             if progress is not None:
                 progress(self.step, self.total_steps)
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.ended_early:
                 if stop_event is not None and stop_event.is_set():
                     return self.interrupt()
                 self.train_step()
@@ -233,11 +243,16 @@ class Session:
                 gradients=gradients,
             )
             events = [{"layer": u.layer, "pruned": u.pruned, "grown": u.grown} for u in updates]
-        final = step == self.total_steps
+        self.call_hook()
+        final = step == self.total_steps or self.ended_early
         snapshot = update or final or step % config.snapshot_every == 0
         evaluate_val = final or step % config.eval_every == 0
         if snapshot or evaluate_val or events:
             self.record(events=events, snapshot=snapshot, evaluate_val=evaluate_val, keep_weights=final)
+
+    def call_hook(self) -> None:
+        if self.step_hook is not None and self.step_hook(self) is True:
+            self.ended_early = True
 
     def record(self, *, events, snapshot: bool, evaluate_val: bool, keep_weights: bool = False) -> None:
         """This step's rows: evaluations now; at a snapshot, spectra, masks and checkpoint via the writer.

@@ -33,7 +33,7 @@ from fullspectrum.seeds import TRAIN_NUMPY_STREAM, derived_seed
 from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
 from fullspectrum.training.initial import load_splits, mask_file_density, resolved_config
-from fullspectrum.training.loop import Progress, Session, TrainResult
+from fullspectrum.training.loop import Progress, Session, StepHook, TrainResult
 from fullspectrum.training.spectra_worker import loop_threads, spectra_device
 
 
@@ -78,6 +78,7 @@ def train(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
     allow_nonempty: bool = False,
+    step_hook: StepHook | None = None,
 ) -> TrainResult:
     """Train a model as ``config`` says and write the run directory ``out_dir`` (SPEC §8).
 
@@ -89,7 +90,8 @@ def train(
     boundary, saves a checkpoint and leaves an ``interrupted`` run that :func:`resume`
     continues. A run whose loss or weights stop being finite raises
     :class:`~fullspectrum.training.recording.TrainingDiverged` and is left ``failed``, with
-    the reason in ``run.json["error"]``.
+    the reason in ``run.json["error"]``. ``step_hook`` (see
+    :data:`~fullspectrum.training.loop.StepHook`) sees every step and may end the run early.
     """
     device = resolve_device(config.device)
     place = dict(artifacts=(ckpt.CHECKPOINT_NAME,), allow_nonempty=allow_nonempty)
@@ -103,6 +105,7 @@ def train(
     np.random.seed(derived_seed(config.seed, TRAIN_NUMPY_STREAM) % 2**32)
     resolved = resolved_config(config, splits)
     session = Session(resolved, device, splits)  # an unknown model fails here
+    session.step_hook = step_hook
     session.prepare(mask_file)  # a mask that does not fit the model fails here
     store = RunStore.create(
         out_dir, kind="train", config=session.config.as_dict(), seed=config.seed, device=str(device), **place
@@ -129,13 +132,14 @@ def resume(
     *,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    step_hook: StepHook | None = None,
 ) -> TrainResult:
     """Continue an interrupted or killed training run from its last checkpoint.
 
     Rows written after that checkpoint are deleted first, so the finished run
     has exactly the rows of an uninterrupted one. A finished run is left alone
     (``already_finished=True``); a run another process is still writing is refused
-    (the store's writer lock).
+    (the store's writer lock). ``step_hook`` is the one the run was started with (it is not stored).
     """
     reader = RunStore.open(run_dir)  # read-only: a finished run (say, a cached one) is not touched
     info = reader.info
@@ -154,6 +158,7 @@ def resume(
         torch.manual_seed(config.seed)
         np.random.seed(derived_seed(config.seed, TRAIN_NUMPY_STREAM) % 2**32)
         session = Session(config, device, splits)
+        session.step_hook = step_hook
         session.attach(store)
         if payload is None:  # killed before the step-0 checkpoint: start over
             store.truncate_after(-1)
