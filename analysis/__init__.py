@@ -1,7 +1,9 @@
 """Studies that consume runs and masks; the app draws what these compute.
 
 * :mod:`~analysis.compare`: two masks of one network compared layer by layer, with a plain summary.
-* :mod:`~analysis.correlation`: final ℓ2-moving distance vs final accuracy across runs, beside density (FS23 Fig. 3; MGE24).
+* :mod:`~analysis.correlation`: final ℓ2-moving distance vs final accuracy across runs, beside density (FS23 Fig. 3; MGE24),
+  per dataset and model, by requested density, with bootstrap intervals.
+* :mod:`~analysis.chance`: chance-level accuracy of each dataset; whether a run learned anything.
 * :mod:`~analysis.embedding`: a PAGS population's network means and per-layer winners (its 2-D map is
   :mod:`fullspectrum.sampling.embedding`).
 * :mod:`~analysis.mask_sources`: the masks of a run snapshot, a PAGS candidate or an uploaded checkpoint.

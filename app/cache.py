@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.compare import MaskComparison, compare_masks
-from analysis.correlation import CorrelationStudy, distance_accuracy_study, run_points
+from analysis.correlation import CrossRunStudy, cross_run_study, run_points
 from analysis.embedding import layer_winners, load_embedding, network_points
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
@@ -165,9 +165,12 @@ def table_csv(path: str, stamp: tuple, table: str) -> bytes:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def correlation_study(paths: tuple[str, ...], stamps: tuple) -> CorrelationStudy:
-    """FS23 Fig. 3 with MGE24's density controls over the given runs (``analysis.correlation``)."""
-    return distance_accuracy_study(run_points(paths))
+def correlation_studies(
+    paths: tuple[str, ...], stamps: tuple, *, include_chance: bool = False
+) -> CrossRunStudy:
+    """FS23 Fig. 3 with MGE24's density controls over the given runs, per dataset and model
+    (``analysis.correlation.cross_run_study``)."""
+    return cross_run_study(run_points(paths), include_chance=include_chance)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

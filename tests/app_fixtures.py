@@ -33,10 +33,13 @@ def make_run(
     method: str = "itop",
     steps: tuple[int, ...] = (0, 10, 20, 30),
     finish: bool = True,
+    data: str = "digits",
+    mask_seed: int | None = None,
 ) -> Path:
-    """A ``train`` run whose layers' masks are re-drawn at every step; its metrics are real spectra."""
-    rng = np.random.default_rng(seed)
-    config = {"model": "mlp", "data": "digits", "method": method, "density": density, "epochs": 3,
+    """A ``train`` run whose layers' masks are re-drawn at every step; its metrics are real spectra.
+    ``mask_seed`` (default ``seed``) draws the masks: two runs with one ``mask_seed`` share their masks."""
+    rng = np.random.default_rng(seed if mask_seed is None else mask_seed)
+    config = {"model": "mlp", "data": data, "method": method, "density": density, "epochs": 3,
               "eval_every": 10}  # fmt: skip
     store = RunStore.create(path, kind="train", config=config, seed=seed, device="cpu")
     start = {}

@@ -11,7 +11,16 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from analysis.correlation import POINT_COLUMNS, correlate, distance_accuracy_study, run_points
+from analysis.correlation import (
+    POINT_COLUMNS,
+    correlate,
+    cross_run_study,
+    distance_accuracy_study,
+    requested_density,
+    run_points,
+    study_reading,
+)
+from fullspectrum.errors import FullSpectrumError
 from tests.app_fixtures import make_corrupt_run, make_run
 
 
@@ -105,3 +114,85 @@ def test_run_points_reads_final_distance_and_accuracy(tmp_path):
     assert math.isnan(points.iloc[1]["final_accuracy"]) and points.iloc[1]["final_distance"] > 0
     assert math.isnan(points.iloc[2]["final_distance"]) and points.iloc[2]["label"] == "c"
     assert distance_accuracy_study(points).left_out == 2
+
+
+# -- truth by default: per dataset and model, requested density, chance, intervals --------------------
+
+
+def _points(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows).assign(label=lambda f: [f"r{i}" for i in range(len(f))], method="itop")
+
+
+def test_cross_run_study_never_pools_datasets():
+    """Simpson's setting across datasets: within each the distance tracks accuracy (+1), pooled the
+    high-accuracy dataset has the small distances, so one pooled correlation would be negative."""
+    rows = [
+        {
+            "data": "digits",
+            "model": "mlp",
+            "density": 0.1,
+            "final_distance": d,
+            "final_accuracy": 0.9 + d / 100,
+        }
+        for d in (1, 2, 3, 4)
+    ]
+    rows += [{"data": "mnist1d", "model": "mlp", "density": 0.1, "final_distance": 10 + d,
+              "final_accuracy": 0.4 + d / 100} for d in (1, 2, 3, 4)]  # fmt: skip
+    points = _points(rows)
+    assert distance_accuracy_study(points).distance.pearson < 0  # what pooling would have shown
+    study = cross_run_study(points, resamples=200)
+    assert [(g.data, g.model) for g in study.groups] == [("digits", "mlp"), ("mnist1d", "mlp")]
+    assert [g.distance.pearson for g in study.groups] == pytest.approx([1.0, 1.0])
+    assert len(study.group("digits", "mlp").points) == 4
+    with pytest.raises(FullSpectrumError, match="no runs of cifar10/mlp.*digits/mlp, mnist1d/mlp"):
+        study.group("cifar10", "mlp")
+
+
+def test_study_groups_by_requested_density():
+    rows = [{"density": 0.0500079, "final_distance": 1, "final_accuracy": 0.5},
+            {"density": 0.05, "final_distance": 2, "final_accuracy": 0.6},
+            {"density": 0.05, "final_distance": 3, "final_accuracy": 0.7},
+            {"density": 0.2, "final_distance": 3, "final_accuracy": 0.7}]  # fmt: skip
+    study = distance_accuracy_study(_points(rows), resamples=0)
+    assert list(study.within_density["density"]) == [0.05, 0.2]
+    assert list(study.within_density["n"]) == [3, 1]
+    assert requested_density(0.0125) == 0.0125 and math.isnan(requested_density(None))
+
+
+def test_runs_at_chance_are_left_out_and_counted(tmp_path):
+    runs = [make_run(tmp_path / f"r{i}", density=0.1, seed=i, accuracy=0.6 + 0.1 * i) for i in range(3)]
+    runs.append(make_run(tmp_path / "chance", density=0.1, seed=9, accuracy=0.1))
+    points = run_points(runs)
+    assert list(points["at_chance"]) == [False, False, False, True]
+    study = cross_run_study(points, resamples=0)
+    assert study.groups[0].excluded_at_chance == 1 and len(study.groups[0].points) == 3
+    assert list(study.excluded_at_chance["label"]) == ["chance"]
+    included = cross_run_study(points, include_chance=True, resamples=0)
+    assert len(included.groups[0].points) == 4 and included.excluded_at_chance.empty
+    assert included.groups[0].excluded_at_chance == 0
+
+
+def test_bootstrap_intervals_cover_the_estimate_and_shrink_with_more_runs():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (10, 200):
+        x = rng.standard_normal(n)
+        y = 0.5 * x + rng.standard_normal(n)
+        result = correlate(x, y, resamples=500, seed=1)
+        low, high = result.pearson_ci
+        assert low <= result.pearson <= high and -1 <= low and high <= 1
+        assert result.spearman_ci[0] <= result.spearman <= result.spearman_ci[1]
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # about 1/sqrt(n)
+    assert correlate(x, y, resamples=500, seed=1) == correlate(x, y, resamples=500, seed=1)  # seeded
+    assert all(math.isnan(v) for v in correlate(x, y).pearson_ci)  # no resamples: no interval
+
+
+def test_reading_says_when_density_explains_it():
+    rows = []
+    for density, offset in ((0.05, 0.0), (0.1, 10.0), (0.2, 20.0)):
+        for k, noise in enumerate((0.3, -0.2, 0.1, -0.4, 0.2)):
+            rows.append({"density": density, "final_distance": offset + noise,
+                         "final_accuracy": offset / 10 + 0.01 * k})  # fmt: skip
+    reading = study_reading(distance_accuracy_study(_points(rows), resamples=300))
+    assert "density alone gives ρ = +" in reading and "not supported" in reading

@@ -3,15 +3,23 @@ final ℓ2-moving distance vs final accuracy beside the density-only baseline (F
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from analysis.correlation import study_reading
 from app import cache, widgets
 from app.charts.trajectories import correlation_figure, metrics_figure, trajectory_figure
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum import VECTOR_AXES
+
+
+def _ci(interval) -> str:
+    low, high = interval
+    return f"{low:+.2f} to {high:+.2f}" if math.isfinite(low) and math.isfinite(high) else "n/a"
+
 
 MAX_DEFAULT_LAYERS = 8  # layers drawn by default (deep networks have dozens; the picker adds more)
 
@@ -72,8 +80,10 @@ elif layers is not None:
 st.subheader("Across runs: final distance vs final accuracy")
 st.caption(
     "FS23 (Fig. 3) find the final ℓ2-moving distance tracks final accuracy; MGE24 warn that across "
-    "densities both follow density. The right plot is that density-only baseline; the table gives the "
-    "correlation within each density and pooled once each density's mean is removed."
+    "densities both follow density. Runs are studied per dataset and model (their accuracies are not "
+    "comparable), by requested density; the right plot is the density-only baseline, and the tables give "
+    "95% bootstrap intervals, the correlation within each density and pooled once each density's mean is "
+    "removed."
 )
 candidates = runs[(runs["kind"] == "train") & runs["final_accuracy"].notna()]
 if candidates.empty:
@@ -83,25 +93,50 @@ labels = {row["path"]: widgets.run_label(row) for row in candidates.to_dict("rec
 picked = st.multiselect(
     "Runs", list(labels), default=list(labels), format_func=labels.get, key="traj_corr_runs"
 )
+include_chance = st.checkbox(
+    "include runs that ended at chance", value=False, key="traj_corr_chance",
+    help="A run whose test accuracy is no better than guessing learned nothing; it is left out by default.",
+)  # fmt: skip
 if len(picked) < 3:
     st.info("Pick at least three finished runs to see a correlation.")
     st.stop()
 try:
-    study = cache.correlation_study(tuple(picked), tuple(cache.run_stamp(p) for p in picked))
+    studies = cache.correlation_studies(
+        tuple(picked), tuple(cache.run_stamp(p) for p in picked), include_chance=include_chance
+    )
 except FullSpectrumError as error:
     widgets.error_box(error, what="Correlation")
     st.stop()
-st.plotly_chart(correlation_figure(study), key="traj_corr")
-summary = pd.DataFrame(
-    [
-        {"what": "distance vs accuracy, all runs", "n": study.distance.n, "pearson": study.distance.pearson,
-         "spearman": study.distance.spearman},
-        {"what": "density vs accuracy (baseline)", "n": study.density.n, "pearson": study.density.pearson,
-         "spearman": study.density.spearman},
-        {"what": "distance vs accuracy, density held fixed", "n": study.pooled_within.n,
-         "pearson": study.pooled_within.pearson, "spearman": study.pooled_within.spearman},
-    ]
-)  # fmt: skip
-left, right = st.columns(2)
-left.dataframe(summary, hide_index=True)
-right.dataframe(study.within_density.rename(columns={"n": "runs"}), hide_index=True)
+excluded = studies.excluded_at_chance
+if len(excluded):
+    names = ", ".join(excluded["label"].astype(str).tolist()[:5]) + ("…" if len(excluded) > 5 else "")
+    st.warning(
+        f"{len(excluded)} run{'s' if len(excluded) != 1 else ''} that ended at chance left out ({names}); "
+        "tick the box above to include them."
+    )
+groups = [study for study in studies.groups if study.distance.n or study.left_out]
+if len(groups) > 1:
+    st.caption(f"{len(groups)} dataset/model groups: one chart each, never pooled.")
+tabs = st.tabs([f"{study.data} · {study.model}" for study in groups]) if groups else []
+for tab, study in zip(tabs, groups, strict=True):
+    with tab:
+        st.markdown(study_reading(study))
+        st.plotly_chart(correlation_figure(study), key=f"traj_corr_{study.data}_{study.model}")
+        summary = pd.DataFrame(
+            [
+                {"what": what, "n": result.n, "pearson": result.pearson, "pearson 95% CI": _ci(result.pearson_ci),
+                 "spearman": result.spearman, "spearman 95% CI": _ci(result.spearman_ci)}
+                for what, result in (
+                    ("distance vs accuracy, all runs", study.distance),
+                    ("density vs accuracy (baseline)", study.density),
+                    ("distance vs accuracy, density held fixed", study.pooled_within),
+                )
+            ]
+        )  # fmt: skip
+        left, right = st.columns(2)
+        left.dataframe(summary, hide_index=True)
+        right.dataframe(
+            study.within_density.rename(columns={"n": "runs"}),
+            hide_index=True,
+            column_config={"density": st.column_config.NumberColumn("requested density", format="%g")},
+        )

@@ -209,15 +209,21 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2f}"
 
 
+def _ci(interval) -> str:
+    """`` [−0.21, +0.52]`` (the 95% bootstrap interval), or nothing when there is none."""
+    low, high = interval
+    return "" if not (math.isfinite(low) and math.isfinite(high)) else f" [{_fmt(low)}, {_fmt(high)}]"
+
+
 def correlation_figure(study) -> go.Figure:
     """FS23 Fig. 3 beside the density-only plot, for an ``analysis.correlation.CorrelationStudy``."""
     points = study.points
     left = (
-        f"final distance vs accuracy: ρ {_fmt(study.distance.pearson)}, "
+        f"final distance vs accuracy: ρ {_fmt(study.distance.pearson)}{_ci(study.distance.pearson_ci)}, "
         f"Spearman {_fmt(study.distance.spearman)} (n={study.distance.n})"
     )
     right = (
-        f"density vs accuracy: ρ {_fmt(study.density.pearson)}, "
+        f"density vs accuracy (baseline): ρ {_fmt(study.density.pearson)}{_ci(study.density.pearson_ci)}, "
         f"Spearman {_fmt(study.density.spearman)} (n={study.density.n})"
     )
     figure = make_subplots(rows=1, cols=2, subplot_titles=(left, right), horizontal_spacing=0.1)
@@ -246,6 +252,8 @@ def correlation_figure(study) -> go.Figure:
     figure.update_yaxes(title_text="final test accuracy", row=1, col=1)
     figure.update_yaxes(title_text="final test accuracy", row=1, col=2)
     title = "Across runs: does the spectrum say more than density?"
+    if getattr(study, "data", "?") != "?":
+        title = f"{study.data} · {study.model}: does the spectrum say more than density?"
     if study.left_out:
         title += (
             f" · {study.left_out} run{'s' if study.left_out != 1 else ''} without a final accuracy left out"
