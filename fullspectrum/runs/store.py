@@ -55,7 +55,8 @@ from fullspectrum.runs.run_file import (
     utc_now,
 )
 
-RUN_KINDS = ("train", "pags", "analysis")
+RUN_KINDS = ("train", "pags", "analysis", *outputs.MULTI_RUN_KINDS)
+"""Kinds of run a store holds; a multi-run folder (a lottery lineage, a sweep...) keeps its runs in subfolders."""
 END_STATUSES = ("finished", "failed", "interrupted")
 AUTO_HEARTBEAT_S = 5.0
 """Writes refresh the heartbeat themselves when the last one is older than this."""
