@@ -61,33 +61,7 @@ def register(subparsers) -> None:
             "directory. Options left out take the dataset's preset (written into the run's config)."
         ),
     )
-    default = TrainConfig()
-    parser.add_argument("--model", help=f"architecture (default {default.model}): {names(MODEL_NAMES)}")
-    parser.add_argument("--data", help=f"dataset (default {default.data}): {names(DATASET_NAMES)}")
-    parser.add_argument("--method", choices=tuple(METHODS), help=f"default {default.method}")
-    parser.add_argument(
-        "--density", type=density, help=f"fraction of weights kept (default {default.density:g})"
-    )
-    parser.add_argument("--init", choices=INITS, help=f"initial layer densities (default {default.init})")
-    parser.add_argument(
-        "--sparse-init",
-        action=argparse.BooleanOptionalAction,
-        help="rescale each unit's initial weights by sqrt(fan-in / kept fan-in) (Evci et al. 2020); "
-        "default: on for models without normalisation layers (mlp, lenet5, conv6), off with BatchNorm "
-        "and for the weights a --mask file brings (--sparse-init rescales those too)",
-    )
-    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the dataset's preset)")
-    parser.add_argument("--batch-size", type=positive_int, help="minibatch size (default: preset)")
-    parser.add_argument("--lr", type=positive_float, help="initial learning rate (default: preset)")
-    parser.add_argument(
-        "--delta-t", type=positive_int, help="iterations between mask updates (default: preset)"
-    )
-    parser.add_argument(
-        "--snapshot-every", type=positive_int, help="iterations between spectral snapshots (default: preset)"
-    )
-    parser.add_argument(
-        "--mask", metavar="FILE", help="mask checkpoint: initial mask and weights (static, itop, rigl)"
-    )
+    add_config_arguments(parser)
     parser.add_argument(
         "--out", metavar="DIR", help="run directory to create: a new or empty folder (see --allow-nonempty)"
     )
@@ -98,15 +72,52 @@ def register(subparsers) -> None:
         "them, and a file of yours with a name the run writes (checkpoint.pt, masks/...) is refused, never replaced",
     )
     parser.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
-    parser.add_argument("--seed", type=seed, help="seed of weights, masks, data order and growth (default 0)")
-    add_device_argument(parser, default=None)  # None: not given (a resumed run keeps its own)
-    parser.add_argument("--data-dir", metavar="DIR", help="folder of datasets that need files (CIFAR)")
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def add_config_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """The options of a fresh run, one per :data:`RUN_FLAGS` field except those in ``skip`` (``lottery``
+    and ``earlybird`` take them too); each defaults to ``None``, the preset."""
+    default = TrainConfig()
+    options = {
+        "model": dict(help=f"architecture (default {default.model}): {names(MODEL_NAMES)}"),
+        "data": dict(help=f"dataset (default {default.data}): {names(DATASET_NAMES)}"),
+        "method": dict(choices=tuple(METHODS), help=f"default {default.method}"),
+        "density": dict(type=density, help=f"fraction of weights kept (default {default.density:g})"),
+        "init": dict(choices=INITS, help=f"initial layer densities (default {default.init})"),
+        "sparse_init": dict(
+            action=argparse.BooleanOptionalAction,
+            help="rescale each unit's initial weights by sqrt(fan-in / kept fan-in) (Evci et al. 2020); "
+            "default: on for models without normalisation layers (mlp, lenet5, conv6), off with BatchNorm "
+            "and for the weights a --mask file brings (--sparse-init rescales those too)",
+        ),
+        "epochs": dict(type=positive_int, help="epochs (default: the dataset's preset)"),
+        "batch_size": dict(type=positive_int, help="minibatch size (default: preset)"),
+        "lr": dict(type=positive_float, help="initial learning rate (default: preset)"),
+        "delta_t": dict(type=positive_int, help="iterations between mask updates (default: preset)"),
+        "snapshot_every": dict(
+            type=positive_int, help="iterations between spectral snapshots (default: preset)"
+        ),
+        "mask": dict(metavar="FILE", help="mask checkpoint: initial mask and weights (static, itop, rigl)"),
+        "seed": dict(type=seed, help="seed of weights, masks, data order and growth (default 0)"),
+        "data_dir": dict(metavar="DIR", help="folder of datasets that need files (CIFAR)"),
+    }
+    for field, flag in RUN_FLAGS.items():
+        if field in skip:
+            continue
+        if field == "device":
+            add_device_argument(parser, default=None)  # None: not given (a resumed run keeps its own)
+        else:
+            parser.add_argument(flag, **options[field])
 
-    given = {field: getattr(args, field) for field in RUN_FLAGS if getattr(args, field) is not None}
+
+def given_config(args: argparse.Namespace) -> dict:
+    """The :data:`RUN_FLAGS` fields given on the command line, by ``TrainConfig`` field name."""
+    return {field: getattr(args, field) for field in RUN_FLAGS if getattr(args, field, None) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    given = given_config(args)
     if args.resume is not None:
         if given or args.out is not None or args.allow_nonempty:
             extra = [*(["--out"] if args.out else []), *([NONEMPTY_OPT_IN] if args.allow_nonempty else [])]
@@ -120,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         call = lambda progress, stop: train(  # noqa: E731
             config, args.out, progress=progress, stop_event=stop, allow_nonempty=args.allow_nonempty
         )
-    result = _with_progress_and_sigint(call)
+    result = with_progress_and_sigint(call)
     if result.already_finished:
         print(f"{result.run_dir}: this run has already finished (test accuracy {_fmt(result.test_accuracy)})")
         return EXIT_OK
@@ -142,7 +153,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _with_progress_and_sigint(call):
+def with_progress_and_sigint(call):
     """Run ``call(progress, stop_event)`` with a tqdm bar on stderr; first Ctrl-C = graceful stop."""
     from tqdm import tqdm
 
