@@ -88,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     "run_pags": "fullspectrum.sampling",
     "SamplingConfig": "fullspectrum.sampling",
     "SamplingResult": "fullspectrum.sampling",
+    "Tracker": "fullspectrum.tracking",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
