@@ -58,6 +58,8 @@ def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["layer"] = frame["layer"].astype(str)
     frame["in_regime"] = frame["in_regime"].astype(bool)
+    for column in ("block", "projection", "nm_pattern"):  # CSV reads an empty string back as NaN
+        frame[column] = frame[column].astype(object).fillna("").astype(str)
     return frame
 
 

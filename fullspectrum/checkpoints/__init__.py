@@ -5,6 +5,8 @@ Modules:
 * :mod:`~fullspectrum.checkpoints.reading`: read the sparse checkpoints users already have
   (``torch.nn.utils.prune`` state dicts, plain state dicts, sparselearning/ITOP files,
   ``.safetensors``), always with ``torch.load(..., weights_only=True)``;
+* :mod:`~fullspectrum.checkpoints.sharded`: Hugging Face model folders (sharded ``.safetensors`` with
+  ``model.safetensors.index.json``), their layers planned from the headers and read one weight at a time;
 * :mod:`~fullspectrum.checkpoints.limits`: what a tensor read from a file may be (no bigger than its
   storage, dense, under ``FULLSPECTRUM_MAX_TENSOR_ELEMENTS``), checked before anything is made of it;
 * :mod:`~fullspectrum.checkpoints.pickles`: what a ``torch.save`` file's pickles ask for (globals,

@@ -4,7 +4,12 @@ The default ``table`` format prints the per-layer table and the network means
 (SPEC §4). ``csv``, ``json`` (a list of records) and ``parquet`` give one row per
 layer and nothing else, with the columns of ``analyze``; ``parquet`` needs
 ``--out``, which is written atomically and never replaces the checkpoint read.
-Notes, warnings and skipped tensors go to stderr.
+Notes, warnings and skipped tensors go to stderr. ``PATH`` may also be a Hugging
+Face model folder (sharded ``.safetensors`` with ``model.safetensors.index.json``,
+or one ``model.safetensors``) or its index file: read weight by weight, never the
+whole model in memory. ``--layers REGEX`` keeps the layers whose name it matches.
+When the layers come in several blocks (``model.layers.N``), the table format adds
+the means per projection (all ``down_proj`` layers together).
 """
 
 from __future__ import annotations
@@ -39,7 +44,12 @@ def register(subparsers) -> None:
             "mask checkpoints, sparselearning/ITOP files, .safetensors."
         ),
     )
-    parser.add_argument("path", metavar="PATH", help="checkpoint file (.pt, .pth, .tar, .safetensors)")
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="checkpoint file (.pt, .pth, .tar, .safetensors), or a Hugging Face model folder / its "
+        "model.safetensors.index.json",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument(
         "--out", metavar="FILE", help="write to FILE instead of stdout (required for parquet)"
@@ -49,6 +59,11 @@ def register(subparsers) -> None:
         choices=CONVENTIONS,
         default="fs23",
         help="fs23 (NeurIPS 2023, default) or r23 (ICLR 2023) definitions of the iterative means",
+    )
+    parser.add_argument(
+        "--layers",
+        metavar="REGEX",
+        help="analyse only the layers whose name matches REGEX (re.search), e.g. 'down_proj' or 'layers\\.[0-3]\\.'",
     )
     add_device_argument(parser)  # where the engine's arithmetic runs (torch backend on CUDA)
     parser.set_defaults(handler=run)
@@ -62,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(out, inputs=[args.path])
 
     device = resolve_device(args.device)
-    table = _analyze_with_progress(args.path, args.convention, None if device.type == "cpu" else str(device))
+    table = _analyze_with_progress(
+        args.path, args.convention, None if device.type == "cpu" else str(device), args.layers
+    )
     for note in table.attrs.get("notes", []):
         print(f"fullspectrum: {_as_note(note)}", file=sys.stderr)
     for name, reason in table.attrs.get("skipped", []):
@@ -86,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze_with_progress(path: str, convention: str, device: str | None):
+def _analyze_with_progress(path: str, convention: str, device: str | None, layers: str | None):
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -97,7 +114,7 @@ def _analyze_with_progress(path: str, convention: str, device: str | None):
         bar.update(done - bar.n)
 
     try:
-        return analyze(path, convention=convention, progress=progress, device=device)
+        return analyze(path, convention=convention, progress=progress, device=device, layers=layers)
     finally:
         if bar is not None:
             bar.close()
@@ -113,12 +130,35 @@ def render_table(table, *, convention: str) -> str:
         layers = table.to_string(index=False, float_format=_number)
         summary = network_summary(table.drop(columns=["layer", "kind", "shape"]))
         means = summary.to_frame().T.to_string(index=False, float_format=_number)
+        per_projection = _projection_means(table)
     header = (
         f"Network ({len(table)} layers, convention {convention}): counts summed, density = total edges / "
         "total weights, in_regime = fraction of layers in the regime, other values = mean over layers "
         "(NaN skipped)"
     )
-    return f"{layers}\n\n{header}\n{means}\n"
+    text = f"{layers}\n\n{header}\n{means}\n"
+    if per_projection is not None:
+        blocks = table.loc[table["block"] != "", "block"].nunique()
+        text += (
+            f"\nPer projection (layers of {blocks} blocks grouped by projection; summed and averaged as "
+            f"above):\n{per_projection.to_string(index=False, float_format=_number)}\n"
+        )
+    return text
+
+
+def _projection_means(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Network-level values of each projection's layers (first-seen order), when there are several blocks."""
+    if "block" not in table or table.loc[table["block"] != "", "block"].nunique() < 2:
+        return None
+    rows = []
+    for projection, group in table.groupby("projection", sort=False):
+        summary = network_summary(group.drop(columns=["layer", "kind", "shape"]))
+        patterns = set(group["nm_pattern"])
+        pattern = patterns.pop() if len(patterns) == 1 else "mixed"  # one N:M pattern, or none, or several
+        rows.append(
+            {"projection": projection, "layers": len(group), "nm_pattern": pattern, **summary.to_dict()}
+        )
+    return pd.DataFrame(rows)
 
 
 def _number(value: float) -> str:

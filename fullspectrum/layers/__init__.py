@@ -7,6 +7,9 @@ Modules:
   the reason for every tensor it skips, and the maskable weights that pruning and training use;
 * :mod:`~fullspectrum.layers.selection`: the readers that apply it to an ``nn.Module`` or a bare
   state dict and return every layer's mask and weight, ready for ``layer_spectrum``;
+* :mod:`~fullspectrum.layers.groups`: a layer's block (``model.layers.3``) and projection
+  (``down_proj``, ``q``, ``conv1``), so repeated blocks read as a grid;
+* :mod:`~fullspectrum.layers.nm`: N:M sparsity of a mask (``nm_pattern``: ``"2:4"``, or ``""``);
 * :mod:`~fullspectrum.layers.names`: parameter name (``layer1.0.conv1.weight``) <-> layer name
   (``layer1.0.conv1``, ``attn.q``), and the wrapper prefixes (``module.``, ``_orig_mod.``) they drop.
 """

@@ -5,7 +5,7 @@
 ``round(density·N)`` weights. Generators: ``random``, ``er``, ``erk`` (RigL /
 ITOP layer densities), ``magnitude``, ``snip`` (Lee et al. 2019), ``iter_snip``
 (FORCE, de Jorge et al. 2021), ``grasp`` (Wang et al. 2020), ``synflow``
-(Tanaka et al. 2020). ``compute_scores`` exposes the scores before
+(Tanaka et al. 2020), ``nm`` (magnitude N:M, e.g. 2:4, at density ``N/M``). ``compute_scores`` exposes the scores before
 thresholding, for PAGS (FS23). ``save_mask_checkpoint`` /
 ``load_mask_checkpoint`` (from ``fullspectrum.checkpoints.mask_file``) read and write
 SPEC §8's mask files. Which weights are masked is :mod:`fullspectrum.layers.rule`'s rule
@@ -16,6 +16,7 @@ Modules:
 * :mod:`~fullspectrum.pruning.generate`: the generator registry, ``generate_masks`` and
   ``compute_scores``;
 * :mod:`~fullspectrum.pruning.scores`: the scoring rule of each generator;
+* :mod:`~fullspectrum.pruning.nm`: the ``nm`` generator, N of every M consecutive input weights by magnitude;
 * :mod:`~fullspectrum.pruning.scoring`: what scoring shares (data budget, functional forward pass);
 * :mod:`~fullspectrum.pruning.densities`: ER/ERK per-layer densities;
 * :mod:`~fullspectrum.pruning.topk`: thresholding scores into masks with exact counts;

@@ -5,7 +5,9 @@ generators keep the top ``round(d·N)`` scores over all layers (ties: layer
 order, then index); *layer-wise* ones (``random``, ``er``, ``erk``) keep a
 uniformly random subset of each layer, its size from the layer's density,
 rounded so that the total is still exactly ``round(d·N)`` (each layer within
-one weight of its density). ``compute_scores`` stops before thresholding: PAGS
+one weight of its density); the one *group* generator, ``nm`` (magnitude N:M,
+:mod:`~fullspectrum.pruning.nm`), keeps ``N`` of every ``M`` consecutive input
+weights, so its density is ``N/M``. ``compute_scores`` stops before thresholding: PAGS
 (SPEC §5) re-thresholds each candidate's scores per layer to a base budget.
 
 >>> import torch
@@ -32,6 +34,7 @@ from fullspectrum.layers import maskable_parameters
 from fullspectrum.pruning import scores as rules
 from fullspectrum.pruning.budget import check_density, target_count
 from fullspectrum.pruning.densities import erk_densities
+from fullspectrum.pruning.nm import DEFAULT_NM, check_nm_density, nm_layer_counts, nm_scores
 from fullspectrum.pruning.scoring import Progress, ScoringContext, scoring_mode, seeded_rng, take_examples
 from fullspectrum.pruning.topk import apportion, top_k_global, top_k_per_layer
 
@@ -52,8 +55,9 @@ class MaskGenerator:
     """Registry key."""
     score: Callable[[ScoringContext], dict[str, Tensor]]
     """``ctx -> {parameter name: scores}``, higher = keep."""
-    scope: Literal["global", "layer"]
-    """``global``: top ``round(d·N)`` over all layers; ``layer``: per-layer counts from ``layer_densities``."""
+    scope: Literal["global", "layer", "group"]
+    """``global``: top ``round(d·N)`` over all layers; ``layer``: per-layer counts from ``layer_densities``;
+    ``group``: a structured pattern whose scores fix each layer's count (``nm``: density ``N/M``)."""
     uses_data: bool = False
     """Whether it needs minibatches (a budget of examples)."""
     options: Mapping[str, object] = field(default_factory=dict)
@@ -91,6 +95,8 @@ GENERATORS: Mapping[str, MaskGenerator] = types.MappingProxyType(
             "global",
             options={"rounds": 100, "float64": True, "input_shape": None},
         ),
+        # magnitude N:M (2:4 by default: sparse tensor cores); the density is N/M, not chosen
+        "nm": MaskGenerator("nm", nm_scores, "group", options={"nm": DEFAULT_NM}),
     }
 )
 """Every mask generator by name (SPEC §6b)."""
@@ -108,7 +114,8 @@ class MaskResult:
     method: str
     """Generator name."""
     density: float
-    """Requested global density; exactly ``round(density * total)`` weights are kept."""
+    """Requested global density; exactly ``round(density * total)`` weights are kept (``nm``: ``N/M``,
+    exact unless a layer had to be left dense)."""
     layer_densities: dict[str, float]
     """Achieved density of every layer."""
     collapsed_layers: tuple[str, ...]
@@ -220,10 +227,19 @@ def compute_scores(
     return _score(model, method, density, data, seed, progress, options)[0]
 
 
+def implied_density(method: str, density: float | None, options: Mapping[str, object]) -> float | None:
+    """The density a generator will keep: ``density`` itself, or for ``nm`` its ``N/M`` (a given
+    ``density`` that disagrees is a MaskError)."""
+    if method != "nm":
+        return None if density is None else check_density(density)
+    pattern = _resolve_options(get_generator(method), options)["nm"]
+    return check_nm_density(str(pattern), None if density is None else check_density(density))
+
+
 def generate_masks(
     model: nn.Module,
     method: str,
-    density: float,
+    density: float | None,
     *,
     data: Iterable | None = None,
     seed: int = 0,
@@ -236,15 +252,21 @@ def generate_masks(
     data-driven generators use the first ``n_examples`` examples (default
     ``10 × n_classes``; ``"all"``: every batch given). Deterministic for a seed and the same batches; never
     changes the model's weights, gradients, buffers or train/eval mode, nor the
-    global RNG. Options per generator: ``GENERATORS[method].options``.
+    global RNG. Options per generator: ``GENERATORS[method].options``. ``nm`` keeps ``N/M``
+    (``density`` may be None; one that disagrees is refused) in every layer whose input dimension
+    is a multiple of ``M`` and leaves the others dense (:mod:`~fullspectrum.pruning.nm`).
     """
-    density = check_density(density)
     generator = get_generator(method)
+    density = implied_density(method, density, options)
+    if density is None:
+        raise MaskError(f"mask generator {method!r} needs a density")
     scores, ctx = _score(model, method, density, data, seed, progress, options)
     total = sum(score.numel() for score in scores.values())
     kept = target_count(density, total)
     if generator.scope == "global":
         masks = top_k_global(scores, kept)
+    elif generator.scope == "group":
+        masks = top_k_per_layer(scores, nm_layer_counts(scores))
     else:
         shapes = {name: tuple(score.shape) for name, score in scores.items()}
         layer_density = generator.layer_densities(shapes, density)

@@ -24,6 +24,7 @@ which hold their layers anyway, give ``layer_spectra`` all of them at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from fullspectrum.checkpoints import SparseCheckpoint, interpret_checkpoint, load_sparse_checkpoint
+from fullspectrum.checkpoints.sharded import ShardedCheckpoint, is_sharded_source, open_sharded
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.layers import (
     LayerSelection,
@@ -41,11 +43,16 @@ from fullspectrum.layers import (
     layers_from_state_dict,
     parameter_name,
 )
+from fullspectrum.layers.groups import LayerGroup, layer_groups
+from fullspectrum.layers.nm import nm_pattern
+from fullspectrum.layers.selection import collapsed_notes
 from fullspectrum.spectrum import SPECTRUM_FIELDS, layer_spectra
 from fullspectrum.spectrum.backends import backend_for
 from fullspectrum.spectrum.metrics import check_convention
 
-TABLE_COLUMNS: tuple[str, ...] = ("layer", "kind", "shape", *SPECTRUM_FIELDS)
+GROUP_COLUMNS: tuple[str, ...] = ("block", "projection", "nm_pattern")
+"""Where a layer sits (:mod:`~fullspectrum.layers.groups`) and its N:M pattern (:mod:`~fullspectrum.layers.nm`)."""
+TABLE_COLUMNS: tuple[str, ...] = ("layer", "kind", "shape", *SPECTRUM_FIELDS, *GROUP_COLUMNS)
 """Columns of ``analyze``'s table, in order (the CLI's machine formats write exactly these)."""
 
 
@@ -78,8 +85,11 @@ def analyze(
     convention: str = "fs23",
     progress: Callable[[int, int], None] | None = None,
     device=None,
+    layers: str | None = None,
 ) -> pd.DataFrame:
-    """One row per layer: ``layer`` (module path), ``kind``, ``shape``, then every ``LayerSpectrum`` field.
+    """One row per layer: ``layer`` (module path), ``kind``, ``shape``, every ``LayerSpectrum`` field,
+    then ``block``, ``projection`` (:func:`~fullspectrum.layers.groups.layer_groups`, over all of the
+    network's layers) and ``nm_pattern`` (``"2:4"``, or ``""``: :func:`~fullspectrum.layers.nm.nm_pattern`).
 
     ``source`` is one of:
 
@@ -89,7 +99,14 @@ def analyze(
       (name -> mask), a mapping of ``(mask, weight)`` pairs, or a
       ``{"masks": ..., "state_dict": ...}`` mapping;
     * a checkpoint path (``str``/``Path``, any format ``load_sparse_checkpoint`` reads)
-      or a :class:`SparseCheckpoint`.
+      or a :class:`SparseCheckpoint`;
+    * a Hugging Face model folder (``model.safetensors.index.json`` and its shards, or one
+      ``model.safetensors``), its index file, or a :class:`ShardedCheckpoint`: read weight by
+      weight (:mod:`~fullspectrum.checkpoints.sharded`), each batch's tensors dropped once solved,
+      so memory holds one batch, never the model.
+
+    ``layers`` (a regular expression, ``re.search`` on the layer name) picks a subset; a
+    sharded model's other weights are not even read.
 
     ``shape`` is written ``out x in x kernel...`` (``64x3x3x3``). ``df.attrs``
     holds ``"skipped"`` (a list of ``(name, reason)``), ``"notes"`` (notes and
@@ -100,23 +117,68 @@ def analyze(
     ``"cuda:N"``; default the CPU); the values agree across devices to 1e-9.
     """
     check_convention(convention)
+    keep = layer_filter(layers)
+    if isinstance(source, ShardedCheckpoint) or is_sharded_source(source):
+        sharded = source if isinstance(source, ShardedCheckpoint) else open_sharded(source)
+        return _analyze_sharded(sharded, keep, layers, convention, progress, device)
     selection, fmt = _select(source)
     skipped, notes = selection.skipped, selection.notes
     # Records held here alone (a checkpoint read from a file) go as soon as their batch is solved:
     # on a ResNet-18 at density 0.2 (bench_memory.py) the peak is then ~106 MB above the imports for
     # its 53 MB file, ~122 MB with every layer held to the end.
-    layers: list = list(selection.layers)
+    records: list = list(selection.layers)
     del selection
-    total = len(layers)
-    edges = [_edges(layer.mask) for layer in layers]
+    groups = _groups([layer.name for layer in records])
+    if keep is not None:
+        _check_matches(layers, [layer.name for layer in records], keep)
+        records = [layer for layer in records if keep(layer.name)]
+    total = len(records)
+    edges = [_edges(layer.mask) for layer in records]
     limit = batch_edges(device)  # an unknown device fails here, before any work
     rows: list[dict] = []
     for batch in edge_batches(edges, limit):
-        rows += _batch_rows([layers[i] for i in batch], convention, device)
+        rows += _batch_rows([records[i] for i in batch], convention, device, groups)
         for index in batch:
-            layers[index] = None
+            records[index] = None
         if progress is not None:
             progress(batch.stop, total)
+    return _table(rows, skipped, notes, fmt)
+
+
+def _analyze_sharded(
+    checkpoint: ShardedCheckpoint, keep, pattern: str | None, convention: str, progress, device
+) -> pd.DataFrame:
+    """``analyze`` of a sharded model: weights read one at a time, solved in ``edge_batches``' runs."""
+    names = checkpoint.layer_names
+    groups = _groups(names)
+    if keep is not None:
+        _check_matches(pattern, names, keep)
+    total = sum(1 for name in names if keep is None or keep(name))
+    limit = batch_edges(device)
+    rows: list[dict] = []
+    notes = list(checkpoint.notes)
+    pending: list = []
+    held = 0
+    for records in checkpoint.records(keep):
+        notes += collapsed_notes(tuple(records))
+        for record in records:
+            count = _edges(record.mask)
+            if pending and held + count > limit:  # the grouping of edge_batches, decided as layers arrive
+                rows += _batch_rows(pending, convention, device, groups)
+                pending, held = [], 0
+                if progress is not None:
+                    progress(len(rows), total)
+            pending.append(record)
+            held += count
+        del records
+    if pending:
+        rows += _batch_rows(pending, convention, device, groups)
+        if progress is not None:
+            progress(len(rows), total)
+    return _table(rows, checkpoint.skipped, notes, checkpoint.format)
+
+
+def _table(rows: list[dict], skipped, notes, fmt: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     table.attrs["skipped"] = [(s.name, s.reason) for s in skipped]
     table.attrs["notes"] = list(notes)
@@ -124,12 +186,41 @@ def analyze(
     return table
 
 
-def _batch_rows(records: list, convention: str, device) -> list[dict]:
+def layer_filter(pattern: str | None):
+    """``name -> bool`` for a ``layers`` regular expression (``re.search``), None for all layers."""
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise FullSpectrumError(f"layers {pattern!r}: not a regular expression ({error})") from None
+    return lambda name: compiled.search(name) is not None
+
+
+def _check_matches(pattern: str | None, names: list[str], keep) -> None:
+    if not any(keep(name) for name in names):
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise FullSpectrumError(f"layers {pattern!r} matches none of the {len(names)} layers ({shown})")
+
+
+def _groups(names: list[str]) -> dict[str, LayerGroup]:
+    return dict(zip(names, layer_groups(names)))
+
+
+def _batch_rows(records: list, convention: str, device, groups: dict[str, LayerGroup]) -> list[dict]:
     """Table rows of one batch of layer records (the records are held only while this runs)."""
     jobs = [(layer.mask, layer.weight, layer.name) for layer in records]
     spectra = layer_spectra(jobs, convention=convention, device=device)
     return [
-        {"layer": layer.name, "kind": layer.kind, "shape": format_shape(layer.shape), **spectrum.as_dict()}
+        {
+            "layer": layer.name,
+            "kind": layer.kind,
+            "shape": format_shape(layer.shape),
+            **spectrum.as_dict(),
+            "block": groups[layer.name].block,
+            "projection": groups[layer.name].projection,
+            "nm_pattern": nm_pattern(layer.mask),
+        }
         for layer, spectrum in zip(records, spectra, strict=True)
     ]
 
