@@ -1,7 +1,9 @@
 """``export_run``: a run's tables as plain files (SPEC §8, ``fullspectrum export``).
 
-Always writes ``layers``, ``evals`` and ``events``, and for PAGS runs (or any
-run that recorded a population) ``population``, as CSV or Parquet, each with
+Always writes ``layers``, ``evals`` and ``events``, for PAGS runs (or any
+run that recorded a population) ``population``, and for a lottery lineage or an
+Early-Bird search the table it keeps beside its ``run.json`` (``levels``,
+``epochs``), as CSV or Parquet, each with
 its pinned columns even when it has no rows, so scripts and outside checkers
 can rely on the headers. Files are written atomically, and never over an
 existing file.
@@ -21,6 +23,8 @@ from fullspectrum.runs.outputs import check_output_folder
 from fullspectrum.runs.store import RunStore
 
 EXPORT_FORMATS = ("csv", "parquet")
+OWN_TABLES = {"lottery": "levels", "earlybird": "epochs"}
+"""Run kind -> the table such a folder keeps as ``<name>.csv`` (IMP's levels, Early-Bird's epochs)."""
 
 
 def _writer(frame: pd.DataFrame, fmt: str) -> Callable:
@@ -45,6 +49,9 @@ def export_run(run_dir, out_dir, fmt: str = "csv") -> list[Path]:
     population = store.population()
     if store.info.get("kind") == "pags" or len(population):
         tables["population"] = population
+    own = OWN_TABLES.get(store.info.get("kind"))
+    if own is not None and (store.path / f"{own}.csv").is_file():
+        tables[own] = pd.read_csv(store.path / f"{own}.csv")
     out_dir = check_output_folder(out_dir, [f"{name}.{fmt}" for name in tables])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
