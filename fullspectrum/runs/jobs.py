@@ -231,7 +231,8 @@ def expected_steps(info: Mapping) -> int | None:
     config = info.get("config") or {}
     if info.get("kind") != "train" or not isinstance(config, Mapping):
         return None
-    with contextlib.suppress(TypeError, ValueError):
+    # a config of one's own (a Tracker run's) may have neither
+    with contextlib.suppress(KeyError, TypeError, ValueError):
         return int(config["epochs"]) * int(config["eval_every"])
     return None
 
