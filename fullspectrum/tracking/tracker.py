@@ -327,7 +327,7 @@ class Tracker:
         """The interpreter is ending with the run open: failed after an uncaught error, else interrupted."""
         error = getattr(sys, "last_value", None)
         if error is None or isinstance(error, KeyboardInterrupt):
-            reason = error or RuntimeError("the script ended without tracker.finish()")
+            reason = error or FullSpectrumError("the script ended without tracker.finish()")
             self._end("interrupted", reason)
         else:
             self._end("failed", error)
