@@ -18,6 +18,7 @@ Ctrl-C stops the sampling (worker processes included), leaves the run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -34,11 +35,13 @@ from fullspectrum.cli._common import (
     seed,
 )
 from fullspectrum.data import DATASET_NAMES
+from fullspectrum.distributed import ray_session
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
 from fullspectrum.pruning import GENERATOR_NAMES
 from fullspectrum.runs import RunError, RunStore
 from fullspectrum.sampling import SELECTION_RULES, SamplingConfig, resume_pags, run_pags
+from fullspectrum.sampling.config import BACKENDS
 from fullspectrum.sampling.embedding import embedding_table
 
 # SamplingConfig field -> command-line flag, for the options of a new sampling
@@ -58,6 +61,7 @@ RUN_FLAGS = {
     "batch_size": "--batch-size",
     "warmup_lr": "--warmup-lr",
     "device": "--device",
+    "backend": "--backend",
 }
 
 
@@ -112,6 +116,16 @@ def register(subparsers) -> None:
     )
     add_device_argument(parser, default=None)  # None: not given (a resumed sampling keeps its own)
     parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="score candidates in local worker processes (default) or as Ray tasks (the same result)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --backend ray: the running Ray cluster to join (HOST:6379 or auto); default: a local Ray",
+    )
+    parser.add_argument(
         "--batch-size", type=positive_int, help="candidate and warm-up minibatch size (default: preset)"
     )
     parser.add_argument(
@@ -130,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
             )
         run_dir = args.resume
         stored = _run_info(run_dir).get("config")
-        warmup_iters = stored.get("warmup_iters", 0) if isinstance(stored, dict) else 0
+        stored = stored if isinstance(stored, dict) else {}
+        backend = stored.get("backend", "local")
+        warmup_iters = stored.get("warmup_iters", 0)
         warmup_iters = warmup_iters if isinstance(warmup_iters, int) else 0  # for the bar's label only
         call = lambda progress: resume_pags(  # noqa: E731
             run_dir, progress=progress, embed=embedding_table, workers=args.workers
@@ -145,10 +161,14 @@ def run(args: argparse.Namespace) -> int:
             raise FullSpectrumError(f"a new sampling needs {' and '.join(missing)}")
         workers = {} if args.workers is None else {"workers": args.workers}
         config = SamplingConfig(**given, **workers)
-        run_dir, warmup_iters = args.out, config.warmup_iters
+        run_dir, warmup_iters, backend = args.out, config.warmup_iters, config.backend
         call = lambda progress: run_pags(config, run_dir, progress=progress, embed=embedding_table)  # noqa: E731
+    if args.address is not None and backend != "ray":
+        raise FullSpectrumError("--address names a Ray cluster to join; add --backend ray")
+    session = ray_session(args.address) if backend == "ray" else contextlib.nullcontext()
     try:
-        result = _with_progress(call, warmup_iters)
+        with session:
+            result = _with_progress(call, warmup_iters)
     except KeyboardInterrupt:
         if not _interrupted_sampling(run_dir):
             raise  # stopped before the run existed: nothing to continue

@@ -29,6 +29,8 @@ from fullspectrum.training.config import FALLBACK_PRESET, PRESETS
 SEED_MAX = 2**63 - 1
 """Largest seed: NumPy's ``SeedSequence`` takes any integer >= 0, torch's generators up to 2**64 - 1,
 and SQLite stores signed 64-bit integers."""
+BACKENDS = ("local", "ray")
+"""Where candidates are scored (``sampling.workers``): this machine's processes or Ray tasks."""
 SCORE_ORIGINS = ("origin", "base")
 """What a layer's score ``||u - u_ref||`` is measured from: the origin (FS23) or the base mask's ``u``."""
 
@@ -65,6 +67,9 @@ class SamplingConfig:
     """Warm-up SGD learning rate; ``None``: the dataset's training preset (0.1 on CIFAR, ITOP21)."""
     workers: int = 1
     """Worker processes generating and scoring candidates; the result is identical for any number."""
+    backend: str = "local"
+    """Where candidates are scored: ``local`` (``workers`` processes) or ``ray`` (Ray tasks, on the
+    session's cluster or a local Ray); the result is identical on both."""
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``."""
     data_dir: str | None = None
@@ -83,6 +88,8 @@ class SamplingConfig:
             raise unknown_name("selection rule", self.rule, SELECTION_RULES)
         if self.score_from not in SCORE_ORIGINS:
             raise unknown_name("score origin", self.score_from, SCORE_ORIGINS)
+        if self.backend not in BACKENDS:
+            raise unknown_name("backend", self.backend, BACKENDS)
         if self.device not in DEVICE_CHOICES:
             raise unknown_name("device", self.device, DEVICE_CHOICES)
         if not isinstance(self.density, int | float) or not 0.0 < float(self.density) <= 1.0:

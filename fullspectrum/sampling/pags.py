@@ -124,6 +124,7 @@ def sample(
         range(len(scored), config.population),
         setup.batches,
         workers=config.workers,
+        backend=config.backend,
     )
     with contextlib.closing(results):  # an interruption shuts the worker pool down here, not later
         for done, result in enumerate(results, start=len(scored) + 1):

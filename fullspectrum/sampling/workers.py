@@ -15,7 +15,14 @@ imports torch) and every worker ignores SIGINT, so a Ctrl-C in the terminal,
 which reaches the whole process group, interrupts only the parent; it stops
 submitting, lets the candidates in flight finish and shuts the pool down.
 
-A result must not depend on the number of workers. Every candidate is
+``backend="ray"`` scores the candidates as Ray tasks instead
+(:func:`~fullspectrum.distributed.tasks.map_ordered`): the context goes into Ray's object store
+once, each Ray worker process builds its evaluator once, and the results come back in index
+order too, ``2 × workers`` in flight (``workers`` at least the cluster's CPUs), on a GPU each when
+the sampling runs on ``cuda``. The session is the caller's
+(:func:`~fullspectrum.distributed.ray_session`), else a local Ray started for the sampling.
+
+A result must not depend on the number of workers, nor on the backend. Every candidate is
 therefore computed single-threaded (torch and the BLAS under NumPy/SciPy),
 in the workers and in the in-process path used for ``workers == 1`` alike, so
 floating-point reductions run in the same order everywhere.
@@ -35,6 +42,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
+from fullspectrum.distributed import ray_session
+from fullspectrum.distributed.tasks import map_ordered
 from fullspectrum.sampling.candidates import CandidateEvaluator, CandidateResult, PopulationContext
 
 Batches = list | None
@@ -108,6 +117,31 @@ def _evaluate(seed: int, index: int, batches: Batches) -> CandidateResult:
     return _EVALUATOR.evaluate(seed, index, batches)
 
 
+def _ray_evaluator(context: PopulationContext) -> CandidateEvaluator:
+    with single_threaded():  # as the in-process path builds it
+        return CandidateEvaluator(context)
+
+
+def _ray_evaluate(evaluator: CandidateEvaluator, seed: int, index: int, batches: Batches) -> CandidateResult:
+    with single_threaded():
+        return evaluator.evaluate(seed, index, batches)
+
+
+def _evaluate_on_ray(context, seed, indices, batches_of, workers, progress) -> Iterator[CandidateResult]:
+    with ray_session() as ray:
+        workers = max(workers, int(ray.cluster_resources().get("CPU", 1)))
+        calls = ((seed, index, batches_of(index)) for index in indices)
+        gpus = 1 if str(context.device).startswith("cuda") else 0
+        results = map_ordered(
+            _ray_evaluator, _ray_evaluate, context, calls, in_flight=IN_FLIGHT_PER_WORKER * workers, num_gpus=gpus
+        )
+        with contextlib.closing(results):  # a stopped sampling cancels the tasks in flight
+            for done, result in enumerate(results, start=1):
+                if progress is not None:
+                    progress(done, len(indices))
+                yield result
+
+
 def evaluate_population(
     context: PopulationContext,
     seed: int,
@@ -116,14 +150,19 @@ def evaluate_population(
     *,
     workers: int = 1,
     progress: Progress | None = None,
+    backend: str = "local",
 ) -> Iterator[CandidateResult]:
     """Yield the scored candidates ``indices`` in that order.
 
     ``batches_of(i)`` gives candidate ``i``'s minibatches (``None`` for
     data-free generators); it runs in this process, just before ``i`` is
     submitted. ``progress(done, total)`` is called after each candidate.
+    ``backend``: ``local`` (``workers`` processes) or ``ray`` (Ray tasks).
     """
     total = len(indices)
+    if backend == "ray":
+        yield from _evaluate_on_ray(context, seed, indices, batches_of, workers, progress)
+        return
     if workers <= 1:
         with single_threaded():
             evaluator = CandidateEvaluator(context)
