@@ -1,6 +1,11 @@
 """Studies that consume runs and masks; the app draws what these compute.
 
 * :mod:`~analysis.compare`: two masks of one network compared layer by layer, with a plain summary.
+* :mod:`~analysis.dead_paths`: dead units of one layer that make the next layer's kept weights useless.
+* :mod:`~analysis.evidence`: the measured accuracy of a mask: the runs that trained it or made it, over seeds.
+* :mod:`~analysis.verdict`: which of two masks should train better, by a registry of predictors, beside what
+  the runs measured.
+* :mod:`~analysis.glossary`: one table of definitions for every symbol the app shows, with the better direction.
 * :mod:`~analysis.correlation`: final ℓ2-moving distance vs final accuracy across runs, beside density (FS23 Fig. 3; MGE24),
   per dataset and model, by requested density, with bootstrap intervals.
 * :mod:`~analysis.chance`: chance-level accuracy of each dataset; whether a run learned anything.

@@ -263,6 +263,39 @@ def _relative(row: pd.Series, metric: str) -> float:
     return (b - a) / max(1e-12, abs(a), abs(b))
 
 
+def shared_fraction(iou: float, kept_a: float = 1.0, kept_b: float = 1.0) -> float:
+    """The fraction of mask A's kept weights that B keeps too, from their IoU and budgets.
+
+    With ``S`` shared weights, ``IoU = S / (|A| + |B| - S)``, so ``S = IoU (|A| + |B|) / (1 + IoU)`` and
+    ``S / |A| = IoU (1 + |B|/|A|) / (1 + IoU)``; for equal budgets ``2 IoU / (1 + IoU)`` (an IoU of 0.41
+    means 58% of each mask's weights are shared, not 41%).
+
+    >>> round(shared_fraction(0.41), 3), round(shared_fraction(0.5, 100, 300), 3)
+    (0.582, 1.333)
+    """
+    return iou * (1 + kept_b / kept_a) / (1 + iou) if kept_a else float("nan")
+
+
+def overlap_sentence(table: pd.DataFrame) -> str:
+    """'Across N layers the mean IoU is X% (about Y% of each mask's kept weights are shared)'; with unequal
+    budgets the shares of A's and of B's kept weights, each the mean over layers of ``S / |A|``, ``S / |B|``."""
+    layers = _plural(len(table), "layer")
+    mean_iou = float(table["iou"].mean())
+    edges_a, edges_b = table["edges_a"].astype(float), table["edges_b"].astype(float)
+    if (edges_a == edges_b).all():
+        return (
+            f"Across {layers} the mean IoU is {mean_iou:.0%} (about {shared_fraction(mean_iou):.0%} of each "
+            "mask's kept weights are shared)"
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_a = float(np.nanmean(table["shared_edges"] / edges_a.where(edges_a > 0)))
+        share_b = float(np.nanmean(table["shared_edges"] / edges_b.where(edges_b > 0)))
+    return (
+        f"Across {layers} the mean IoU is {mean_iou:.0%} (about {share_a:.0%} of A's and {share_b:.0%} of "
+        "B's kept weights are shared; their budgets differ)"
+    )
+
+
 def summarize(table: pd.DataFrame, *, top: int = 3, skipped=()) -> list[str]:
     """The plain-language summary of a comparison table (see :class:`MaskComparison`)."""
     if table.empty:
@@ -271,10 +304,7 @@ def summarize(table: pd.DataFrame, *, top: int = 3, skipped=()) -> list[str]:
     if (table["iou"] == 1.0).all():
         sentences.append(f"A and B are the same mask in all {_plural(len(table), 'layer')}.")
     else:
-        mean_iou = float(table["iou"].mean())
-        parts = [
-            f"Across {_plural(len(table), 'layer')}, A and B share {mean_iou:.0%} of their kept weights (mean IoU)"
-        ]
+        parts = [overlap_sentence(table)]
         imdb_a, imdb_b = table["delta_r_imdb_a"].mean(), table["delta_r_imdb_b"].mean()
         if np.isfinite(imdb_a) and np.isfinite(imdb_b) and abs(imdb_b - imdb_a) > 1e-9:
             word = "higher" if imdb_b > imdb_a else "lower"

@@ -22,9 +22,12 @@ import streamlit as st
 from analysis.compare import MaskComparison, compare_masks
 from analysis.correlation import CrossRunStudy, cross_run_study, run_points
 from analysis.embedding import layer_winners, load_embedding, network_points
+from analysis.evidence import evidence_table, mask_digest, measured_accuracy
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
+from analysis.verdict import MaskPair, Verdict, mask_verdict
 from fullspectrum.cli.app import RUNS_ENV
+from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs import RunError, RunStore, jobs, list_runs, uploads
 from fullspectrum.spectrum import network_summary_by_step
 from fullspectrum.spectrum.graphon import graphon_estimate
@@ -216,3 +219,49 @@ def graphon_pair(source_a: tuple, source_b: tuple, layer: str, stamps: tuple) ->
         graphon_estimate(mask_source(source, stamp).mask(layer), name=layer).values
         for source, stamp in zip((source_a, source_b), stamps, strict=True)
     )
+
+
+# -- evidence and verdicts (Compare masks, PAGS lab) -------------------------------------------------------
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def first_mask_digest(path: str, stamp: tuple) -> str | None:
+    """``analysis.evidence.mask_digest`` of a run's first stored masks (None without masks or unreadable)."""
+    try:
+        store = RunStore.open(path)
+        steps = store.mask_steps()
+        return mask_digest(store.load_masks(steps[0])) if steps else None
+    except (FullSpectrumError, OSError):
+        return None
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def source_digest(source: tuple, stamp: tuple) -> str:
+    """The digest of a mask source's masks."""
+    return mask_digest(mask_source(source, stamp).masks)
+
+
+def evidence_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished training runs of a run table with the digests of their step-0 masks
+    (``analysis.evidence.evidence_table``); each digest is cached by the run's stamp."""
+    if runs.empty:
+        return evidence_table(runs, {})
+    finished = runs[
+        (runs["kind"] == "train") & runs["final_accuracy"].notna() & (runs["status"] != "corrupt")
+    ]
+    digests = {path: first_mask_digest(path, run_stamp(path)) for path in finished["path"]}
+    return evidence_table(finished, digests)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def verdict(source_a: tuple, source_b: tuple, stamps: tuple, evidence: pd.DataFrame) -> tuple[Verdict, tuple]:
+    """``analysis.verdict.mask_verdict`` of two mask sources against the runs of ``evidence``
+    (:func:`evidence_runs`), with both masks' cross-layer dead links ``(links_a, links_b)``."""
+    a, b = mask_source(source_a, stamps[0]), mask_source(source_b, stamps[1])
+    comparison, _, _ = mask_comparison(source_a, source_b, stamps)
+    pair = MaskPair.of(a.masks, b.masks, weights_a=a.weights, weights_b=b.weights, comparison=comparison)
+    measured = [
+        measured_accuracy(source, source_digest(source, stamp), evidence)
+        for source, stamp in zip((source_a, source_b), stamps, strict=True)
+    ]
+    return mask_verdict(pair, *measured), (pair.links_a, pair.links_b)

@@ -28,6 +28,7 @@ PAGES = (
     ("pags_lab.py", "PAGS lab", ":material/science:"),
     ("compare_masks.py", "Compare masks", ":material/compare:"),
     ("live_training.py", "Live training", ":material/play_circle:"),
+    ("glossary.py", "Glossary", ":material/menu_book:"),
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import cache, widgets
+from app import cache, glossary, widgets
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
@@ -15,7 +15,7 @@ from fullspectrum.sampling import ASSEMBLED, BASE, STORED_MASKS, candidate_label
 from fullspectrum.spectrum import VECTOR_AXES, metric_label
 
 KINDS = {"run": "Run snapshot", "candidate": "PAGS candidate", "upload": "Upload"}
-"""Mask source kinds (``analysis.mask_sources``) and how the picker names them."""
+# Mask source kinds (``analysis.mask_sources``) and how the picker names them.
 TABLE_METRICS = [
     *VECTOR_AXES,
     "density",
@@ -27,7 +27,7 @@ TABLE_METRICS = [
 ]
 CHART_METRICS = ("delta_r_imdb", "delta_r", "lambda_w", "dead_in_channels")
 CLASS_COUNTS = ("dead_left", "dead_in_channels", "dead_right", "n_classes", "classes")
-"""The counts shown under the degree classes of one layer."""
+# The counts shown under the degree classes of one layer.
 ERRORS = (FullSpectrumError, OSError, KeyError, RuntimeError)
 UPLOAD_TYPES = ["pt", "pth", "bin", "safetensors"]
 
@@ -41,7 +41,7 @@ readable = runs[runs["status"] != "corrupt"] if not runs.empty else runs
 pags_runs = readable[readable["kind"] == "pags"] if not readable.empty else readable
 labels = {row["path"]: widgets.run_label(row) for row in runs.to_dict("records")}
 uploaded: dict[str, StoredUpload] = {}
-"""Side -> the upload it shows (its content digest is the cache stamp)."""
+# Side -> the upload it shows (its content digest is the cache stamp).
 
 
 def _readable(error: BaseException) -> str:
@@ -164,6 +164,29 @@ except ERRORS as error:
     st.stop()
 
 st.markdown(f"**A** = {label_a} · **B** = {label_b}")
+st.subheader("Verdict: which mask should train better, and did it?")
+try:
+    answer, (links_a, links_b) = cache.verdict(sources["a"], sources["b"], stamps, cache.evidence_runs(runs))
+except ERRORS as error:
+    widgets.error_box(_readable(error), what="No verdict")
+else:
+    headline = "\n".join(f"- {sentence}" for sentence in answer.sentences)
+    if answer.agrees is False:
+        st.warning(headline)
+    else:
+        st.info(headline)
+    st.dataframe(
+        answer.table(),
+        hide_index=True,
+        width="stretch",
+        column_config=glossary.column_help(["predictor", "A", "B", "better", "favours"]),
+    )
+    cross = [f"{side}: {link.sentence()}" for side, links in (("A", links_a), ("B", links_b))
+             for link in links if link.sentence()]  # fmt: skip
+    if cross:
+        st.markdown("**Dead paths across layers**\n" + "\n".join(f"- {line}" for line in cross))
+    glossary.expander(["PAGS score", "Δr_imdb", "dead paths", "IoU", "qualifies", "f_c"])
+
 st.subheader("Summary")
 st.markdown("\n".join(f"- {sentence}" for sentence in result.summary))
 

@@ -24,7 +24,7 @@ from fullspectrum.training import METHODS
 SPARSE_METHODS = sorted(
     (name for name in METHODS if name != "dense"), key=lambda name: not METHODS[name].rewires
 )
-"""The methods this page trains, those whose masks move first (a dense run has no mask to watch)."""
+# The methods this page trains, those whose masks move first (a dense run has no mask to watch).
 _WATCHED = "live_run"
 
 st.title("Live training")

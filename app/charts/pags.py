@@ -45,7 +45,8 @@ def population_3d_figure(points: pd.DataFrame) -> go.Figure:
             x=candidates[PLOT_AXES[0]], y=candidates[PLOT_AXES[1]], z=candidates[PLOT_AXES[2]], mode="markers",
             name=f"candidates ({len(candidates)})",
             marker={"size": 3, "color": candidates["score"] if "score" in candidates else "#90a4ae",
-                    "colorscale": "Blues", "opacity": 0.8},
+                    "colorscale": "Blues", "opacity": 0.8, "showscale": "score" in candidates,
+                    "colorbar": {"title": {"text": "PAGS score ‖u‖<br>(network mean)"}}},
             text=[f"candidate {int(c)}" for c in candidates["candidate"]], hoverinfo="text",
             customdata=candidates["candidate"],
         )
