@@ -15,6 +15,8 @@
 * :mod:`~analysis.predictors`: which metrics predict accuracy (MGE24 §4): cross-validated R² and ρ per
   feature set, beside the density-only baseline; :mod:`~analysis.run_features` builds its feature table.
 * :mod:`~analysis.layer_view`: one layer of a set of masks, analysed for the graph inspector.
+* :mod:`~analysis.width_limit`: G25's width limit: each generator's graphon estimates over a widening MLP,
+  the distances between successive widths and to the widest, and whether each curve falls.
 
 Depends on `fullspectrum`; never on Streamlit or Plotly (the app imports this, not the reverse).
 """
