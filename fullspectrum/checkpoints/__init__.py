@@ -13,6 +13,8 @@ Modules:
   protocol, claimed storage sizes), read without unpickling them;
 * :mod:`~fullspectrum.checkpoints.mask_file`: SPEC §8's mask checkpoint
   (``{"masks", "state_dict", "meta"}``), written by ``prune``/``pags``, read by ``train --mask``;
+* :mod:`~fullspectrum.checkpoints.mask_safetensors`: the mask checkpoint as a ``.safetensors`` file
+  (``uint8`` masks, ``meta`` in the metadata), for language-model tooling;
 * :mod:`~fullspectrum.checkpoints.atomic`: write-to-temporary-then-rename, so a crash never
   leaves a half-written file (run files, checkpoints, caches).
 """

@@ -9,7 +9,10 @@ The file is ``torch.save`` of::
 with ``param_name`` like ``layer1.0.conv1.weight``, ``state_dict`` the weights
 the masks were made for (the initialisation, or PEGS's warmed-up weights) and
 ``meta`` only strings and numbers (generator, density, seed, versions), so it
-loads with ``torch.load(..., weights_only=True)``. Files are written atomically
+loads with ``torch.load(..., weights_only=True)``. A path ending in ``.safetensors``
+is written and read in the safetensors form instead (masks as ``uint8`` tensors,
+``meta`` in the file's metadata: :mod:`~fullspectrum.checkpoints.mask_safetensors`),
+for language-model tooling; ``.pt`` stays the default. Files are written atomically
 (a temporary file in the same folder, then ``os.replace``), so a reader never
 sees half a file.
 """
@@ -23,8 +26,9 @@ from pathlib import Path
 
 import torch
 
+from fullspectrum.checkpoints import mask_safetensors
 from fullspectrum.checkpoints.atomic import write_atomic
-from fullspectrum.checkpoints.reading import safe_torch_load
+from fullspectrum.checkpoints.reading import existing_file, safe_torch_load
 from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
 from fullspectrum.spectrum.graph import check_mask, check_weight
 
@@ -64,14 +68,23 @@ def save_mask_checkpoint(
     _check_shapes(payload["masks"], payload["state_dict"], source=str(path))
     _refuse_nan(payload["state_dict"], source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda file: torch.save(payload, file))
+    if mask_safetensors.is_safetensors(path):
+        blob = mask_safetensors.encode(payload["masks"], payload["state_dict"], payload["meta"])
+        write_atomic(path, lambda file: file.write(blob))
+    else:
+        write_atomic(path, lambda file: torch.save(payload, file))
     return path
 
 
 def load_mask_checkpoint(path: str | Path) -> MaskCheckpoint:
-    """Read a mask checkpoint with ``weights_only=True``; a file of another layout is a CheckpointError."""
-    obj = safe_torch_load(path)
+    """Read a mask checkpoint with ``weights_only=True`` (or a ``.safetensors`` one, nothing pickled);
+    a file of another layout is a CheckpointError."""
     source = str(path)
+    if mask_safetensors.is_safetensors(path):
+        masks, state, meta = mask_safetensors.decode_file(existing_file(path))
+        obj = {"masks": masks, "state_dict": state, "meta": meta}
+    else:
+        obj = safe_torch_load(path)
     if not isinstance(obj, Mapping) or not {"masks", "state_dict", "meta"} <= set(obj):
         raise CheckpointError(
             f"{source}: not a mask checkpoint (expected the keys 'masks', 'state_dict' and 'meta'); "

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from fullspectrum.checkpoints.limits import check_loaded_tensors, check_shape, check_zip_entries
+from fullspectrum.checkpoints.mask_safetensors import META_TYPES_KEY, decode_meta
 from fullspectrum.checkpoints.pickles import PickleFacts, is_zip_file, scan_torch_file
 from fullspectrum.errors import CheckpointError, FullSpectrumError
 from fullspectrum.layers import LayerRecord, SkippedTensor, layers_from_state_dict
@@ -276,6 +277,8 @@ def _load_safetensors(path: Path) -> tuple[dict, dict]:
         for key, value in tensors.items():
             group, _, name = key.partition(".")
             nested[group][name] = value
+        if META_TYPES_KEY in meta:  # written by save_mask_checkpoint: SPEC §8's mask checkpoint, typed meta
+            nested["meta"] = decode_meta(meta)
         return nested, meta
     return tensors, meta
 

@@ -166,8 +166,8 @@ def open_sharded(path: str | Path) -> ShardedCheckpoint:
             entries, meta = _single_file(path / SINGLE_NAME), {}
         else:
             raise CheckpointError(
-                f"{path}: a folder without {INDEX_NAME} or {SINGLE_NAME}; give a checkpoint file or a "
-                "Hugging Face model folder"
+                f"{path}: not a file, and a folder without {INDEX_NAME} or {SINGLE_NAME}; give a "
+                "checkpoint file or a Hugging Face model folder"
             )
     elif not path.exists():
         raise CheckpointError(f"{path}: no such file")
@@ -201,7 +201,7 @@ def _read_index(index: Path) -> tuple[dict[str, TensorEntry], dict]:
             raise CheckpointError(
                 f"{index}: shard {shard} (holding {names[0]}) is missing from {index.parent}"
             )
-        shapes = _header_shapes(file)
+        shapes = header_shapes(file)
         for name in names:
             if name not in shapes:
                 raise CheckpointError(f"{index}: tensor {name} is mapped to {shard}, which does not hold it")
@@ -211,15 +211,16 @@ def _read_index(index: Path) -> tuple[dict[str, TensorEntry], dict]:
 
 
 def _single_file(file: Path) -> dict[str, TensorEntry]:
-    return {name: TensorEntry(name, file, shape) for name, shape in _header_shapes(file).items()}
+    return {name: TensorEntry(name, file, shape) for name, shape in header_shapes(file).items()}
 
 
 def _plain_file_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
-def _header_shapes(file: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape from a shard's header, each shape checked before any data is read."""
+def header_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors file's header, each shape checked against the size
+    limit before any data is read (a header over :data:`MAX_HEADER_BYTES` is refused unread)."""
     try:
         with file.open("rb") as handle:
             head = handle.read(8)
@@ -237,7 +238,7 @@ def _header_shapes(file: Path) -> dict[str, tuple[int, ...]]:
     if length > size - 8:
         raise CheckpointError(f"{file}: header claims {length} bytes but the file has {size}: truncated")
     try:
-        with _open(file) as handle:
+        with safetensors_handle(file) as handle:
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except FullSpectrumError:
         raise
@@ -319,7 +320,7 @@ class _Shards:
         handle = self._handles.get(entry.shard)
         try:
             if handle is None:
-                handle = _open(entry.shard).__enter__()
+                handle = safetensors_handle(entry.shard).__enter__()
                 self._handles[entry.shard] = handle
             tensor = handle.get_tensor(entry.name)
         except Exception as error:
@@ -333,7 +334,8 @@ class _Shards:
         return tensor
 
 
-def _open(file: Path):
+def safetensors_handle(file: Path):
+    """``safe_open(file)`` on the CPU, memory-mapped (a context manager), its warnings silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return safe_open(str(file), framework="pt", device="cpu")
