@@ -5,10 +5,14 @@ Each level prunes 20% of the weights still kept, rounded up as open_lth does
 ``c_r = c_{r-1} - ceil(0.2 · c_{r-1})``. Where that would reach the target
 ``round(d · N)`` or fall below it, the level prunes to exactly the target and is
 the last (SPEC §9). At ``d = 0.01`` that is 21 pruning levels after the dense
-level 0, since ``0.8^20 ≈ 0.0115 > 0.01 > 0.8^21 ≈ 0.0092``.
+level 0, since ``0.8^20 ≈ 0.0115 > 0.01 > 0.8^21 ≈ 0.0092``. The product is
+taken in exact rationals: in floating point ``0.2 · 15`` is
+``3.0000000000000004`` and its ceiling 4, not 3.
 
 >>> imp_levels(100, 0.5)
 (100, 80, 64, 51, 50)
+>>> imp_levels(15, 0.5)
+(15, 12, 9, 8)
 >>> len(imp_levels(1_000_000, 0.01)) - 1, imp_levels(1_000_000, 0.01)[-1]
 (21, 10000)
 """
@@ -16,6 +20,7 @@ level 0, since ``0.8^20 ≈ 0.0115 > 0.01 > 0.8^21 ≈ 0.0092``.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from fullspectrum.errors import FullSpectrumError
 
@@ -51,8 +56,9 @@ def imp_levels(n: int, density: float, fraction: float = PRUNE_FRACTION) -> tupl
     if not 0.0 < fraction < 1.0:
         raise FullSpectrumError(f"prune fraction must be in (0, 1), got {fraction}")
     target = target_count(n, density)
+    exact = Fraction(repr(float(fraction)))  # 0.2 as 1/5, the fraction as written
     counts = [int(n)]
     while counts[-1] > target:
-        following = counts[-1] - math.ceil(fraction * counts[-1])
+        following = counts[-1] - math.ceil(exact * counts[-1])
         counts.append(max(following, target))
     return tuple(counts)
