@@ -6,7 +6,9 @@ makes the base mask with ``--generator`` at ``--density``, draws
 per layer the best one under ``--rule``. ``--warmup-iters N > 0`` is PEGS: the
 dense network first trains for ``N`` SGD iterations. Writes a run directory
 ``--out`` with the scored population and ``pags_mask.pt`` / ``base_mask.pt``,
-which ``fullspectrum train --mask`` and ``fullspectrum analyze`` read.
+which ``fullspectrum train --mask`` and ``fullspectrum analyze`` read;
+``--mask-format safetensors`` writes ``pags_mask.safetensors`` /
+``base_mask.safetensors`` beside them (uint8 masks, ``meta`` in the metadata).
 
 ``fullspectrum pags --resume DIR`` continues an interrupted or killed sampling
 from its last scored candidate, to the run an uninterrupted one writes (a
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fullspectrum.checkpoints.mask_file import load_mask_checkpoint, save_mask_checkpoint
 from fullspectrum.cli import EXIT_INTERRUPTED, EXIT_OK
 from fullspectrum.cli._common import (
     add_device_argument,
@@ -43,6 +46,10 @@ from fullspectrum.runs import RunError, RunStore
 from fullspectrum.sampling import SELECTION_RULES, SamplingConfig, resume_pags, run_pags
 from fullspectrum.sampling.config import BACKENDS
 from fullspectrum.sampling.embedding import embedding_table
+from fullspectrum.sampling.setup import BASE_MASK_FILE, PAGS_MASK_FILE
+
+MASK_FORMATS = ("pt", "safetensors")
+"""File forms of the run's two mask checkpoints (SPEC §8): ``.pt`` always, ``.safetensors`` on request."""
 
 # SamplingConfig field -> command-line flag, for the options of a new sampling
 RUN_FLAGS = {
@@ -107,6 +114,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="run directory to create")
     parser.add_argument("--resume", metavar="DIR", help="continue the interrupted sampling in DIR")
+    parser.add_argument(
+        "--mask-format",
+        choices=MASK_FORMATS,
+        default="pt",
+        help="pt (default): pags_mask.pt and base_mask.pt; safetensors: also .safetensors copies of both",
+    )
     parser.add_argument(
         "--seed", type=seed, help="seeds initialisation, base mask and candidates (default 0)"
     )
@@ -176,6 +189,11 @@ def run(args: argparse.Namespace) -> int:
             f"fullspectrum: interrupted; continue with: fullspectrum pags --resume {run_dir}", file=sys.stderr
         )
         return EXIT_INTERRUPTED
+    if args.mask_format == "safetensors":
+        for name in (BASE_MASK_FILE, PAGS_MASK_FILE):
+            pt = Path(result.run_dir) / name
+            stored = load_mask_checkpoint(pt)
+            save_mask_checkpoint(pt.with_suffix(".safetensors"), stored.masks, stored.state_dict, stored.meta)
     summary = result.summary()
     config = result.config
     described = (

@@ -6,6 +6,11 @@ iter_snip, grasp, synflow) on the first ``--examples`` training examples
 (default 10 × classes) and writes ``{"masks", "state_dict", "meta"}`` to
 ``--out``: the masks, the initial weights they were made for, and how they
 were made. ``fullspectrum analyze`` and ``fullspectrum train --mask`` read it.
+``--method nm --nm 2:4`` (``--generator`` is the same flag) keeps the 2 largest
+``|θ|`` of every 4 consecutive input weights: its density is N/M, so
+``--density`` may be left out (one that disagrees is refused). An ``--out``
+ending in ``.safetensors`` writes the safetensors form (uint8 masks, ``meta`` in
+the metadata) for language-model tooling.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from fullspectrum.devices import resolve_device
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import build_model
 from fullspectrum.pruning import GENERATOR_NAMES, generate_masks, get_generator
+from fullspectrum.pruning.generate import implied_density
 
 
 def register(subparsers) -> None:
@@ -46,8 +52,21 @@ def register(subparsers) -> None:
         ),
     )
     add_model_data_arguments(parser)
-    parser.add_argument("--method", required=True, help=f"mask generator: {names(GENERATOR_NAMES)}")
-    parser.add_argument("--density", required=True, type=density, help="fraction of weights kept, in (0, 1]")
+    parser.add_argument(
+        "--method",
+        "--generator",
+        dest="method",
+        required=True,
+        help=f"mask generator: {names(GENERATOR_NAMES)}",
+    )
+    parser.add_argument(
+        "--density",
+        type=density,
+        help="fraction of weights kept, in (0, 1] (required; implied by --nm for nm)",
+    )
+    parser.add_argument(
+        "--nm", metavar="N:M", help="nm only: keep N of every M consecutive input weights (default 2:4)"
+    )
     parser.add_argument("--seed", type=seed, default=0, help="seeds the model's initialisation and the mask")
     parser.add_argument("--split-seed", type=seed, default=0, help="train/validation split seed (default 0)")
     parser.add_argument(
@@ -59,15 +78,20 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--train-mode", action="store_true", help="score in train mode (default: eval mode)")
     add_device_argument(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="mask checkpoint to write (.pt)")
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="mask checkpoint to write (.pt, or .safetensors)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     generator = get_generator(args.method)  # an unknown method fails before any data is loaded
+    options = _options(args, generator)
+    target = implied_density(args.method, args.density, options)  # nm: N/M; a disagreeing --density fails
+    if target is None:
+        raise FullSpectrumError(f"--method {args.method} needs --density (the fraction of weights kept)")
     check_out_file(args.out)
     device = resolve_device(args.device)
-    options = _options(args, generator)
 
     splits = load_dataset(args.data, data_dir=args.data_dir, split_seed=args.split_seed)
     with torch.random.fork_rng(devices=[]):
@@ -87,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = generate_masks(
-                model, args.method, args.density, data=loader, seed=args.seed, progress=progress, **options
+                model, args.method, target, data=loader, seed=args.seed, progress=progress, **options
             )
     for warning in caught:
         print(f"fullspectrum: warning: {warning.message}", file=sys.stderr)
@@ -114,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace, generator) -> dict:
-    requested = {"n_examples": args.examples, "rounds": args.rounds}
+    requested = {"n_examples": args.examples, "rounds": args.rounds, "nm": args.nm}
     if args.train_mode:
         requested["train_mode"] = True
     options = {}
@@ -122,7 +146,12 @@ def _options(args: argparse.Namespace, generator) -> dict:
         if value is None:
             continue
         if key not in generator.options:
-            flag = {"n_examples": "--examples", "rounds": "--rounds", "train_mode": "--train-mode"}[key]
+            flag = {
+                "n_examples": "--examples",
+                "rounds": "--rounds",
+                "train_mode": "--train-mode",
+                "nm": "--nm",
+            }[key]
             raise FullSpectrumError(f"{flag} does not apply to --method {generator.name} (it uses no {key})")
         options[key] = value
     return options
