@@ -17,6 +17,8 @@
 * :mod:`~analysis.layer_view`: one layer of a set of masks, analysed for the graph inspector.
 * :mod:`~analysis.width_limit`: G25's width limit: each generator's graphon estimates over a widening MLP,
   the distances between successive widths and to the widest, and whether each curve falls.
+* :mod:`~analysis.trainability`: G25's trainability claim: NTK energy concentration at initialisation beside
+  early descent of static sparse training, against Random and the density-only baseline, with intervals.
 
 Depends on `fullspectrum`; never on Streamlit or Plotly (the app imports this, not the reverse).
 """
