@@ -270,8 +270,8 @@ def shared_fraction(iou: float, kept_a: float = 1.0, kept_b: float = 1.0) -> flo
     ``S / |A| = IoU (1 + |B|/|A|) / (1 + IoU)``; for equal budgets ``2 IoU / (1 + IoU)`` (an IoU of 0.41
     means 58% of each mask's weights are shared, not 41%).
 
-    >>> round(shared_fraction(0.41), 3), round(shared_fraction(0.5, 100, 300), 3)
-    (0.582, 1.333)
+    >>> round(shared_fraction(0.41), 3), round(shared_fraction(0.25, 100, 300), 3)  # 80 of A's 100 shared
+    (0.582, 0.8)
     """
     return iou * (1 + kept_b / kept_a) / (1 + iou) if kept_a else float("nan")
 

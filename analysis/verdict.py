@@ -196,7 +196,9 @@ def mask_verdict(
     measured = measured_winner(measured_a, measured_b)
     agrees = None if predicted is None or measured in (None, "tie") else predicted == measured
     sentences = []
-    if predicted is None:
+    if (pair.comparison.table["iou"] == 1.0).all():
+        sentences.append("A and B are the same mask: there is nothing to predict between them.")
+    elif predicted is None:
         sentences.append("Predicted: no clear winner — the predictors disagree or see no difference.")
     else:
         names = ", ".join(p.predictor for p in predictions if p.favours == predicted)

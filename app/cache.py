@@ -13,6 +13,7 @@ one-line message.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import streamlit as st
 
 from analysis.compare import MaskComparison, compare_masks
 from analysis.correlation import CrossRunStudy, cross_run_study, run_points
-from analysis.embedding import layer_winners, load_embedding, network_points
+from analysis.embedding import embed_population, layer_winners, load_embedding, network_points
 from analysis.evidence import evidence_table, mask_digest, measured_accuracy
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
@@ -180,11 +181,17 @@ def correlation_studies(
 def population_views(path: str, stamp: tuple) -> dict:
     """A PAGS run's ``population``, its ``points`` (network means), ``winners`` and stored ``embedding``."""
     population = run_population(path, stamp)
+    embedding = load_embedding(path)
+    if embedding is None and len(population):  # not mapped yet (or sampled before maps were stored)
+        status = run_info(path, stamp).get("status")
+        words = ("the job is drawing the UMAP map; PCA for now" if status == "running"
+                 else "this run stored no map; PCA drawn by the app")  # fmt: skip
+        embedding = replace(embed_population(population, method="pca"), note=words)
     return {
         "population": population,
         "points": network_points(population) if len(population) else population,
         "winners": layer_winners(population) if len(population) else population,
-        "embedding": load_embedding(path),
+        "embedding": embedding,
     }
 
 

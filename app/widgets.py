@@ -80,8 +80,9 @@ def run_picker(label: str, runs, *, preferred: str | None, key: str) -> str:
     """A selectbox over ``runs`` (a run table) labelled like the sidebar, starting at ``preferred``."""
     paths = runs["path"].tolist()
     labels = {row["path"]: run_label(row) for row in runs.to_dict("records")}
-    index = paths.index(preferred) if preferred in paths else 0
-    return st.selectbox(label, paths, index=index, format_func=labels.get, key=key)
+    if st.session_state.get(key) not in paths:  # first drawn, or its run is gone: start at ``preferred``
+        st.session_state[key] = preferred if preferred in paths else paths[0]
+    return st.selectbox(label, paths, format_func=labels.get, key=key)
 
 
 def _picked() -> None:

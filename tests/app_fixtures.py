@@ -85,6 +85,23 @@ def make_runs(root: Path) -> list[Path]:
     return runs
 
 
+def make_static_run(path: Path, masks: dict, *, seed: int, accuracy: float, data: str = "digits") -> Path:
+    """A finished ``static`` run that trained exactly ``masks`` (parameter name -> bool tensor): its step-0
+    snapshot holds them; no training happens."""
+    config = {"model": "mlp", "data": data, "method": "static", "density": 0.2, "epochs": 1}
+    store = RunStore.create(path, kind="train", config=config, seed=seed, device="cpu")
+    rows = [{"layer": name.removesuffix(".weight"), **layer_spectrum(mask, None, name=name).as_dict(),
+             "moving_distance": 0.0, "exploration_rate": float(mask.float().mean())}
+            for name, mask in masks.items()]  # fmt: skip
+    store.add_snapshot(
+        0, rows, [{"split": "val", "loss": 1.0, "accuracy": accuracy, "exploration_rate": 0.2}]
+    )
+    store.save_masks(0, masks, None)
+    store.add_evals(0, [{"split": "test", "loss": 0.5, "accuracy": accuracy, "exploration_rate": 0.2}])
+    store.finish(final={"test_accuracy": accuracy, "steps": 0})
+    return path
+
+
 def make_corrupt_run(path: Path) -> Path:
     path.mkdir(parents=True)
     (path / "run.json").write_text("{ not json")

@@ -185,7 +185,8 @@ def test_pags_lab_shows_the_population(app_env):
     assert at.selectbox(key="pags_run").value == str(app_env / "b_pags")
     titles = _titles(at)
     assert titles[0].startswith("Population") and titles[1].startswith("PCA")  # 6 masks: PCA fallback
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 3  # one winner per MLP layer
+    winners = [frame.value for frame in at.dataframe if "winner" in frame.value.columns]
+    assert len(winners) == 1 and len(winners[0]) == 3  # one winner per MLP layer
     assert {b.label for b in at.button} >= {"Start sampling", "Open in Compare masks", "Train both"}
     at.selectbox(key="pags_pick_b").set_value(2).run()
     at.button(key="pags_compare").click().run()

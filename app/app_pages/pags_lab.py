@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from app import cache, widgets
+from app import cache, glossary, widgets
 from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
@@ -21,6 +22,7 @@ from fullspectrum.runs.naming import run_folder_name
 from fullspectrum.sampling import ASSEMBLED, BASE, candidate_label, candidate_slug, save_candidate_checkpoint
 
 ERRORS = (FullSpectrumError, OSError, KeyError, ValueError)
+_SELECT = "_pags_select"  # a sampling that just finished: the results section selects it once
 _PROGRESS = re.compile(r"(warm-up|candidates)[^\n]*?(\d+)/(\d+)")
 
 st.title("PAGS lab")
@@ -64,23 +66,32 @@ if st.session_state.get("pags_job") is None:  # a refresh or a second tab finds 
         st.session_state["pags_job"] = str(running[0].run_dir)
 
 
-@st.fragment(run_every=widgets.POLL_S)
+def _phase(run_dir: str, job) -> tuple[float | None, str]:
+    """Progress fraction and words: warm-up, candidates, then the map of the population (after the last
+    candidate the job maps the population before it finishes; that phase has no counter)."""
+    if job.status == "finished":
+        return 1.0, "finished"
+    match = _PROGRESS.findall(jobs.read_log(run_dir, max_chars=400))
+    if match:
+        phase, done, total = match[-1]
+        done, total = int(done), max(1, int(total))
+        if phase == "candidates" and done >= total:
+            return 0.99, f"candidates: {done} of {total} · mapping the population in 2-D (UMAP)…"
+        return min(0.98, done / total), f"{phase}: {done} of {total}"
+    return 0.0, "preparing (model, data and base mask)…"
+
+
 def job_panel() -> None:
-    """Progress of the sampling job, polled every ``POLL_S`` seconds."""
+    """Progress of the sampling job; when it finishes, the page reruns with the new run selected."""
     run_dir = st.session_state.get("pags_job")
     if not run_dir:
         return
     job = jobs.job_state(run_dir)
     line = jobs.last_log_line(run_dir) or ""
-    match = _PROGRESS.findall(jobs.read_log(run_dir, max_chars=400))
     st.markdown(f"**Sampling** `{Path(run_dir).name}` · {job.status}")
-    if job.status == "finished":
-        st.progress(1.0, text="finished")
-    elif match:
-        phase, done, total = match[-1]
-        st.progress(min(1.0, int(done) / max(1, int(total))), text=f"{phase}: {done} of {total}")
-    elif job.active:
-        st.progress(0.0, text="preparing (model, data and base mask)…")
+    if job.active or job.status == "finished":
+        fraction, text = _phase(run_dir, job)
+        st.progress(fraction, text=text)
     if job.status == "failed":
         widgets.error_box(job.error or line or "no log", what="The sampling failed")
     if job.active and st.button("Stop", key="pags_stop"):
@@ -95,17 +106,35 @@ def job_panel() -> None:
     if not job.active and st.button("Clear", key="pags_clear"):
         st.session_state["pags_job"] = None
         st.rerun()
+    if job.active != st.session_state.get("_pags_job_active"):
+        st.session_state["_pags_job_active"] = job.active
+        if not job.active:  # just ended: show (and select) its results
+            if job.status == "finished":
+                st.session_state[_SELECT] = run_dir
+            cache.run_table.clear()
+        st.rerun()  # polling starts or stops with the job
 
 
-job_panel()
+active_job = st.session_state.get("pags_job")
+st.session_state.setdefault("_pags_job_active", None)
+_job_active = bool(active_job) and jobs.job_state(active_job).active
+st.fragment(job_panel, run_every=widgets.POLL_S if _job_active else None)()
 
 # -- results --------------------------------------------------------------------------------------------
 runs = widgets.load_runs()
 pags_runs = runs[(runs["kind"] == "pags") & (runs["status"] == "finished")] if not runs.empty else runs
+if _job_active and not runs.empty:  # a sampling mapping its saved population: its results show already
+    mapping = runs[(runs["path"] == active_job) & (runs["kind"] == "pags")]
+    if len(mapping) and not cache.run_population(active_job, cache.run_stamp(active_job)).empty:
+        pags_runs = pd.concat([mapping, pags_runs], ignore_index=True)
 if pags_runs.empty:
     st.info("No finished PAGS run yet: start a sampling above (the MLP on digits takes seconds on a CPU).")
     st.stop()
 
+just_finished = st.session_state.get(_SELECT)
+if just_finished and just_finished in set(pags_runs["path"]):
+    st.session_state["pags_run"] = just_finished  # the picker shows the run that just finished
+    st.session_state.pop(_SELECT)
 preferred = st.session_state.get("pags_job") or st.session_state.get("selected_run")
 run = widgets.run_picker("PAGS run", pags_runs, preferred=preferred, key="pags_run")
 stamp = cache.run_stamp(run)
@@ -127,21 +156,40 @@ st.markdown(
     f"{config.get('warmup_iters', 0)} · layers replaced: {final.get('layers_replaced', '?')} of "
     f"{final.get('layers', '?')}"
 )
+
+# -- the score beside the evidence ------------------------------------------------------------------------
+st.subheader("Does the assembled mask train better than the base mask?")
+st.caption(
+    "PAGS picks layers by their full-spectrum score; only training says whether that helps. Runs that "
+    "trained these very masks (static runs from the mask files, **Train both** below) are found by content."
+)
+base_source, assembled_source = ("candidate", run, BASE), ("candidate", run, ASSEMBLED)
+try:
+    answer, _ = cache.verdict(assembled_source, base_source, (stamp, stamp), cache.evidence_runs(runs))
+except ERRORS as error:
+    widgets.error_box(error, what="No evidence")
+else:
+    lines = "\n".join(f"- {line}" for line in answer.sentences)
+    text = f"A = assembled mask, B = base mask.\n{lines}"
+    (st.warning if answer.agrees is False else st.info)(text)
+    st.dataframe(answer.table(), hide_index=True, width="stretch",
+                 column_config=glossary.column_help(["predictor", "favours"]))  # fmt: skip
+
 left, right = st.columns(2)
 left.plotly_chart(population_3d_figure(views["points"]), width="stretch", key="pags_3d")
 embedding = views["embedding"]
 if embedding is None:
-    right.info(
-        "This run stored no 2-D map (runs sampled before maps were stored); the 3-D view has every mask."
-    )
+    right.info("This run has no 2-D map.")
 else:
     right.plotly_chart(
         embedding_figure(embedding.frame, embedding.method, embedding.note), width="stretch", key="pags_map"
     )
+glossary.expander(["PAGS score", "u", "base mask", "assembled mask", "Δr_imdb", "qualifies", "f_c", "PEGS"])
 
 st.subheader("Per-layer winners")
 winners = views["winners"].assign(winner=lambda frame: [candidate_label(c) for c in frame["winner"]])
-st.dataframe(winners, hide_index=True, width="stretch")
+st.dataframe(winners, hide_index=True, width="stretch",
+             column_config=glossary.column_help(["score", "delta_r_imdb"]))  # fmt: skip
 
 # -- compare or train two masks ---------------------------------------------------------------------------
 st.subheader("Compare two masks")
@@ -159,31 +207,32 @@ if st.button("Open in Compare masks", key="pags_compare"):
     except st.errors.StreamlitAPIException:
         st.info("Open the **Compare masks** page: both masks are selected there.")
 
-with st.expander("Train masks A and B briefly (static sparse training)"):
-    st.caption(
-        "Each mask trains from the weights it was sampled at; a candidate is first regenerated from the "
-        "run's seed and its index and saved as a mask checkpoint in the training run's folder."
-    )
-    epochs = st.number_input("Epochs", 1, 50, 3, key="pags_epochs")
-    train_dirs = {  # one folder per mask, found again on the next press
-        c: cache.workspace_root() / run_folder_name("static", candidate_slug(c), source=run, timestamp=False)
-        for c in dict.fromkeys((first, second))
-    }
-    if st.button("Train both", key="pags_train"):
-        for candidate, run_dir in train_dirs.items():
-            if (run_dir / "run.json").exists():
-                continue
-            try:
-                with st.spinner(f"Preparing the {candidate_label(candidate)}..."):
-                    mask_file = save_candidate_checkpoint(
-                        run, candidate, run_dir.parent / f"{run_dir.name}.mask.pt"
-                    )
-                options = {"model": config.get("model"), "data": config.get("data"), "method": "static",
-                           "density": config.get("density"), "epochs": int(epochs), "seed": config.get("seed", 0),
-                           "mask": mask_file}  # fmt: skip
-                jobs.start_training(options, run_dir)
-            except ERRORS as error:
-                widgets.error_box(error, what=f"Training the {candidate_label(candidate)} could not start")
+
+def _train_folder(candidate: int, seed: int) -> Path:
+    """One folder per mask and seed, found again on the next press."""
+    slug = candidate_slug(candidate) + ("" if seed == config.get("seed", 0) else f"-s{seed}")
+    return cache.workspace_root() / run_folder_name("static", slug, source=run, timestamp=False)
+
+
+def _training_panel(train_dirs: dict) -> None:
+    """Progress of each training, then its final accuracy; polls while one is active."""
+    rows, any_active = [], False
+    for candidate, run_dir in train_dirs.items():
+        if not (run_dir / "run.json").exists() and not (run_dir / jobs.JOB_FILE).exists():
+            continue
+        job = jobs.job_state(run_dir)
+        any_active |= job.active
+        st.markdown(f"**{candidate_label(candidate)}** · `{run_dir.name}`")
+        widgets.job_progress(job)
+        accuracy = None
+        if job.status == "finished":
+            accuracy = (cache.run_info(str(run_dir), cache.run_stamp(str(run_dir))).get("final") or {}).get(
+                "test_accuracy"
+            )
+        rows.append({"mask": candidate_label(candidate), "run": run_dir.name, "status": job.status,
+                     "test accuracy": accuracy})  # fmt: skip
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     curves = {}
     for candidate, run_dir in train_dirs.items():
         if (run_dir / "run.json").exists():
@@ -195,3 +244,45 @@ with st.expander("Train masks A and B briefly (static sparse training)"):
                 widgets.error_box(error, what=f"Training run of the {candidate_label(candidate)}")
     if curves:
         st.plotly_chart(accuracy_figure(curves), width="stretch", key="pags_curves")
+    if any_active != st.session_state.get("_pags_training_active", False):
+        st.session_state["_pags_training_active"] = any_active
+        cache.run_table.clear()
+        st.rerun()  # polling starts or stops with the trainings; the evidence above updates when they end
+
+
+with st.expander("Train masks A and B (static sparse training, the dataset's preset epochs)", expanded=True):
+    st.caption(
+        "Each mask trains from the weights it was sampled at; a candidate is first regenerated from the "
+        "run's seed and its index and saved as a mask checkpoint beside the training run. The finished runs "
+        "are the evidence above."
+    )
+    epochs = st.number_input(
+        "Epochs (0 = the dataset's preset, as the command line)", 0, 1000, 0, key="pags_epochs"
+    )
+    seed = st.number_input("Training seed", 0, 2**31 - 1, int(config.get("seed", 0)), key="pags_train_seed")
+    train_dirs = {c: _train_folder(c, int(seed)) for c in dict.fromkeys((first, second))}
+    existing = {c: d for c, d in train_dirs.items() if (d / "run.json").exists()}
+    for candidate, run_dir in existing.items():
+        status = jobs.job_state(run_dir).status
+        st.caption(
+            f"The {candidate_label(candidate)} was trained with seed {seed} already (`{run_dir.name}`, {status}): "
+            "**Train both** reuses that run; pick another seed to train it again."
+        )
+    if st.button("Train both", key="pags_train", disabled=len(existing) == len(train_dirs)):
+        for candidate, run_dir in train_dirs.items():
+            if candidate in existing:
+                continue
+            try:
+                with st.spinner(f"Preparing the {candidate_label(candidate)}..."):
+                    mask_file = save_candidate_checkpoint(
+                        run, candidate, run_dir.parent / f"{run_dir.name}.mask.pt"
+                    )
+                options = {"model": config.get("model"), "data": config.get("data"), "method": "static",
+                           "density": config.get("density"), "epochs": int(epochs) or None, "seed": int(seed),
+                           "mask": mask_file}  # fmt: skip
+                jobs.start_training(options, run_dir)
+            except ERRORS as error:
+                widgets.error_box(error, what=f"Training the {candidate_label(candidate)} could not start")
+        st.session_state["_pags_training_active"] = None  # start polling
+    training = any(jobs.job_state(d).active for d in train_dirs.values() if d.exists())
+    st.fragment(_training_panel, run_every=widgets.POLL_S if training else None)(train_dirs)
