@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,10 @@ def run_sweep(
             while True:
                 _skip_blocked(states)
                 for state in _ready(todo, states, backend.room):
-                    backend.submit(_job(state, out, argvs))
+                    job = _job(state, out, argvs)
+                    with open(job.log, "a", encoding="utf-8") as log:  # which command this output is of
+                        log.write(f"$ fullspectrum {shlex.join(job.args)}\n")
+                    backend.submit(job)
                     state.status, state.ran = "running", True
                     table.write()
                 if not len(backend):
