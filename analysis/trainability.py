@@ -45,12 +45,18 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
+from analysis.width_limit import FREE_DENSITY_GENERATORS
 from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
 from fullspectrum.data import load_dataset
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import build_model
 from fullspectrum.ntk import empirical_ntk, ntk_spectrum
-from fullspectrum.pruning import GENERATOR_NAMES, LayerCollapseWarning, generate_masks, get_generator
+from fullspectrum.pruning import (
+    GENERATOR_NAMES,
+    LayerCollapseWarning,
+    generate_masks,
+    get_generator,
+)
 from fullspectrum.runs import RunStore
 from fullspectrum.runs.run_file import collect_versions
 from fullspectrum.training import TrainConfig, train
@@ -76,7 +82,7 @@ CONFIDENCE = 0.95
 class TrainabilityConfig:
     """What the study trains and measures."""
 
-    generators: tuple[str, ...] = GENERATOR_NAMES
+    generators: tuple[str, ...] = FREE_DENSITY_GENERATORS
     """Mask generators (Random must be among them for the paired comparison)."""
     density: float = 0.05
     """Global density of every mask."""
@@ -435,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m analysis.trainability", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", required=True, help="folder for the CSV and JSON results")
-    parser.add_argument("--generators", nargs="+", default=list(GENERATOR_NAMES), choices=GENERATOR_NAMES)
+    parser.add_argument(
+        "--generators", nargs="+", default=list(FREE_DENSITY_GENERATORS), choices=GENERATOR_NAMES
+    )
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     parser.add_argument("--data", default="digits", choices=["digits", "mnist1d"])

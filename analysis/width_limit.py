@@ -48,12 +48,13 @@ from fullspectrum.fingerprints import (
     DEFAULT_K,
     LayerGraphons,
     dataset_batch,
-    draw_estimates,
+    draw_masks,
+    layer_graphons,
     mean_estimates,
     width_convergence,
 )
 from fullspectrum.models import build_model
-from fullspectrum.pruning import GENERATOR_NAMES, get_generator
+from fullspectrum.pruning import GENERATOR_NAMES, GENERATORS, get_generator
 from fullspectrum.runs.run_file import collect_versions
 
 CURVE_COLUMNS = (
@@ -75,13 +76,15 @@ narrowest (``first``) and widest (``last``) pair; ``falls`` (last < first), ``mo
 falls); the per-seed drop ``first - last`` with its 95% t interval; the layer density at the ends;
 ``verdict`` one plain sentence."""
 CONFIDENCE = 0.95
+FREE_DENSITY_GENERATORS = tuple(name for name, g in GENERATORS.items() if g.scope in ("global", "layer"))
+"""The default generators: every one that draws at any density (an N:M pattern implies its own)."""
 
 
 @dataclass(frozen=True)
 class WidthLimitConfig:
     """What the study draws and how it estimates."""
 
-    generators: tuple[str, ...] = GENERATOR_NAMES
+    generators: tuple[str, ...] = FREE_DENSITY_GENERATORS
     """Mask generators (every one of the registry by default)."""
     widths: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
     """Hidden widths of the MLP family (each hidden layer has this width); at least two."""
@@ -91,6 +94,8 @@ class WidthLimitConfig:
     """Seeds: each draws fresh initial weights and the generator's own randomness."""
     K: int = DEFAULT_K
     """Blocks per side (64: this project's default, not G25's); at most the narrowest width."""
+    store_K: int | None = None
+    """Resolution of the fingerprints the result keeps and writes (None: ``K``); the distances use ``K``."""
     data: str = "digits"
     """Built-in dataset: the input and class counts and the data-driven generators' batch."""
     depth: int = 2
@@ -108,6 +113,10 @@ class WidthLimitConfig:
         if self.K < 1 or self.K > self.widths[0]:
             raise FullSpectrumError(
                 f"K = {self.K} must be in [1, narrowest width {self.widths[0]}]: every width needs K blocks"
+            )
+        if self.store_K is not None and not 1 <= self.store_K <= self.widths[0]:
+            raise FullSpectrumError(
+                f"store_K = {self.store_K} must be in [1, narrowest width {self.widths[0]}]"
             )
         if not self.seeds:
             raise FullSpectrumError("the study needs at least one seed")
@@ -131,7 +140,7 @@ class WidthLimitResult:
     verdicts: pd.DataFrame
     """Whether each curve falls, :data:`VERDICT_COLUMNS`."""
     fingerprints: dict[tuple[str, int, str], np.ndarray]
-    """``(generator, width, layer)`` -> the seed-mean block densities (``(K_out, K_in)``)."""
+    """``(generator, width, layer)`` -> the seed-mean block densities (``(K_out, K_in)`` at ``store_K``)."""
     seconds: dict[str, float]
     """Wall-clock seconds per generator (draws and estimates over every width and seed)."""
 
@@ -265,17 +274,18 @@ def run_width_limit(
             start = time.perf_counter()
             per_width: dict[int, list[LayerGraphons]] = {}
             for width in config.widths:
-                per_width[width] = []
+                per_width[width], stored = [], []
                 for seed in config.seeds:
                     net = build(width, seed)  # fresh initial weights per seed
                     options = config.options.get(generator, {})
-                    per_width[width].append(
-                        draw_estimates(generator, net, batch, config.density, seed, config.K, **options)
-                    )
+                    masks = draw_masks(generator, net, batch, config.density, seed, **options)
+                    per_width[width].append(layer_graphons(masks, K=config.K))
+                    if config.store_K is not None:
+                        stored.append(layer_graphons(masks, K=config.store_K))
                     done += 1
                     if progress is not None:
                         progress(done, total, f"{generator} width {width} seed {seed}")
-                for layer, values in mean_estimates(per_width[width])[0].items():
+                for layer, values in mean_estimates(stored or per_width[width])[0].items():
                     fingerprints[generator, width, layer] = values
             generator_rows, per_seed = _curve_rows(generator, per_width, config)
             rows += generator_rows
@@ -294,13 +304,16 @@ def run_width_limit(
     )
 
 
-def write_width_study(result: WidthLimitResult, out: str | Path, *, extra: dict | None = None) -> list[Path]:
+def write_width_study(
+    result: WidthLimitResult, out: str | Path, *, extra: dict | None = None, estimate_dtype: str = "float32"
+) -> list[Path]:
     """Write the study into ``out``: the curves and verdicts (CSV), fingerprints and a JSON record.
 
     * ``width_curves.csv``: :data:`CURVE_COLUMNS`;
     * ``width_verdicts.csv``: :data:`VERDICT_COLUMNS`;
-    * ``width_estimates.npz``: one float32 array per ``generator|width|layer`` key, the seed-mean
-      block densities ``(K_out, K_in)`` (rows: output units by descending degree; columns: inputs);
+    * ``width_estimates.npz``: one ``estimate_dtype`` array per ``generator|width|layer`` key, the
+      seed-mean block densities ``(K_out, K_in)`` at ``store_K`` (rows: output units by descending
+      degree, columns: input units by descending degree; float16 keeps 3 significant digits);
     * ``width_study.json``: ``config``, ``versions``, ``seconds`` (per generator and ``total``),
       ``verdicts`` (one sentence per generator and layer) and ``extra``.
     """
@@ -314,7 +327,9 @@ def write_width_study(result: WidthLimitResult, out: str | Path, *, extra: dict 
     ]
     result.curves.to_csv(paths[0], index=False, float_format="%.6g")
     result.verdicts.to_csv(paths[1], index=False, float_format="%.6g")
-    arrays = {f"{g}|{n}|{layer}": v.astype(np.float32) for (g, n, layer), v in result.fingerprints.items()}
+    arrays = {
+        f"{g}|{n}|{layer}": v.astype(estimate_dtype) for (g, n, layer), v in result.fingerprints.items()
+    }
     np.savez_compressed(paths[2], **arrays)
     record = {
         "study": "width_limit",
@@ -344,17 +359,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m analysis.width_limit", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", required=True, help="folder for the CSV, NPZ and JSON results")
-    parser.add_argument("--generators", nargs="+", default=list(GENERATOR_NAMES), choices=GENERATOR_NAMES)
+    parser.add_argument(
+        "--generators", nargs="+", default=list(FREE_DENSITY_GENERATORS), choices=GENERATOR_NAMES
+    )
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 128, 256, 512, 1024, 2048])
     parser.add_argument("--density", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     parser.add_argument(
         "--K", type=int, default=DEFAULT_K, help="blocks per side (64: this project's default)"
     )
+    parser.add_argument("--store-K", type=int, default=None, help="resolution of the fingerprints written")
     parser.add_argument("--data", default="digits", choices=["digits", "mnist1d"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
     args = parser.parse_args(argv)
     config = WidthLimitConfig(
+        store_K=args.store_K,
         generators=tuple(args.generators),
         widths=tuple(args.widths),
         density=args.density,

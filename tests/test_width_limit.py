@@ -107,3 +107,14 @@ def test_the_study_runs_end_to_end_on_a_tiny_setting(tmp_path):
     record = json.loads(paths[3].read_text())
     assert record["config"]["seeds"] == [0, 1] and record["versions"]["torch"]
     assert record["extra"] == {"note": "tiny"} and record["seconds"]["total"] > 0
+
+
+def test_fingerprints_kept_at_a_coarser_resolution_leave_the_distances_alone():
+    base = dict(generators=("random",), widths=(8, 16), seeds=(0,), K=4, examples=20)
+    fine = run_width_limit(WidthLimitConfig(**base))
+    coarse = run_width_limit(WidthLimitConfig(**base, store_K=2))
+    pd.testing.assert_frame_equal(fine.curves, coarse.curves)
+    assert coarse.fingerprints["random", 16, "features.3.weight"].shape == (2, 2)
+    assert fine.fingerprints["random", 16, "features.3.weight"].shape == (4, 4)
+    with pytest.raises(FullSpectrumError, match="store_K"):
+        WidthLimitConfig(**base, store_K=9)

@@ -23,6 +23,7 @@ from fullspectrum.fingerprints.fingerprint import (
     Fingerprint,
     dataset_batch,
     draw_estimates,
+    draw_masks,
     generator_fingerprint,
     mean_estimates,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "block_distance",
     "dataset_batch",
     "draw_estimates",
+    "draw_masks",
     "generator_fingerprint",
     "layer_graphons",
     "mean_estimates",

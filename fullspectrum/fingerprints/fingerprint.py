@@ -88,6 +88,17 @@ def mean_estimates(estimates: Sequence[LayerGraphons]) -> tuple[dict[str, np.nda
     return mean, std
 
 
+def draw_masks(
+    generator: str, model: ModelSource, data: Iterable | None, density: float, seed: int, **options
+) -> dict[str, torch.Tensor]:
+    """One seed's masks from ``generator`` on ``model`` (built for ``seed`` if ``model`` is a factory)."""
+    net = model(seed) if callable(model) and not isinstance(model, nn.Module) else model
+    with warnings.catch_warnings():
+        # a collapsed layer is part of what a fingerprint shows (an all-zero estimate)
+        warnings.simplefilter("ignore", LayerCollapseWarning)
+        return generate_masks(net, generator, density, data=data, seed=seed, **options).masks
+
+
 def draw_estimates(
     generator: str,
     model: ModelSource,
@@ -97,13 +108,8 @@ def draw_estimates(
     K: int = DEFAULT_K,
     **options,
 ) -> LayerGraphons:
-    """One seed's masks from ``generator`` on ``model`` (built for ``seed`` if a factory), estimated at ``K``."""
-    net = model(seed) if callable(model) and not isinstance(model, nn.Module) else model
-    with warnings.catch_warnings():
-        # a collapsed layer is part of what a fingerprint shows (an all-zero estimate)
-        warnings.simplefilter("ignore", LayerCollapseWarning)
-        result = generate_masks(net, generator, density, data=data, seed=seed, **options)
-    return layer_graphons(result.masks, K=K)
+    """One seed's masks (:func:`draw_masks`) estimated at ``K``."""
+    return layer_graphons(draw_masks(generator, model, data, density, seed, **options), K=K)
 
 
 def generator_fingerprint(
