@@ -72,3 +72,32 @@ def test_correlation_is_per_dataset_by_requested_density_without_chance(truth_en
 
     next(box for box in at.checkbox if "chance" in box.label).check().run()
     assert not any("at chance left out" in str(w.value) for w in at.warning)
+
+
+def test_live_training_defaults_are_the_command_lines(truth_env, monkeypatch):
+    """The form's first submit asks for exactly what `fullspectrum train` does without options: the
+    dataset's preset epochs (left to the command, which writes them into the run's config)."""
+    from fullspectrum.runs import jobs
+    from fullspectrum.training import TrainConfig
+
+    started = {}
+    monkeypatch.setattr(jobs, "start_training", lambda options, run_dir: started.update(options))
+    at = _app("live_training")
+    at.button[0].click().run()  # the form's submit button, nothing changed
+    assert not at.exception
+    default = TrainConfig()
+    assert (started["model"], started["data"], started["method"], started["density"]) == (
+        default.model, default.data, default.method, default.density,
+    )  # fmt: skip
+    assert started["epochs"] is None and started["delta_t"] is None and started["snapshot_every"] is None
+    assert started["seed"] == default.seed
+
+
+def test_a_run_that_ended_at_chance_says_so(truth_env):
+    at = _app("live_training", live_run=str(truth_env / "digits_chance"))
+    assert any("ended at chance" in str(e.value) and "0.100" in str(e.value) for e in at.error)
+    at = _app("live_training", live_run=str(truth_env / "digits_0"))
+    assert not any("ended at chance" in str(e.value) for e in at.error)
+    assert any("test accuracy 0.9000" in str(s.value) for s in at.success)
+    at = _app("runs", selected_run=str(truth_env / "digits_chance"))
+    assert any("ended at chance" in str(e.value) for e in at.error)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from analysis.chance import chance_sentence
 from app import cache, widgets
 from app.charts.trajectories import metrics_figure, trajectory_figure
 from fullspectrum.data import DATASET_NAMES
@@ -19,38 +20,50 @@ from fullspectrum.errors import FullSpectrumError
 from fullspectrum.models import MODEL_NAMES
 from fullspectrum.runs import jobs
 from fullspectrum.runs.naming import run_folder_name
-from fullspectrum.training import METHODS
+from fullspectrum.training import METHODS, PRESETS, TrainConfig
 
 SPARSE_METHODS = sorted(
     (name for name in METHODS if name != "dense"), key=lambda name: not METHODS[name].rewires
 )
 # The methods this page trains, those whose masks move first (a dense run has no mask to watch).
 _WATCHED = "live_run"
+DEFAULTS = TrainConfig()
+# The command line's defaults (`fullspectrum train` with no options): the form starts at them.
 
 st.title("Live training")
 
 # -- configure and start -------------------------------------------------------------------------------
 with st.form("live_config"):
     first, second, third = st.columns(3)
-    model = first.selectbox("Model", MODEL_NAMES, key="live_model")
-    data = first.selectbox("Data", DATASET_NAMES, key="live_data")
+    model = first.selectbox("Model", MODEL_NAMES, index=MODEL_NAMES.index(DEFAULTS.model), key="live_model")
+    data = first.selectbox("Data", DATASET_NAMES, index=DATASET_NAMES.index(DEFAULTS.data), key="live_data")
     method = second.selectbox(
         "Method",
         SPARSE_METHODS,
+        index=SPARSE_METHODS.index(DEFAULTS.method),
         key="live_method",
-        help="itop: random growth (ITOP-Rand/SET); rigl: gradient growth",
+        help="itop: random growth (ITOP-Rand/SET); rigl: gradient growth; static: the mask never moves",
     )
     density = second.number_input(
-        "Density (fraction kept)", min_value=0.001, max_value=1.0, value=0.05, step=0.01, key="live_density"
+        "Density (fraction kept)", min_value=0.001, max_value=1.0, value=float(DEFAULTS.density), step=0.01,
+        key="live_density",
+    )  # fmt: skip
+    epochs = third.number_input(
+        "Epochs",
+        min_value=0,
+        max_value=1000,
+        value=0,
+        key="live_epochs",
+        help="0 = the dataset's preset, as `fullspectrum train` uses: "
+        + ", ".join(f"{name} {preset.epochs}" for name, preset in PRESETS.items()),
     )
-    epochs = third.number_input("Epochs", min_value=1, max_value=1000, value=5, key="live_epochs")
     delta_t = third.number_input(
         "ΔT (iterations between mask updates, 0 = preset)", min_value=0, value=0, key="live_delta_t"
     )
     snapshot_every = first.number_input(
         "Snapshot interval (iterations, 0 = preset)", min_value=0, value=0, key="live_snapshot_every"
     )
-    seed = second.number_input("Seed", min_value=0, value=0, key="live_seed")
+    seed = second.number_input("Seed", min_value=0, value=int(DEFAULTS.seed), key="live_seed")
     name = third.text_input("Run name", value="", placeholder="auto", key="live_name")
     started = st.form_submit_button("Start training", type="primary")
 
@@ -62,7 +75,7 @@ if started:
         "data": data,
         "method": method,
         "density": density,
-        "epochs": int(epochs),
+        "epochs": int(epochs) or None,  # None: the preset, exactly as the command line
         "delta_t": int(delta_t) or None,
         "snapshot_every": int(snapshot_every) or None,
         "seed": int(seed),
@@ -126,6 +139,14 @@ def _live_panel(run_dir: str, was_active: bool) -> None:
             network = cache.network_means(run_dir, stamp)
         except FullSpectrumError as error:
             widgets.error_box(error, what="This run cannot be read")
+    if job.status == "finished":
+        info = cache.run_info(run_dir, stamp)
+        accuracy = (info.get("final") or {}).get("test_accuracy")
+        warning = chance_sentence(accuracy, (info.get("config") or {}).get("data"))
+        if warning:
+            st.error(warning)
+        elif accuracy is not None:
+            st.success(f"Finished: test accuracy {float(accuracy):.4f}.")
     if layers is not None and not layers.empty:
         last = int(layers["step"].max())
         left, right = st.columns(2)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from analysis.chance import chance_sentence
 from app import cache, widgets
 from app.charts.runs import evals_figure, overview_figure
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
@@ -94,6 +95,9 @@ if selected and not runs.empty and selected in set(runs["path"]):
                 st.markdown(f"**{info.get('kind')}** run · status **{summary['status']}**")
                 st.caption(f"`{selected}`")
                 final = info.get("final") or {}
+                warning = chance_sentence(final.get("test_accuracy"), (info.get("config") or {}).get("data"))
+                if warning:
+                    st.error(warning)
                 if final:
                     st.dataframe(
                         pd.DataFrame({"value": {k: str(v) for k, v in final.items()}}),
