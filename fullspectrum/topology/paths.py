@@ -1,0 +1,199 @@
+"""Effective paths of an unrolled graph (Vysogorets & Kempe 2021, "Connectivity Matters"; SPEC §7).
+
+A node is **live** when it is reachable from the input and reaches the output. Since every
+block goes forward, an edge ``u -> v`` has both ends live exactly when ``u`` is reachable from
+the input and ``v`` reaches the output, so one forward and one backward sweep of boolean sparse
+products over the blocks decide everything:
+
+* ``forward``: input nodes (not the compatibility padding) reach themselves; a target node is
+  reached when an edge from a reached node enters it;
+* ``backward``: output nodes reach the output; a source node does when an edge leaves it to one
+  that does (the product ``B @ backward`` counts those edges, which also gives the number of
+  effective edges per block for free);
+* a kept **weight** is effective when at least one of its unrolled edges is: for a conv weight
+  ``(c, j, tap)``, some output position ``p`` where output ``(c, p)`` reaches the output and the
+  input unit the tap reads there is reached from the input; checked per tap on bit-packed maps.
+
+>>> import torch
+>>> from torch import nn
+>>> from fullspectrum.topology.unrolled import unrolled_graph
+>>> net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+>>> masks = {"0.weight": torch.tensor([[1, 0], [0, 1]]).bool(), "1.weight": torch.tensor([[1, 0]]).bool()}
+>>> paths = effective_paths(unrolled_graph(net, masks, (2,)))
+>>> [(r.layer, r.kept, r.effective, r.ineffective) for r in paths.layers]
+[('0', 2, 1, 1), ('1', 1, 1, 0)]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from fullspectrum.topology.graph import LayerBlock, UnrolledGraph
+from fullspectrum.topology.patterns import shifted_live
+
+
+@dataclass(frozen=True)
+class LayerPaths:
+    """Kept weights of one layer that can and cannot carry information from the input to the output."""
+
+    layer: str
+    """Layer name (SPEC §1)."""
+    kept: int
+    """Kept weights (mask ones)."""
+    effective: int
+    """Kept weights with at least one effective unrolled edge."""
+    ineffective: int
+    """``kept - effective``."""
+    weights: int
+    """All weights of the layer (the mask's size)."""
+    edges: int
+    """Unrolled edges of the layer's blocks."""
+    effective_edges: int
+    """Unrolled edges with both ends live."""
+
+
+@dataclass(frozen=True)
+class EffectivePaths:
+    """Effective paths of a whole network (SPEC §7)."""
+
+    layers: tuple[LayerPaths, ...]
+    """Per layer, in execution order (a layer called twice appears once)."""
+    edges: int
+    """Prunable unrolled edges."""
+    effective_edges: int
+    """Prunable unrolled edges with both ends live."""
+    kept_weights: int
+    effective_weights: int
+    """Kept weights with an effective edge."""
+    weights: int
+    """All prunable weights."""
+    live_nodes: int
+    """Nodes reachable from the input that reach the output."""
+
+    @property
+    def effective_density(self) -> float:
+        """Effective weights over all prunable weights (comparable with the density)."""
+        return self.effective_weights / self.weights if self.weights else math.nan
+
+    def as_dict(self) -> dict:
+        return {
+            "layers": [asdict(layer) for layer in self.layers],
+            "edges": self.edges,
+            "effective_edges": self.effective_edges,
+            "kept_weights": self.kept_weights,
+            "effective_weights": self.effective_weights,
+            "weights": self.weights,
+            "effective_density": self.effective_density,
+            "density": self.kept_weights / self.weights if self.weights else math.nan,
+            "live_nodes": self.live_nodes,
+        }
+
+
+def reachability(graph: UnrolledGraph) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per partition, bool over its nodes: reached from the input (``forward``), reaching the output (``backward``)."""
+    parts = graph.partitions
+    blocks = [(s, t, _structure(m)) for s, t, m in graph.blocks()]
+    forward = [np.zeros(p.size, bool) for p in parts]
+    forward[0] = parts[0].real_nodes()
+    for index in range(1, len(parts)):
+        for source, target, ones in blocks:
+            if target == index and forward[source].any():
+                forward[index] |= (ones.T @ forward[source].astype(np.float32)) > 0
+    backward = [np.zeros(p.size, bool) for p in parts]
+    backward[graph.output][:] = True
+    for index in range(len(parts) - 1, -1, -1):
+        for source, target, ones in blocks:
+            if source == index and backward[target].any():
+                backward[index] |= (ones @ backward[target].astype(np.float32)) > 0
+    backward[0] &= parts[0].real_nodes()
+    return forward, backward
+
+
+def effective_paths(graph: UnrolledGraph) -> EffectivePaths:
+    """Live nodes, effective edges and effective weights of ``graph`` (see the module docstring)."""
+    forward, backward = reachability(graph)
+    per_layer: dict[str, dict] = {}
+    edges = effective_edges = 0
+    for block in graph.layers:
+        ones = _structure(block.matrix)
+        leaving = ones @ backward[block.target].astype(
+            np.float32
+        )  # edges from each source node to live targets
+        block_effective = int(leaving[forward[block.source]].sum())
+        edges += block.edges
+        effective_edges += block_effective
+        weights = _effective_weights(block, forward[block.source], backward[block.target])
+        entry = per_layer.setdefault(
+            block.layer,
+            {"mask": block.mask, "effective": np.zeros(block.mask.shape, bool), "edges": 0, "eff": 0},
+        )
+        entry["effective"] |= weights
+        entry["edges"] += block.edges
+        entry["eff"] += block_effective
+    rows = tuple(
+        LayerPaths(
+            layer=name,
+            kept=int(e["mask"].sum()),
+            effective=int(e["effective"].sum()),
+            ineffective=int(e["mask"].sum() - e["effective"].sum()),
+            weights=int(e["mask"].size),
+            edges=e["edges"],
+            effective_edges=e["eff"],
+        )
+        for name, e in per_layer.items()
+    )
+    live = sum(int(np.count_nonzero(f & b)) for f, b in zip(forward, backward))
+    return EffectivePaths(
+        layers=rows,
+        edges=edges,
+        effective_edges=effective_edges,
+        kept_weights=sum(r.kept for r in rows),
+        effective_weights=sum(r.effective for r in rows),
+        weights=sum(r.weights for r in rows),
+        live_nodes=live,
+    )
+
+
+def _structure(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The block's pattern as float32 ones (an explicit zero weight is still an edge: edges come from the mask)."""
+    return sp.csr_matrix((np.ones(matrix.nnz, np.float32), matrix.indices, matrix.indptr), shape=matrix.shape)
+
+
+def _effective_weights(block: LayerBlock, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Bool of the mask's shape: kept weights with an unrolled edge from a reached unit to one reaching the output."""
+    mask = block.mask
+    reached = forward if block.reader is None else (block.reader.T @ forward.astype(np.float32)) > 0
+    if block.geometry is None:  # Linear: weight (c, j) is its one edge
+        return mask & backward[:, None] & reached[None, :]
+    geometry = block.geometry
+    out_ch, in_ch = mask.shape[:2]
+    live_out = _packed(backward.reshape(out_ch, -1))  # (out, words)
+    reached = reached.reshape(in_ch, -1)
+    effective = np.zeros(mask.shape, bool)
+    for tap in itertools.product(*(range(k) for k in mask.shape[2:])):
+        index = (slice(None), slice(None), *tap)
+        c, j = np.nonzero(mask[index])
+        if not len(c):
+            continue
+        shifted = shifted_live(
+            reached, geometry.in_size, geometry.out_size, tap, stride=geometry.stride, padding=geometry.padding,
+            dilation=geometry.dilation,
+        )  # fmt: skip
+        live_in = _packed(shifted)  # (in, words)
+        hit = np.bitwise_and(live_out[c], live_in[j]).any(axis=1)
+        effective[(c[hit], j[hit], *(np.full(int(hit.sum()), t) for t in tap))] = True
+    return effective
+
+
+def _packed(bits: np.ndarray) -> np.ndarray:
+    """``(rows, n)`` bool -> ``(rows, ceil(n / 64))`` uint64 words."""
+    packed = np.packbits(bits, axis=1)
+    pad = (-packed.shape[1]) % 8
+    if pad:
+        packed = np.pad(packed, ((0, 0), (0, pad)))
+    return np.ascontiguousarray(packed).view(np.uint64)
