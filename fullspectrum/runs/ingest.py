@@ -9,10 +9,12 @@ the app and the ``runs``/``export`` commands treat it like any other run:
 
 * ``layers`` rows at step 0 (moving distance 0: the mask is its own start;
   exploration rate = the layer's density, the OR of the only mask seen);
-* the masks under ``masks/`` (step 0), keyed by parameter name;
+* the masks under ``masks/`` (step 0), keyed by parameter name, with the kept weights
+  (``values_i``) when the checkpoint has them;
 * the checkpoint file itself, copied in (atomically) as ``source<suffix>`` (weights for later views);
 * ``run.json``: ``config`` (source, detected format, model/data/method from the
-  checkpoint's ``meta`` when it says so, overall density), notes and skipped tensors.
+  checkpoint's ``meta`` when it says so, overall density), notes (a dense checkpoint is said to be
+  one) and skipped tensors.
 """
 
 from __future__ import annotations
@@ -84,16 +86,24 @@ def ingest_checkpoint(
             row = {field: record[field] for field in ("layer", *SPECTRUM_FIELDS)}
             rows.append({**row, "moving_distance": 0.0, "exploration_rate": record["density"]})
         store.add_snapshot(0, rows)
+        weights = {  # the kept weights (SPEC §8 ``values_i``), so λ, ω and λ_c show in every view
+            parameter_name(layer.name): layer.weight for layer in loaded.layers if layer.weight is not None
+        }
         store.save_masks(
-            0, {parameter_name(layer.name): layer.mask.to(torch.bool) for layer in loaded.layers}
+            0, {parameter_name(layer.name): layer.mask.to(torch.bool) for layer in loaded.layers}, weights
         )
         copy = store.artifact_path(copy_name)
         if source.resolve() != copy.resolve():
             with open(source, "rb") as original:
                 write_atomic(copy, lambda handle: shutil.copyfileobj(original, handle))
+        notes = list(table.attrs.get("notes", []))
+        if total and edges == total:
+            notes.append(
+                "every weight is kept: this checkpoint is dense, not sparse (its masks are all ones)"
+            )
         store.update_info(
             source_file=copy.name,
-            notes=list(table.attrs.get("notes", [])),
+            notes=notes,
             skipped=[list(item) for item in table.attrs.get("skipped", [])],
         )
         store.finish(final={"layers": len(rows), "edges": edges})
