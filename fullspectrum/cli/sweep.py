@@ -100,7 +100,14 @@ def run(args: argparse.Namespace) -> int:
         if args.backend == "ray":
             from fullspectrum.distributed import ray_session  # why: Ray is imported only when asked for
 
-            with ray_session(args.address):
+            with ray_session(args.address) as ray:
+                gpus = ray.cluster_resources().get("GPU", 0)
+                wanting = sum(point.options.get("device") == "cuda" for point in points)
+                if wanting and not gpus:
+                    raise FullSpectrumError(
+                        f"{args.grid}: {wanting} points run on cuda and ask Ray for a GPU, but the Ray "
+                        "cluster has none; join one with GPUs (--address) or run them on cpu"
+                    )
                 result = run_sweep(grid, points, argvs, args.out, RayBackend(args.max_parallel), **sweep)
         else:
             parallel = args.max_parallel or max(1, (os.cpu_count() or 1) // point_threads())

@@ -78,8 +78,9 @@ def start_process(
 ) -> subprocess.Popen:
     """Start ``argv`` with its output appended to ``log``; the child dies with this process.
 
-    Call it from the main thread: Linux sends the death signal when the *thread* that started
-    the child ends.
+    The child has a session of its own, so a Ctrl-C in the terminal reaches only this process,
+    which decides what to pass on. Call it from the main thread: Linux sends the death signal
+    when the *thread* that started the child ends.
     """
     with open(log, "ab") as handle:  # the child holds its own descriptor
         return subprocess.Popen(
@@ -90,6 +91,7 @@ def start_process(
             env=_environment(env),
             cwd=cwd,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            start_new_session=True,  # a Ctrl-C in the terminal is the parent's, which passes one on
         )
 
 
