@@ -74,7 +74,7 @@ def _upload(at: AppTest, side: str, name: str, data: bytes | None) -> AppTest:
 
 
 def _page_iou(at: AppTest) -> list[float]:
-    return at.dataframe[0].value["iou"].tolist()
+    return next(frame.value for frame in at.dataframe if "iou" in frame.value.columns)["iou"].tolist()
 
 
 def _stored(workspace: Path) -> list[Path]:
@@ -186,6 +186,50 @@ def test_runs_page_uploads_with_one_name_get_their_own_runs(workspace, monkeypat
     assert {(run / "source.pt").read_bytes() for run in runs} == {x, y}
     assert {RunStore.open(run).status for run in runs} == {"finished"}
     assert _stored(workspace) == []  # each run keeps its own copy; the upload itself is gone
+
+
+def _pruned_checkpoint() -> bytes:
+    """A ``torch.nn.utils.prune`` state dict (``weight_orig`` and ``weight_mask``) with its weights."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    for layer in (model[0], model[2]):
+        torch.nn.utils.prune.random_unstructured(layer, "weight", amount=0.7)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def test_an_analysed_upload_keeps_its_weights_is_selected_and_shows_what_was_read(workspace, monkeypatch):
+    monkeypatch.setattr(jobs, "start_ingest", _fake_ingest)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    _analyse(at, "pruned.pt", _pruned_checkpoint())
+    at.run()
+    run = next(p for p in workspace.iterdir() if p.name.startswith("upload_pruned"))
+    assert at.session_state["selected_run"] == str(run)  # selected after analysis
+    assert RunStore.open(run).load_weights(0)  # the snapshot keeps values_i
+    markdown = " ".join(str(m.value) for m in at.markdown)
+    assert "Analysed checkpoint **pruned.pt** · detected format **" in markdown
+    assert any("Sparse: 30.00% of the weights" in str(c.value) for c in at.caption)
+    layers = next(frame.value for frame in at.dataframe if "lambda_w" in frame.value.columns)
+    assert list(layers["layer"]) == ["0", "2"] and layers["lambda_w"].notna().all()
+    at.switch_page("app_pages/graph_inspector.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("stores no weights" in str(c.value) for c in at.caption)
+    classes = at.dataframe[0].value
+    assert classes.loc[classes.qualifies, "lambda_c"].notna().all()
+
+
+def test_a_dense_upload_says_it_is_not_sparse(workspace, monkeypatch):
+    monkeypatch.setattr(jobs, "start_ingest", _fake_ingest)
+    buffer = io.BytesIO()
+    torch.save({name: torch.randn(shape) for name, shape in SHAPES.items()}, buffer)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    _analyse(at, "dense.pt", buffer.getvalue())
+    at.run()
+    assert any("dense, not sparse" in str(w.value) for w in at.warning)
 
 
 # -- left by dead sessions -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.chance import chance_sentence
-from app import cache, widgets
+from app import cache, glossary, widgets
 from app.charts.runs import evals_figure, overview_figure
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
@@ -75,6 +75,34 @@ else:
     if runs["final_accuracy"].notna().any():
         st.plotly_chart(overview_figure(shown))
 
+ANALYSIS_COLUMNS = ["layer", "edges", "density", "dead_right", "dead_in_channels", "delta_r", "lambda_w",
+                    "delta_r_imdb", "lambda_imsg", "n_classes", "in_regime"]  # fmt: skip
+
+
+def _analysis_details(path: str, stamp: tuple, info: dict) -> None:
+    """An analysed checkpoint: its detected format, whether it is sparse at all, the analysis notes and
+    the per-layer table (its one snapshot)."""
+    config = info.get("config") or {}
+    density = config.get("density")
+    st.markdown(
+        f"Analysed checkpoint **{config.get('source', '?')}** · detected format **{config.get('format', '?')}**"
+    )
+    if isinstance(density, int | float) and density >= 1.0:
+        st.warning("Every weight is kept: this checkpoint is dense, not sparse — its graphs are complete.")
+    elif isinstance(density, int | float):
+        st.caption(f"Sparse: {density:.2%} of the weights of its layers are kept.")
+    for note in info.get("notes") or []:
+        st.info(note)
+    for name, reason in info.get("skipped") or []:
+        st.caption(f"Not analysed: `{name}` ({reason})")
+    layers = cache.run_layers(path, stamp)
+    if layers.empty:
+        st.caption("No layers were analysed.")
+        return
+    shown = [column for column in ANALYSIS_COLUMNS if column in layers.columns]
+    st.dataframe(layers[shown], hide_index=True, width="stretch", column_config=glossary.column_help(shown))
+
+
 # -- details of the selected run -----------------------------------------------------------------------
 selected = st.session_state.get("selected_run")
 if selected and not runs.empty and selected in set(runs["path"]):
@@ -125,7 +153,9 @@ if selected and not runs.empty and selected in set(runs["path"]):
                         key=f"download_{table_name}",
                     )
             with right:
-                if evals.empty:
+                if info.get("kind") == "analysis":
+                    _analysis_details(selected, stamp, info)
+                elif evals.empty:
                     st.caption("No evaluations recorded in this run.")
                 else:
                     st.plotly_chart(evals_figure(evals))
@@ -176,7 +206,12 @@ def _ingest_panel() -> None:
             still[run_dir] = stored
         elif job.status == "finished":
             widgets.release_upload(stored)
-            st.session_state.setdefault(_RESULTS, {})[run_dir] = ("finished", Path(run_dir).name)
+            st.session_state.setdefault(_RESULTS, {})[run_dir] = (
+                "finished",
+                f"{stored.name} ({Path(run_dir).name})",
+            )
+            widgets.select_run(run_dir)  # its details show at once, and every page opens on it
+            cache.run_table.clear()
         else:
             line = widgets.refuse_upload(
                 stored, _job_error(job, stored), what=f"{stored.name} could not be analysed"
@@ -190,7 +225,7 @@ def _ingest_panel() -> None:
 
 for status, text in st.session_state.get(_RESULTS, {}).values():
     if status == "finished":
-        st.success(f"{text}: analysed; pick it in the sidebar or the table above.")
+        st.success(f"{text}: analysed and selected; its details are above.")
     else:
         widgets.error_box(text)
 if st.session_state.get(_INGESTS):
