@@ -134,6 +134,7 @@ class _Tracer(torch.fx.Interpreter):
 
     def __init__(self, traced, masks, shape, skips, compat, model_name):
         super().__init__(traced)
+        self.extra_traceback = False  # our errors are one line; fx would append the node's listing
         self.modules = dict(traced.named_modules())
         self.masks = masks
         self.input_shape = shape
