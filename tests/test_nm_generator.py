@@ -279,3 +279,17 @@ def test_prune_warns_about_layers_left_dense(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 0 and "left dense, input dimension not a multiple of 4" in err
+
+
+@pytest.mark.slow
+def test_pags_writes_safetensors_copies_of_its_masks(tmp_path, capsys):
+    run = tmp_path / "pags"
+    argv = ["pags", "--model", "mlp", "--data", "digits", "--generator", "nm", "--density", "0.5",
+            "--population", "2", "--device", "cpu", "--out", str(run), "--mask-format", "safetensors"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    for name in ("pags_mask", "base_mask"):
+        pt, st = load_mask_checkpoint(run / f"{name}.pt"), load_mask_checkpoint(run / f"{name}.safetensors")
+        assert st.meta == pt.meta and st.masks.keys() == pt.masks.keys()
+        assert all(torch.equal(st.masks[k], pt.masks[k]) for k in pt.masks)
+        assert all(torch.equal(st.state_dict[k], pt.state_dict[k]) for k in pt.state_dict)
+        assert {nm_pattern(mask) for mask in st.masks.values()} == {"2:4"}  # PAGS keeps nm's pattern
