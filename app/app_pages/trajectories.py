@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.correlation import study_reading
-from app import cache, widgets
+from app import cache, glossary, widgets
 from app.charts.trajectories import correlation_figure, metrics_figure, trajectory_figure
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum import VECTOR_AXES
@@ -46,6 +46,14 @@ except FullSpectrumError as error:
 
 if layers is not None and layers.empty:
     st.info("This run has no spectral snapshots yet (a run records one at step 0 as soon as it starts).")
+elif layers is not None and layers["step"].nunique() == 1:
+    st.info(
+        "This run has a single snapshot (an analysed or uploaded checkpoint): a trajectory needs two or more "
+        "steps. Its full-spectrum coordinate per layer is below; open it in the **Graph inspector** to see "
+        "each layer's graph."
+    )
+    shown = [c for c in ("layer", *VECTOR_AXES, "density", "in_regime") if c in layers.columns]
+    st.dataframe(layers[shown], hide_index=True, column_config=glossary.column_help(shown))
 elif layers is not None:
     names = list(dict.fromkeys(layers["layer"]))
     steps = sorted(int(s) for s in layers["step"].unique())
@@ -54,15 +62,19 @@ elif layers is not None:
         "Layers", names, default=names[:MAX_DEFAULT_LAYERS], key=f"traj_layers_{selected}"
     )
     show_network = options.checkbox("network mean", value=True, key="traj_network")
-    step = (
-        st.select_slider(
-            "Step (moves a marker on every layer)", options=steps, value=steps[-1], key="traj_step"
-        )
-        if len(steps) > 1
-        else steps[0]
+    step = st.select_slider(
+        "Step (moves a marker on every layer; ▶ Play in the chart plays them all)",
+        options=steps,
+        value=steps[-1],
+        key="traj_step",
     )
     figure = trajectory_figure(
-        layers, selected_layers=chosen, step=step, network=network if show_network else None
+        layers,
+        selected_layers=chosen,
+        step=step,
+        network=network if show_network else None,
+        animate=True,
+        revision=selected,  # the camera stays while this run is shown
     )
     st.plotly_chart(figure, key="traj_3d")
     st.plotly_chart(
@@ -71,10 +83,11 @@ elif layers is not None:
     )
     at_step = layers[(layers["layer"].isin(chosen)) & (layers["step"] == step)]
     with st.expander(f"Per-layer values at step {step}"):
-        st.dataframe(
-            at_step[["layer", *VECTOR_AXES, "moving_distance", "exploration_rate", "density", "in_regime"]],
-            hide_index=True,
-        )
+        shown = ["layer", *VECTOR_AXES, "moving_distance", "exploration_rate", "density", "in_regime"]
+        st.dataframe(at_step[shown], hide_index=True, column_config=glossary.column_help(shown))
+    glossary.expander(
+        ["u", "Δr", "λ", "Δr_imdb", "λ_imsg", "ℓ2-moving distance", "exploration rate", "in_regime"]
+    )
 
 # -- across runs ---------------------------------------------------------------------------------------
 st.subheader("Across runs: final distance vs final accuracy")

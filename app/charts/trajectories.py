@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from fullspectrum.spectrum import AXIS_TITLES, PLOT_AXES, metric_symbol
@@ -50,47 +51,46 @@ def trajectory_figure(
     selected_layers: list[str] | None = None,
     step: int | None = None,
     network: pd.DataFrame | None = None,
+    animate: bool = False,
+    revision: str = "trajectory",
 ) -> go.Figure:
-    """3-D trajectories: one trace per layer, the network mean, and the points at ``step``.
+    """3-D trajectories: one trace per layer (its own colour; markers coloured by step), the network mean
+    (black), and the points at ``step`` in their layer's colour.
 
     ``layers`` has ``step``, ``layer`` and :data:`PLOT_AXES`; ``network`` (optional)
-    has ``step`` and :data:`PLOT_AXES` (one row per step).
+    has ``step`` and :data:`PLOT_AXES` (one row per step). ``animate`` adds a Play control that moves the
+    markers through the steps in the browser. ``revision`` is plotly's ``uirevision``: while it stays the
+    same (one run), redrawing the figure keeps the user's camera.
     """
     names = list(dict.fromkeys(layers["layer"])) if selected_layers is None else list(selected_layers)
     shown = layers[layers["layer"].isin(names)]
     all_steps = shown["step"] if network is None else pd.concat([shown["step"], network["step"]])
     low, high = (float(all_steps.min()), float(all_steps.max())) if len(all_steps) else (0.0, 1.0)
     marked_step = nearest_step(all_steps, step) if step is not None else None
+    palette = qualitative.Plotly
+    colours = {name: palette[index % len(palette)] for index, name in enumerate(names)} | {
+        NETWORK_NAME: "black"
+    }
     figure = go.Figure()
     left_out = 0
     highlight = []
     for index, name in enumerate(names):
         points, missing = drawable(shown[shown["layer"] == name].sort_values("step"))
         left_out += missing
-        figure.add_trace(_path_trace(points, name, low, high, show_scale=index == 0))
+        figure.add_trace(_path_trace(points, name, low, high, show_scale=index == 0, colour=colours[name]))
         highlight.append(_at_step(points, marked_step, name))
     if network is not None and len(network):
         points, missing = drawable(network.sort_values("step"))
         left_out += missing
-        trace = _path_trace(points, NETWORK_NAME, low, high, show_scale=not names)
+        trace = _path_trace(points, NETWORK_NAME, low, high, show_scale=not names, colour="black")
         trace.line.update(width=7, color="black")
         figure.add_trace(trace)
         highlight.append(_at_step(points, marked_step, NETWORK_NAME))
     marked = pd.concat([h for h in highlight if len(h)]) if any(len(h) for h in highlight) else None
     if marked is not None:
-        figure.add_trace(
-            go.Scatter3d(
-                x=marked[PLOT_AXES[0]],
-                y=marked[PLOT_AXES[1]],
-                z=marked[PLOT_AXES[2]],
-                mode="markers",
-                name=HIGHLIGHT_NAME,
-                text=marked["label"],
-                hovertemplate="%{text}<br>step %{customdata}<extra></extra>",
-                customdata=marked["step"],
-                marker={"size": 9, "symbol": "diamond", "color": "crimson", "line": {"width": 1}},
-            )
-        )
+        figure.add_trace(_marker_trace(marked, colours))
+        if animate:
+            _add_play_control(figure, shown, network, names, colours, marked_step)
     title = "Full-spectrum trajectories"
     if step is not None:
         title += f" · marker at step {marked_step}"
@@ -98,16 +98,70 @@ def trajectory_figure(
         title += f" · {left_out} point{'s' if left_out != 1 else ''} with a NaN coordinate not drawn"
     figure.update_layout(
         title=title,
-        scene={f"{axis}axis": {"title": {"text": AXIS_TITLES[name]}} for axis, name in zip("xyz", PLOT_AXES)},
+        scene={
+            **{f"{axis}axis": {"title": {"text": AXIS_TITLES[name]}} for axis, name in zip("xyz", PLOT_AXES)},
+            "uirevision": revision,
+        },
         legend={"itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
         margin={"l": 0, "r": 0, "t": 40, "b": 0},
         height=600,
         meta={"left_out": left_out},
+        uirevision=revision,
     )
     return figure
 
 
-def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, show_scale: bool):
+def _marker_trace(marked: pd.DataFrame, colours: dict) -> go.Scatter3d:
+    """The points at the selected step, each in its layer's colour (the network mean black)."""
+    return go.Scatter3d(
+        x=marked[PLOT_AXES[0]],
+        y=marked[PLOT_AXES[1]],
+        z=marked[PLOT_AXES[2]],
+        mode="markers",
+        name=HIGHLIGHT_NAME,
+        text=marked["label"],
+        hovertemplate="%{text}<br>step %{customdata}<extra></extra>",
+        customdata=marked["step"],
+        marker={"size": 9, "symbol": "diamond", "color": [colours.get(label, "crimson") for label in marked["label"]],
+                "line": {"width": 2, "color": "white"}},
+    )  # fmt: skip
+
+
+def _add_play_control(figure: go.Figure, shown, network, names, colours, marked_step) -> None:
+    """Plotly frames that move the step markers through every step in the browser (no server round trip),
+    with Play/Pause buttons and a step slider; the camera stays where the user put it."""
+    frames, marker_index = [], len(figure.data) - 1
+    sources = [(name, shown[shown["layer"] == name]) for name in names]
+    if network is not None and len(network):
+        sources.append((NETWORK_NAME, network))
+    steps = sorted(
+        {int(s) for s in shown["step"]}
+        | ({int(s) for s in network["step"]} if network is not None else set())
+    )
+    for frame_step in steps:
+        rows = [drawable(frame[frame["step"] == frame_step])[0].assign(label=name) for name, frame in sources]
+        rows = [r for r in rows if len(r)]
+        if rows:
+            frames.append(go.Frame(name=str(frame_step), data=[_marker_trace(pd.concat(rows), colours)],
+                                   traces=[marker_index]))  # fmt: skip
+    if len(frames) < 2:
+        return
+    figure.frames = frames
+    play = {"frame": {"duration": 400, "redraw": True}, "transition": {"duration": 0}, "fromcurrent": True}
+    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
+    figure.update_layout(
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 1.08, "xanchor": "left",
+                      "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
+                                  {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]}]}],
+        sliders=[{"active": next((i for i, f in enumerate(frames) if f.name == str(marked_step)), len(frames) - 1),
+                  "currentvalue": {"prefix": "marker at step "}, "pad": {"t": 30},
+                  "steps": [{"label": f.name, "method": "animate",
+                             "args": [[f.name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                            for f in frames]}],
+    )  # fmt: skip
+
+
+def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, show_scale: bool, colour: str):
     return go.Scatter3d(
         x=points[PLOT_AXES[0]],
         y=points[PLOT_AXES[1]],
@@ -116,7 +170,7 @@ def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, sho
         name=name,
         customdata=points["step"],
         hovertemplate=f"{name}<br>step %{{customdata}}<br>{_HOVER}<extra></extra>",
-        line={"width": 3},
+        line={"width": 3, "color": colour},
         marker={
             "size": 3,
             "color": points["step"],

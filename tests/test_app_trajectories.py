@@ -1,0 +1,67 @@
+"""Trajectories: the camera survives the step slider (uirevision), the step markers take their layer's
+colour, a Play control moves them in the browser, and a single-snapshot run says why there is no
+trajectory instead of drawing empty charts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from app.charts.trajectories import HIGHLIGHT_NAME, trajectory_figure
+from fullspectrum.runs import RunStore
+from tests.app_fixtures import make_run
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+def _page(root: Path, run: Path, monkeypatch, tmp_path) -> AppTest:
+    monkeypatch.setenv("FULLSPECTRUM_RUNS", str(root))
+    monkeypatch.setenv("FULLSPECTRUM_WORKSPACE", str(tmp_path / "workspace"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["selected_run"] = str(run)
+    at.run()
+    at.switch_page("app_pages/trajectories.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_markers_by_layer_play_control_and_a_camera_that_stays(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "runs" / "r", density=0.2, seed=0, accuracy=0.9)
+    at = _page(tmp_path / "runs", run, monkeypatch, tmp_path)
+    before = json.loads(at.get("plotly_chart")[0].proto.spec)
+    at.select_slider[0].set_value(10).run()
+    after = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert before["layout"]["uirevision"] == after["layout"]["uirevision"] == str(run)
+    assert after["layout"]["scene"]["uirevision"] == str(run)
+    markers = next(trace for trace in after["data"] if trace["name"] == HIGHLIGHT_NAME)
+    lines = {
+        trace["name"]: trace["line"]["color"] for trace in after["data"] if trace["name"] != HIGHLIGHT_NAME
+    }
+    assert markers["marker"]["color"] == [lines[name] for name in markers["text"]]
+    assert len(set(markers["marker"]["color"])) == len(markers["text"])  # one colour per layer
+    buttons = after["layout"]["updatemenus"][0]["buttons"]
+    assert [b["label"] for b in buttons] == ["▶ Play", "❚❚ Pause"]
+    assert [frame["name"] for frame in after["frames"]] == ["0", "10", "20", "30"]
+    assert after["layout"]["sliders"][0]["active"] == 1  # the slider's step
+
+
+def test_a_single_snapshot_run_explains_itself(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "runs" / "one", density=0.2, seed=0, accuracy=0.9, steps=(0,))
+    at = _page(tmp_path / "runs", run, monkeypatch, tmp_path)
+    assert any("single snapshot" in str(info.value) for info in at.info)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert not any(
+        "Full-spectrum trajectories" in c["layout"].get("title", {}).get("text", "") for c in charts
+    )
+    assert len(at.dataframe[0].value) == len(RunStore.open(run).layers())
+
+
+def test_without_animation_the_figure_has_no_frames():
+    frame = pd.DataFrame({"step": [0, 1, 0, 1], "layer": ["a", "a", "b", "b"], "delta_r": [1.0, 2, 3, 4],
+                          "lambda_w": [0.0, 1, 0, 1], "delta_r_imdb": [1.0, 1, 1, 1]})  # fmt: skip
+    assert not trajectory_figure(frame, step=1).frames
+    assert len(trajectory_figure(frame, step=1, animate=True).frames) == 2
