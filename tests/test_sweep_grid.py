@@ -9,13 +9,14 @@ line, and no folder is made. These tests run no command (fast); the runs are in
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from fullspectrum.cli import build_parser, main
 from fullspectrum.cli.sweep import describe_command, sweepable_commands
 from fullspectrum.errors import FullSpectrumError
-from fullspectrum.sweeps import GridError, check_points, expand_grid, parse_grid
+from fullspectrum.sweeps import GridError, check_points, expand_grid, load_grid, parse_grid
 from fullspectrum.sweeps.commands import CommandSpec, OptionSpec
 
 TRAIN_GRID = """
@@ -245,3 +246,15 @@ def test_the_ray_backend_without_ray_installed_is_one_line(tmp_path, capsys, mon
         "pip install 'fullspectrum[ray]'",
     )
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "example",
+    sorted((Path(__file__).parents[1] / "examples" / "sweeps").glob("*.toml")),
+    ids=lambda p: p.name,
+)
+def test_the_example_grids_are_valid(example, commands, tmp_path):
+    grid = load_grid(example)
+    points = expand_grid(grid, tmp_path)
+    argvs = check_points(grid, points, commands, tmp_path)
+    assert len(argvs) == len(points) >= 6
