@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import cache, widgets
+from analysis.glossary import help_text
+from app import cache, glossary, widgets
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum import metric_label, metric_symbol
@@ -80,14 +81,16 @@ for col, (label, value) in zip(
     ),
     strict=True,
 ):
-    col.metric(label, f"{value:.4g}" if isinstance(value, float) else value)
+    col.metric(label, f"{value:.4g}" if isinstance(value, float) else value, help=help_text(label) or None)
 if not spectrum["in_regime"] and spectrum["edges"]:
     st.caption("Mean degrees below 3: outside the Ramanujan regime (the bound's reading does not apply).")
 
 # -- degree classes -----------------------------------------------------------------------------------
 st.subheader(f"Degree classes ({len(classes)}, {spectrum['n_classes']} qualifying)")
 table = pd.DataFrame([{c: getattr(k, c) for c in CLASS_COLUMNS} for k in classes], columns=CLASS_COLUMNS)
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch", column_config=glossary.column_help(CLASS_COLUMNS))
+glossary.expander(["degree class", "d_c", "n_c", "l_c", "r_c", "f_c", "Δr_c", "λ_c", "qualifies", "Δr_imdb",
+                   "λ_imsg", "in_regime"])  # fmt: skip
 
 options = [ALL, *[int(k.d_c) for k in classes]]
 picker, view_picker = st.columns([2, 1])
