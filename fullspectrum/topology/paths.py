@@ -96,37 +96,44 @@ class EffectivePaths:
 
 def reachability(graph: UnrolledGraph) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per partition, bool over its nodes: reached from the input (``forward``), reaching the output (``backward``)."""
+    forward, backward, _ = _sweeps(graph)
+    return forward, backward
+
+
+def _sweeps(graph: UnrolledGraph):
+    """Forward and backward reachability, and per layer block the number of effective edges."""
     parts = graph.partitions
     blocks = [(s, t, _structure(m)) for s, t, m in graph.blocks()]
     forward = [np.zeros(p.size, bool) for p in parts]
     forward[0] = parts[0].real_nodes()
-    for index in range(1, len(parts)):
-        for source, target, ones in blocks:
-            if target == index and forward[source].any():
-                forward[index] |= (ones.T @ forward[source].astype(np.float32)) > 0
     backward = [np.zeros(p.size, bool) for p in parts]
     backward[graph.output][:] = True
+    into: dict[int, list[int]] = {}
+    out_of: dict[int, list[int]] = {}
+    for i, (source, target, _) in enumerate(blocks):
+        into.setdefault(target, []).append(i)
+        out_of.setdefault(source, []).append(i)
+    for index in range(1, len(parts)):  # blocks go forward: a partition is final once its sources are
+        for i in into.get(index, ()):
+            source, _, ones = blocks[i]
+            if forward[source].any():
+                forward[index] |= (ones.T @ forward[source].view(np.uint8).astype(np.float32)) > 0
+    leaving: list[np.ndarray | None] = [None] * len(blocks)
     for index in range(len(parts) - 1, -1, -1):
-        for source, target, ones in blocks:
-            if source == index and backward[target].any():
-                backward[index] |= (ones @ backward[target].astype(np.float32)) > 0
+        for i in out_of.get(index, ()):
+            _, target, ones = blocks[i]
+            leaving[i] = ones @ backward[target].view(np.uint8).astype(np.float32)  # edges to live targets
+            backward[index] |= leaving[i] > 0
     backward[0] &= parts[0].real_nodes()
-    return forward, backward
+    effective = [int(leaving[i][forward[s]].sum()) for i, (s, _, _) in enumerate(blocks[: len(graph.layers)])]
+    return forward, backward, effective
 
 
 def effective_paths(graph: UnrolledGraph) -> EffectivePaths:
     """Live nodes, effective edges and effective weights of ``graph`` (see the module docstring)."""
-    forward, backward = reachability(graph)
+    forward, backward, block_edges = _sweeps(graph)
     per_layer: dict[str, dict] = {}
-    edges = effective_edges = 0
-    for block in graph.layers:
-        ones = _structure(block.matrix)
-        leaving = ones @ backward[block.target].astype(
-            np.float32
-        )  # edges from each source node to live targets
-        block_effective = int(leaving[forward[block.source]].sum())
-        edges += block.edges
-        effective_edges += block_effective
+    for block, block_effective in zip(graph.layers, block_edges):
         weights = _effective_weights(block, forward[block.source], backward[block.target])
         entry = per_layer.setdefault(
             block.layer,
@@ -150,8 +157,8 @@ def effective_paths(graph: UnrolledGraph) -> EffectivePaths:
     live = sum(int(np.count_nonzero(f & b)) for f, b in zip(forward, backward))
     return EffectivePaths(
         layers=rows,
-        edges=edges,
-        effective_edges=effective_edges,
+        edges=graph.edges,
+        effective_edges=sum(block_edges),
         kept_weights=sum(r.kept for r in rows),
         effective_weights=sum(r.effective for r in rows),
         weights=sum(r.weights for r in rows),
@@ -172,22 +179,27 @@ def _effective_weights(block: LayerBlock, forward: np.ndarray, backward: np.ndar
         return mask & backward[:, None] & reached[None, :]
     geometry = block.geometry
     out_ch, in_ch = mask.shape[:2]
+    kernel = mask.shape[2:]
     live_out = _packed(backward.reshape(out_ch, -1))  # (out, words)
     reached = reached.reshape(in_ch, -1)
-    effective = np.zeros(mask.shape, bool)
-    for tap in itertools.product(*(range(k) for k in mask.shape[2:])):
-        index = (slice(None), slice(None), *tap)
-        c, j = np.nonzero(mask[index])
-        if not len(c):
+    kept = np.flatnonzero(mask)  # one pass over the mask; grouped by tap below
+    c, rest = np.divmod(kept, in_ch * math.prod(kernel))
+    j, tap_index = np.divmod(rest, math.prod(kernel))
+    order = np.argsort(tap_index, kind="stable")
+    bounds = np.searchsorted(tap_index[order], np.arange(math.prod(kernel) + 1))
+    effective = np.zeros(mask.size, bool)
+    for t, tap in enumerate(itertools.product(*(range(k) for k in kernel))):
+        members = order[bounds[t] : bounds[t + 1]]
+        if not len(members):
             continue
         shifted = shifted_live(
             reached, geometry.in_size, geometry.out_size, tap, stride=geometry.stride, padding=geometry.padding,
             dilation=geometry.dilation,
         )  # fmt: skip
         live_in = _packed(shifted)  # (in, words)
-        hit = np.bitwise_and(live_out[c], live_in[j]).any(axis=1)
-        effective[(c[hit], j[hit], *(np.full(int(hit.sum()), t) for t in tap))] = True
-    return effective
+        hit = np.bitwise_and(live_out[c[members]], live_in[j[members]]).any(axis=1)
+        effective[kept[members[hit]]] = True
+    return effective.reshape(mask.shape)
 
 
 def _packed(bits: np.ndarray) -> np.ndarray:
