@@ -6,8 +6,10 @@ Writes a Hugging Face-style sharded checkpoint of ``--blocks`` LLaMA-7B decoder 
 in ``--dtype`` (float16 by default, as LLaMA ships), pruned two ways: 50% unstructured (each weight
 kept with probability 1/2) and 2:4. Each is then analysed in a fresh subprocess
 (``fullspectrum.spectrum.network.analyze`` on the folder, as ``fullspectrum analyze DIR`` does),
-which reports its peak resident memory (``resource.getrusage``'s ``ru_maxrss``, and ``VmHWM``
-from ``/proc``), its resident memory after the imports, and the time of every layer.
+which reports its peak resident memory (``VmHWM`` from ``/proc/self/status``: on Linux
+``getrusage``'s ``ru_maxrss`` of a child keeps the high-water mark of the process it was forked
+from, so it would count this script's own tensors), its peak after the imports, and the time of
+every layer.
 
 Target (the project's): peak memory at most ``3 x`` the largest tensor's float64 size ``+ 200 MB``
 (``3 x 11008 x 4096 x 8`` bytes ``+ 200 MiB`` = 1232 MiB), counted above the memory the imports
@@ -39,13 +41,10 @@ PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self
 MIB = 2**20
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from fullspectrum.checkpoints.sharded import open_sharded
 from fullspectrum.layers.nm import nm_pattern
 from fullspectrum.spectrum.network import analyze
-
-def rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def hwm_mib():
     for line in open("/proc/self/status"):
@@ -54,7 +53,7 @@ def hwm_mib():
     return float("nan")
 
 folder, reader_only = sys.argv[1], sys.argv[2] == "1"
-base = rss_mib()
+base = hwm_mib()
 start = time.perf_counter()
 stamps = []
 if reader_only:
@@ -71,7 +70,7 @@ else:
     layers = len(table)
     patterns = sorted(set(table["nm_pattern"]))
 elapsed = time.perf_counter() - start
-print(json.dumps({"base_mib": base, "peak_mib": rss_mib(), "hwm_mib": hwm_mib(), "seconds": elapsed,
+print(json.dumps({"base_mib": base, "peak_mib": hwm_mib(), "seconds": elapsed,
                   "layers": layers, "patterns": sorted(set(patterns)), "stamps": stamps}))
 """
 
@@ -87,6 +86,7 @@ def shapes(hidden: int, intermediate: int) -> dict[str, tuple[int, int]]:
 def pruned(shape: tuple[int, int], pattern: str, generator: torch.Generator, dtype) -> torch.Tensor:
     """A random weight with half its entries exactly zero: unstructured, or 2 of every 4 inputs."""
     weight = torch.randn(shape, generator=generator, dtype=torch.float32)
+    weight = torch.where(weight < 0, -1.0, 1.0) * weight.abs().clamp_min(1e-3)  # no kept weight rounds to 0
     if pattern == "2:4":
         groups = torch.rand(shape[0], shape[1] // 4, 4, generator=generator).argsort(dim=-1)
         mask = torch.zeros(shape[0], shape[1] // 4, 4, dtype=torch.bool).scatter_(-1, groups[..., :2], True)
