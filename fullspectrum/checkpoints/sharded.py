@@ -35,7 +35,7 @@ from safetensors import safe_open
 from fullspectrum.checkpoints.limits import check_shape
 from fullspectrum.errors import CheckpointError, FullSpectrumError
 from fullspectrum.layers import LayerRecord, SkippedTensor, layer_name
-from fullspectrum.layers.names import split_attribute, split_names
+from fullspectrum.layers.names import ROOT_NAME, split_attribute, split_names
 from fullspectrum.layers.rule import (
     KIND_BY_NDIM,
     is_gpt2_layout,
@@ -270,7 +270,7 @@ def _plan(source: str, entries: dict[str, TensorEntry], meta: dict) -> ShardedCh
         ndim = len(entry.shape)
         if not 2 <= ndim <= 5:
             continue  # norms' weights are 1-D: never layers
-        reason = state_dict_skip_reason(split_attribute(param)[0] or "(root)", ndim, entries)
+        reason = state_dict_skip_reason(split_attribute(param)[0] or ROOT_NAME, ndim, entries)
         if reason is None and masks and mask is None:
             reason = REASON_UNMASKED
         if reason is not None:

@@ -12,8 +12,12 @@ kept weights; :func:`edge_batches` is that grouping): one call per batch, so
 ``layer_spectra`` call for all layers, and a checkpoint read from a file lets go
 of each batch's tensors once it is solved. Memory is bounded by the network's
 tensors plus the engine's work on one batch (about 200 bytes per edge: a 7B
-model's 224 layers never meet in one batch). Training snapshots and PAGS scoring,
-which hold their layers anyway, give ``layer_spectra`` all of them at once.
+model's 224 layers never meet in one batch). A sharded Hugging Face model
+(:mod:`~fullspectrum.checkpoints.sharded`) is never held whole: its weights are
+read one at a time into the same batches, so memory is one batch's tensors plus
+the engine's work on it. Training snapshots and PAGS scoring, which hold their
+layers anyway, give ``layer_spectra`` all of them at once. Each row also says
+where the layer sits (``block``, ``projection``) and its N:M pattern.
 
 >>> import torch
 >>> from torch import nn
