@@ -5,6 +5,9 @@
 * :mod:`~analysis.evidence`: the measured accuracy of a mask: the runs that trained it or made it, over seeds.
 * :mod:`~analysis.verdict`: which of two masks should train better, by a registry of predictors, beside what
   the runs measured.
+* :mod:`~analysis.run_curves`: one metric over steps across runs: smoothing, mean ± std per configuration,
+  parallel coordinates.
+* :mod:`~analysis.run_admin`: tag, rename and delete the app's own runs (never read-only ones).
 * :mod:`~analysis.glossary`: one table of definitions for every symbol the app shows, with the better direction.
 * :mod:`~analysis.correlation`: final ℓ2-moving distance vs final accuracy across runs, beside density (FS23 Fig. 3; MGE24),
   per dataset and model, by requested density, with bootstrap intervals.

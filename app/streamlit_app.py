@@ -24,6 +24,7 @@ from fullspectrum.runs.uploads import UPLOADS_DIR  # noqa: E402
 PAGES = (
     ("runs.py", "Runs", ":material/folder_open:"),
     ("trajectories.py", "Trajectories", ":material/timeline:"),
+    ("compare_runs.py", "Compare runs", ":material/stacked_line_chart:"),
     ("graph_inspector.py", "Graph inspector", ":material/hub:"),
     ("pags_lab.py", "PAGS lab", ":material/science:"),
     ("compare_masks.py", "Compare masks", ":material/compare:"),

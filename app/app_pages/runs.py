@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from analysis import run_admin
 from analysis.chance import chance_sentence
 from app import cache, glossary, widgets
 from app.charts.runs import evals_figure, overview_figure
@@ -103,6 +104,43 @@ def _analysis_details(path: str, stamp: tuple, info: dict) -> None:
     st.dataframe(layers[shown], hide_index=True, width="stretch", column_config=glossary.column_help(shown))
 
 
+def _manage(path: str, info: dict) -> None:
+    """Title, tags and delete for the app's own runs; a read-only run says why it cannot be changed."""
+    workspace = cache.workspace_root()
+    reason = run_admin.refusal(path, workspace)
+    tags = info.get("tags") or []
+    if info.get("title"):
+        st.markdown(f"Title: **{info['title']}**")
+    if tags:
+        st.markdown("Tags: " + " ".join(f"`{tag}`" for tag in tags))
+    with st.expander("Rename, tag or delete"):
+        if reason:
+            st.caption(reason)
+            return
+        title = st.text_input(
+            "Title (the folder keeps its name)", value=info.get("title") or "", key="run_title"
+        )
+        tag_text = st.text_input("Tags (comma-separated)", value=", ".join(tags), key=f"run_tags_{path}")
+        if st.button("Save title and tags", key="run_save"):
+            try:
+                run_admin.rename(path, title, workspace=workspace)
+                run_admin.set_tags(path, tag_text, workspace=workspace)
+            except (FullSpectrumError, OSError) as error:
+                widgets.error_box(error, what="Not saved")
+            else:
+                st.rerun()
+        sure = st.checkbox(f"Yes, delete {Path(path).name} and its files", key=f"run_delete_sure_{path}")
+        if st.button("Delete run", key="run_delete", disabled=not sure):
+            try:
+                run_admin.delete(path, workspace=workspace)
+            except (FullSpectrumError, OSError) as error:
+                widgets.error_box(error, what="Not deleted")
+            else:
+                widgets.select_run(None)
+                cache.run_table.clear()
+                st.rerun()
+
+
 # -- details of the selected run -----------------------------------------------------------------------
 selected = st.session_state.get("selected_run")
 if selected and not runs.empty and selected in set(runs["path"]):
@@ -138,6 +176,7 @@ if selected and not runs.empty and selected in set(runs["path"]):
                         ),
                         language="json",
                     )
+                _manage(selected, info)
                 st.markdown("**Download tables (CSV)**")
                 for table_name in ("layers", "evals", "events", "population"):
                     try:
