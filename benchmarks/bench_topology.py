@@ -16,7 +16,8 @@ points, neighbourhood sizes, strength, coreness, components of ``as_undirected()
 over the vertices for sources and sinks, and ARPACK (``eigsh``, float32 as theirs) on the
 symmetric weighted adjacency (``k=3``) and its Laplacian (``k=2``). **Ours**:
 :func:`~fullspectrum.topology.unrolled_graph` then :func:`~fullspectrum.topology.topometrics`.
-Both run in this process, one BLAS thread each (``threadpoolctl``). Peak memory of each route:
+Both run in this process, one BLAS thread each (``threadpoolctl``); wall-clock and CPU time
+(``time.process_time``, steadier on a shared machine) are printed, with each route's build/metrics split. Peak memory of each route:
 the resident-set peak over its run (``/proc/self/status`` ``VmHWM``, reset before each route by
 writing 5 to ``/proc/self/clear_refs``), minus the resident size when it started; and NumPy's own
 allocations at their peak (``tracemalloc``, ours only, in an untimed second run; igraph's C memory is not seen by it). Ours also prints
@@ -276,13 +277,17 @@ def erk_masks(model: nn.Module, density: float, seed: int) -> dict[str, torch.Te
 
 
 def ours(model, masks):
+    start = time.process_time()
     graph = unrolled_graph(model, masks, (3, 32, 32), skips="none", mge24_compat=True)
-    return graph, topometrics(graph)
+    built = time.process_time()
+    return graph, topometrics(graph), (built - start, time.process_time() - built)
 
 
 def theirs(model, masks):
+    start = time.process_time()
     graph = baseline_graph(model, masks)
-    return graph, baseline_metrics(graph, 3 * 34 * 34, 10)
+    built = time.process_time()
+    return graph, baseline_metrics(graph, 3 * 34 * 34, 10), (built - start, time.process_time() - built)
 
 
 def main() -> None:
@@ -297,9 +302,9 @@ def main() -> None:
     masks = erk_masks(model, density, args.seed)
     with threadpool_limits(limits=1, user_api="blas"):
         _conv_edges(np.ones((1, 1, 3, 3), np.float32), 4, 2, 1)  # numba compiles outside the timing
-        (their_graph, their_values), t_theirs, rss_theirs, _ = measured(theirs, model, masks)
+        (their_graph, their_values, cpu_theirs), t_theirs, rss_theirs, _ = measured(theirs, model, masks)
         del their_graph
-        (graph, result), t_ours, rss_ours, _ = measured(ours, model, masks)
+        (graph, result, cpu_ours), t_ours, rss_ours, _ = measured(ours, model, masks)
         _, _, _, np_ours = measured(ours, model, masks, trace=True)
         _, t_build, _, _ = measured(unrolled_graph, model, masks, (3, 32, 32), "none", True)
         _, _, _, np_build = measured(unrolled_graph, model, masks, (3, 32, 32), "none", True, trace=True)
@@ -308,9 +313,19 @@ def main() -> None:
     print(f"{'metric':<22} {'MGE24 route':>16} {'ours':>16}")
     for name in METRICS:
         print(f"{name:<22} {their_values[name]:>16.6g} {values[name]:>16.6g}")
-    print(f"MGE24 route: {t_theirs:8.2f} s, peak +{rss_theirs:7.1f} MiB RSS")
-    print(f"ours:        {t_ours:8.2f} s, peak +{rss_ours:7.1f} MiB RSS ({np_ours:6.1f} MiB NumPy)")
-    print(f"ratio: {t_theirs / t_ours:.1f}x faster, {rss_theirs / max(rss_ours, 1e-9):.1f}x less peak RSS")
+    for label, wall, (build, metrics), rss, extra in (
+        ("MGE24 route", t_theirs, cpu_theirs, rss_theirs, ""),
+        ("ours", t_ours, cpu_ours, rss_ours, f" ({np_ours:.1f} MiB NumPy)"),
+    ):
+        print(
+            f"{label:<12} {wall:7.2f} s wall, {build + metrics:7.2f} s CPU (build {build:6.2f}, metrics "
+            f"{metrics:6.2f}), peak +{rss:6.1f} MiB RSS{extra}"
+        )
+    cpu_ratio = sum(cpu_theirs) / sum(cpu_ours)
+    print(
+        f"ratio: {t_theirs / t_ours:.1f}x faster (wall), {cpu_ratio:.1f}x (CPU), "
+        f"{rss_theirs / max(rss_ours, 1e-9):.1f}x less peak RSS"
+    )
     print(
         f"graph build alone: {t_build * 1e3:.0f} ms, peak NumPy {np_build * 2**20 / graph.edges:.1f} bytes per edge"
     )
@@ -323,6 +338,9 @@ def main() -> None:
         graph18, t_build18, _, _ = measured(unrolled_graph, resnet18, masks18, (3, 32, 32))
         _, _, _, np18 = measured(unrolled_graph, resnet18, masks18, (3, 32, 32), trace=True)
         best = min(measured(effective_paths, graph18)[1] for _ in range(3))
+        cpu = time.process_time()
+        effective_paths(graph18)
+        cpu = time.process_time() - cpu
         layers = [
             (masks18[f"{name}.weight"], module.weight.detach(), name)
             for name, module in resnet18.named_modules()
@@ -332,7 +350,8 @@ def main() -> None:
     print(
         f"ResNet-18, ERK density 0.01: {graph18.edges} edges; build {t_build18 * 1e3:.0f} ms "
         f"({np18 * 2**20 / graph18.edges:.1f} bytes per edge), effective_paths {best * 1e3:.0f} ms (best of 3), "
-        f"layer_spectra {t_spectra * 1e3:.0f} ms: effective paths = {best / t_spectra:.1%} of the spectra time"
+        f"({cpu * 1e3:.0f} ms CPU), layer_spectra {t_spectra * 1e3:.0f} ms: effective paths = {best / t_spectra:.1%} "
+        "of the spectra time"
     )
 
 
