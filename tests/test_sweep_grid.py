@@ -258,3 +258,30 @@ def test_the_example_grids_are_valid(example, commands, tmp_path):
     points = expand_grid(grid, tmp_path)
     argvs = check_points(grid, points, commands, tmp_path)
     assert len(argvs) == len(points) >= 6
+
+
+def test_an_address_nothing_answers_at_is_one_line_before_ray_starts(tmp_path, capsys):
+    pytest.importorskip("ray")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(TRAIN_GRID)
+    argv = ["sweep", grid, "--out", tmp_path / "o", "--backend", "ray", "--address", "127.0.0.1:1"]
+    refused(capsys, argv, "--address 127.0.0.1:1: no Ray cluster answers there", "ray start --head")
+    refused(capsys, [*argv[:-1], "nohost"], "give HOST:PORT")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_point_on_cuda_asks_for_a_gpu_and_every_point_for_its_threads(tmp_path, monkeypatch):
+    from fullspectrum.sweeps.runner import PointState, _job  # why: the job a backend gets, unexported
+
+    grid = parse_grid(TRAIN_GRID.replace("epochs = 1", 'epochs = 1\ndevice = "cuda"'), "g.toml")
+    point = expand_grid(grid, tmp_path)[0]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    job = _job(PointState(point), tmp_path, {point.name: ["train", "--out", "x"]})
+    assert job.num_gpus == 1 and job.num_cpus == 3 and job.env["OMP_NUM_THREADS"] == "3"
+    assert job.args == ["train", "--out", "x"] and job.log == tmp_path / "logs" / f"{point.name}.log"
+    resumed = _job(PointState(point, resume=True), tmp_path, {})
+    assert resumed.args == ["train", "--resume", str(tmp_path / point.name)]
+    cpu = expand_grid(parse_grid(TRAIN_GRID, "g.toml"), tmp_path)[0]
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _job(PointState(cpu), tmp_path, {cpu.name: []}).num_gpus == 0
+    assert _job(PointState(cpu), tmp_path, {cpu.name: []}).env["OMP_NUM_THREADS"] == "1"

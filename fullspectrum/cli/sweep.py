@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
+        if not total:  # nothing left to run: no empty bar
+            return
         if not bars:
             bars.append(tqdm(total=total, unit="point", desc="points", file=sys.stderr, dynamic_ncols=True))
         bars[0].update(done - bars[0].n)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import socket
 from collections.abc import Iterator
 
 from fullspectrum.errors import FullSpectrumError
 
 INSTALL_HINT = "install it with: pip install 'fullspectrum[ray]'"
+CONNECT_TIMEOUT_S = 5.0
+"""How long a cluster's address may take to answer before it is refused (Ray itself retries for minutes)."""
 
 
 class RayMissingError(FullSpectrumError):
@@ -45,6 +48,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     if ray.is_initialized():
         yield ray
         return
+    if address is not None:
+        check_reachable(address)
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
         options["num_cpus"] = num_cpus
@@ -61,3 +66,30 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line, a ``HOST:PORT`` (or ``ray://HOST:PORT``) address nothing answers at.
+
+    ``auto`` (the cluster this machine is a node of) is left to Ray, which finds it or says so at once.
+
+    >>> check_reachable("localhost")
+    Traceback (most recent call last):
+      ...
+    fullspectrum.errors.FullSpectrumError: --address localhost: give HOST:PORT (e.g. the head node's HOST:6379) or auto
+    """
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise FullSpectrumError(
+            f"--address {address}: give HOST:PORT (e.g. the head node's HOST:6379) or auto"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise FullSpectrumError(
+            f"--address {address}: no Ray cluster answers there ({reason}); start one with "
+            "`ray start --head` or check the address"
+        ) from None
