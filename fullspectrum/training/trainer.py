@@ -147,6 +147,10 @@ def resume(
         raise CheckpointError(f"{run_dir}: a {info.get('kind')!r} run, not a training run")
     if info.get("status") == "finished":
         return finished_result(reader, info)
+    if "tracker" in info:  # written beside a loop of the user's own, which nothing here can continue
+        raise CheckpointError(
+            f"{run_dir}: written by fullspectrum.Tracker beside your own loop; rerun that loop"
+        )
     store = RunStore.open(run_dir, readonly=False)
     session = None
     try:
