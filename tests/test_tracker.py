@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 import fullspectrum
-from fullspectrum.errors import FullSpectrumError, MaskError
-from fullspectrum.runs import RunStore, export_run, list_runs
+from fullspectrum.errors import CheckpointError, FullSpectrumError, MaskError
+from fullspectrum.runs import RunStore, export_run, jobs, list_runs
 from fullspectrum.runs.run_file import DB_FILE
 from fullspectrum.spectrum import SPECTRUM_FIELDS
 from fullspectrum.tracking import Tracker, run_config
@@ -430,3 +430,20 @@ def test_a_bad_run_dir_is_refused_in_one_line_and_nothing_of_the_users_is_touche
         pass
     with pytest.raises(FullSpectrumError, match="already holds a finished train run"):
         Tracker(mlp(), tmp_path / "run")
+
+
+def test_job_state_and_resume_know_a_tracker_run(tmp_path):
+    with tracker(mlp(), tmp_path / "run") as tr:
+        tr.step(1)
+        state = jobs.job_state(tmp_path / "run")
+        assert (
+            state.status == "running" and state.step == 1 and state.total_steps is None
+        )  # config of its own
+        with pytest.raises(KeyboardInterrupt):
+            with tr:
+                raise KeyboardInterrupt
+    with pytest.raises(CheckpointError, match=r"written by fullspectrum.Tracker beside your own loop"):
+        fullspectrum.resume(tmp_path / "run")
+    with tracker(mlp(), tmp_path / "counted", total_steps=40) as tr:
+        tr.step(10)
+        assert jobs.job_state(tmp_path / "counted").fraction == 0.25
