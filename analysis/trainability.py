@@ -3,7 +3,8 @@
 G25 (Pham et al., NeurIPS 2025, *The Graphon Limit Hypothesis*) report that pruning
 methods whose NTK concentrates its energy in few eigenvalues (SynFlow, SNIP) lose
 training loss faster early on than Random. The study: for every generator at one density
-and several seeds (each seed: fresh initial weights, its masks, the same data order),
+and several seeds (each seed: fresh initial weights, its masks drawn from a stream of
+their own (:func:`fullspectrum.fingerprints.mask_seed`), the same data order),
 
 1. the empirical NTK (:func:`fullspectrum.ntk.empirical_ntk`) of the MLP with its masks at
    initialisation on the first ``N`` training examples, and its spectral summary
@@ -49,6 +50,7 @@ from analysis.width_limit import FREE_DENSITY_GENERATORS
 from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
 from fullspectrum.data import load_dataset
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.fingerprints import mask_seed
 from fullspectrum.models import build_model
 from fullspectrum.ntk import empirical_ntk, ntk_spectrum
 from fullspectrum.pruning import (
@@ -59,6 +61,7 @@ from fullspectrum.pruning import (
 )
 from fullspectrum.runs import RunStore
 from fullspectrum.runs.run_file import collect_versions
+from fullspectrum.seeds import derived_seed
 from fullspectrum.training import TrainConfig, train
 
 SPECTRUM_FIELDS = ("lambda_max", "condition", "effective_rank", "top5_energy", "decay_alpha")
@@ -76,6 +79,8 @@ keeps no weight; ``loss_0`` / ``loss_end`` the validation loss at step 0 and at 
 loss_0 - early_mean_loss``, ``steps_to_half`` the first evaluated step at which the loss is at
 most half ``loss_0`` (NaN if none)."""
 CONFIDENCE = 0.95
+DENSITY_ONLY_STREAM = 13
+"""Stream of a seed that places the density-only baseline's weights (apart from init and mask streams)."""
 
 
 @dataclass(frozen=True)
@@ -389,9 +394,15 @@ def run_trainability(
                         )
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", LayerCollapseWarning)  # counted in the table instead
-                        masks = generate_masks(model, generator, config.density, data=batch, seed=seed).masks
+                        masks = generate_masks(
+                            model, generator, config.density, data=batch, seed=mask_seed(seed)
+                        ).masks
                     for kind in kinds:
-                        use = masks if kind == "generator" else density_only_masks(masks, seed)
+                        use = (
+                            masks
+                            if kind == "generator"
+                            else density_only_masks(masks, derived_seed(seed, DENSITY_ONLY_STREAM))
+                        )
                         folder = Path(tmp) / f"{generator}-{kind}-{seed}"
                         curve = _loss_curve(config, model, use, seed, folder, splits)
                         row, eig = _run_row(generator, kind, seed, model, use, x_ntk, curve, len(x_ntk))
@@ -418,16 +429,21 @@ def run_trainability(
 def write_trainability_study(
     result: TrainabilityResult, out: str | Path, *, extra: dict | None = None
 ) -> list[Path]:
-    """Write ``trainability_runs.csv`` (:data:`RUN_COLUMNS`), ``trainability_curves.csv``,
-    ``trainability_eigenvalues.csv`` and ``trainability_summary.json`` (config, versions,
-    statistics, verdict, seconds, ``extra``) into ``out``."""
+    """Write the study into ``out``.
+
+    ``trainability_runs.csv`` (:data:`RUN_COLUMNS`), ``trainability_curves.csv.gz`` (``generator,
+    kind, seed, step, loss``), ``trainability_eigenvalues.csv.gz`` (``generator, kind, seed, k,
+    eigenvalue``; gzip: ``pandas.read_csv`` reads both as they are) and
+    ``trainability_summary.json`` (config, versions, statistics, verdict, seconds, ``extra``).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = ("trainability_runs.csv", "trainability_curves.csv", "trainability_eigenvalues.csv")
+    names = ("trainability_runs.csv", "trainability_curves.csv.gz", "trainability_eigenvalues.csv.gz")
     paths = [out / name for name in names] + [out / "trainability_summary.json"]
     result.runs.to_csv(paths[0], index=False, float_format="%.6g")
-    result.curves.to_csv(paths[1], index=False, float_format="%.6g")
-    result.eigenvalues.to_csv(paths[2], index=False, float_format="%.6g")
+    gzip = {"method": "gzip", "mtime": 0}  # the same bytes for the same results
+    result.curves.to_csv(paths[1], index=False, float_format="%.6g", compression=gzip)
+    result.eigenvalues.to_csv(paths[2], index=False, float_format="%.6g", compression=gzip)
     record = {"study": "trainability", **result.as_dict(), "versions": collect_versions()}
     if extra:
         record["extra"] = extra

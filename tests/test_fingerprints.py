@@ -16,6 +16,7 @@ from fullspectrum.fingerprints import (
     dataset_batch,
     generator_fingerprint,
     layer_graphons,
+    mask_seed,
     width_convergence,
 )
 from fullspectrum.models import build_model
@@ -96,7 +97,7 @@ def test_a_fingerprint_is_the_mean_of_its_seeds_estimates():
     fp = generator_fingerprint("snip", lambda s: _mlp(64, s), data, 0.2, seeds=(0, 1, 2), K=8)
     by_hand = []
     for seed in (0, 1, 2):
-        masks = generate_masks(_mlp(64, seed), "snip", 0.2, data=data, seed=seed).masks
+        masks = generate_masks(_mlp(64, seed), "snip", 0.2, data=data, seed=mask_seed(seed)).masks
         by_hand.append(layer_graphons(masks, K=8))
     assert fp.layers == ("features.1.weight", "features.3.weight", "classifier.weight")
     for name in fp.layers:
@@ -108,6 +109,20 @@ def test_a_fingerprint_is_the_mean_of_its_seeds_estimates():
     # different initialisations give different masks: the seeds really vary
     assert not np.array_equal(by_hand[0].values("features.3.weight"), by_hand[1].values("features.3.weight"))
     assert json.loads(json.dumps(fp.as_dict()))["seeds"] == [0, 1, 2]
+
+
+def test_a_random_fingerprint_is_not_tied_to_the_weights_of_the_same_seed():
+    # torch.manual_seed(s) initialises the weights from the uniform stream a random generator seeded
+    # with s draws its scores from: that mask would keep only the most positive first-layer weights
+    net = _mlp(256, seed=0)
+    weights = net.features[1].weight.detach()
+    coupled = generate_masks(net, "random", 0.05, seed=0).masks["features.1.weight"]
+    assert float((weights[coupled] > 0).float().mean()) > 0.99  # the trap this guards against
+    fp = generator_fingerprint("random", lambda s: _mlp(256, s), None, 0.05, seeds=(0,), K=8)
+    kept = generate_masks(net, "random", 0.05, seed=mask_seed(0)).masks["features.1.weight"]
+    np.testing.assert_array_equal(fp.per_seed[0].values("features.1.weight"),
+                                  layer_graphons({"w": kept}, K=8).values("w"))  # fmt: skip
+    assert abs(float((weights[kept] > 0).float().mean()) - 0.5) < 0.05
 
 
 def test_a_fixed_network_varies_only_the_generators_own_randomness():

@@ -24,6 +24,7 @@ from analysis.trainability import (
 )
 from fullspectrum.data import load_dataset
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.fingerprints import mask_seed
 from fullspectrum.models import build_model
 from fullspectrum.ntk import empirical_ntk, ntk_spectrum
 from fullspectrum.pruning import generate_masks
@@ -135,7 +136,7 @@ def test_the_study_runs_end_to_end_on_a_tiny_setting(tmp_path):
     torch.manual_seed(1)
     model = build_model("mlp", 10, (64,), widths=(16,))
     x, y = splits.split("train").tensors(100)
-    masks = generate_masks(model, "snip", 0.05, data=[(x, y)], seed=1).masks
+    masks = generate_masks(model, "snip", 0.05, data=[(x, y)], seed=mask_seed(1)).masks
     spectrum = ntk_spectrum(empirical_ntk(model, x[:8], masks))
     row = runs.query("generator == 'snip' and kind == 'generator' and seed == 1").iloc[0]
     assert row.top5_energy == pytest.approx(spectrum.top5_energy, rel=1e-9)

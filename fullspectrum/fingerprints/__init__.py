@@ -25,6 +25,7 @@ from fullspectrum.fingerprints.fingerprint import (
     draw_estimates,
     draw_masks,
     generator_fingerprint,
+    mask_seed,
     mean_estimates,
 )
 from fullspectrum.fingerprints.width import WidthConvergence, block_distance, width_convergence
@@ -40,6 +41,7 @@ __all__ = [
     "draw_masks",
     "generator_fingerprint",
     "layer_graphons",
+    "mask_seed",
     "mean_estimates",
     "width_convergence",
 ]

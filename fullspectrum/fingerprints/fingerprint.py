@@ -10,6 +10,12 @@ this project's default, not G25's: they state none).
 fresh initial weights (what a method's masks vary over in G25), with a network only the
 generator's own randomness varies (a data-driven or magnitude mask of fixed weights is
 then the same for every seed).
+
+The generator draws from ``mask_seed(seed)`` (the trainer's initial-mask stream,
+:data:`fullspectrum.seeds.TRAIN_MASK_STREAM`), never from ``seed`` itself: a factory that
+seeds torch with ``seed`` initialises the weights from the same uniform stream that a
+``random``/``er``/``erk`` generator seeded with ``seed`` draws its scores from, and the
+"random" mask would keep exactly the most positive first-layer weights.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from fullspectrum.data import load_dataset
 from fullspectrum.errors import MaskError
 from fullspectrum.fingerprints.estimates import DEFAULT_K, LayerGraphons, layer_graphons
 from fullspectrum.pruning import LayerCollapseWarning, generate_masks
+from fullspectrum.seeds import TRAIN_MASK_STREAM, derived_seed
 
 ModelSource = nn.Module | Callable[[int], nn.Module]
 """A network, or a factory that builds one (fresh initial weights) for a seed."""
@@ -88,15 +95,20 @@ def mean_estimates(estimates: Sequence[LayerGraphons]) -> tuple[dict[str, np.nda
     return mean, std
 
 
+def mask_seed(seed: int) -> int:
+    """The generator's seed for study seed ``seed``: a stream apart from the one that may initialise the weights."""
+    return derived_seed(seed, TRAIN_MASK_STREAM)
+
+
 def draw_masks(
     generator: str, model: ModelSource, data: Iterable | None, density: float, seed: int, **options
 ) -> dict[str, torch.Tensor]:
-    """One seed's masks from ``generator`` on ``model`` (built for ``seed`` if ``model`` is a factory)."""
+    """One seed's masks from ``generator`` (seeded ``mask_seed(seed)``) on ``model`` (built for ``seed`` if a factory)."""
     net = model(seed) if callable(model) and not isinstance(model, nn.Module) else model
     with warnings.catch_warnings():
         # a collapsed layer is part of what a fingerprint shows (an all-zero estimate)
         warnings.simplefilter("ignore", LayerCollapseWarning)
-        return generate_masks(net, generator, density, data=data, seed=seed, **options).masks
+        return generate_masks(net, generator, density, data=data, seed=mask_seed(seed), **options).masks
 
 
 def draw_estimates(
