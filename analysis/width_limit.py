@@ -4,8 +4,9 @@ G25 (Pham et al., NeurIPS 2025, *The Graphon Limit Hypothesis*) postulate that t
 pruning method draws converge, as width grows, to a graphon: the method's fingerprint. The
 study (SPEC §7b): for every generator of the registry and an MLP whose hidden layers all
 have width ``n`` (64 … 2048) at one global density, draw masks with several seeds (fresh
-initial weights per seed; the data-driven generators score on the first examples of a
-built-in dataset), estimate every layer's graphon at the same ``K`` (``K = 64`` is this
+initial weights per seed, the generator on a stream of its own,
+:func:`fullspectrum.fingerprints.mask_seed`; the data-driven generators score on the first
+examples of a built-in dataset), estimate every layer's graphon at the same ``K`` (``K = 64`` is this
 project's default, not G25's), and report
 
 * the distance (mean absolute difference of block densities) between the fingerprints
