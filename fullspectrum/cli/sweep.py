@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -28,20 +27,7 @@ from tqdm import tqdm
 
 from fullspectrum.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, build_parser
 from fullspectrum.cli._common import positive_int
-from fullspectrum.errors import FullSpectrumError
-from fullspectrum.sweeps import (
-    BACKENDS,
-    SWEEP_OPTIONS,
-    CommandSpec,
-    LocalBackend,
-    OptionSpec,
-    RayBackend,
-    check_points,
-    expand_grid,
-    load_grid,
-    point_threads,
-    run_sweep,
-)
+from fullspectrum.sweeps import BACKENDS, SWEEP_OPTIONS, CommandSpec, OptionSpec, launch_sweep, load_grid
 
 _SKIPPED = ("help", "version")
 
@@ -76,12 +62,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.address is not None and args.backend != "ray":
-        raise FullSpectrumError("--address names a Ray cluster to join; add --backend ray")
     commands = sweepable_commands(build_parser())
     grid = load_grid(args.grid)
-    points = expand_grid(grid, args.out)
-    argvs = check_points(grid, points, commands, args.out)
     grid_text = Path(args.grid).read_text(encoding="utf-8")
     bars: list[tqdm] = []
 
@@ -95,25 +77,18 @@ def run(args: argparse.Namespace) -> int:
     def notify(line: str) -> None:
         tqdm.write(f"fullspectrum sweep: {line}", file=sys.stderr)
 
-    sweep = dict(
-        commands=commands, grid_text=grid_text, backend_name=args.backend, progress=progress, notify=notify
-    )
     try:
-        if args.backend == "ray":
-            from fullspectrum.distributed import ray_session  # why: Ray is imported only when asked for
-
-            with ray_session(args.address) as ray:
-                gpus = ray.cluster_resources().get("GPU", 0)
-                wanting = sum(point.options.get("device") == "cuda" for point in points)
-                if wanting and not gpus:
-                    raise FullSpectrumError(
-                        f"{args.grid}: {wanting} points run on cuda and ask Ray for a GPU, but the Ray "
-                        "cluster has none; join one with GPUs (--address) or run them on cpu"
-                    )
-                result = run_sweep(grid, points, argvs, args.out, RayBackend(args.max_parallel), **sweep)
-        else:
-            parallel = args.max_parallel or max(1, (os.cpu_count() or 1) // point_threads())
-            result = run_sweep(grid, points, argvs, args.out, LocalBackend(parallel), **sweep)
+        result = launch_sweep(
+            grid,
+            grid_text,
+            args.out,
+            commands,
+            backend=args.backend,
+            address=args.address,
+            max_parallel=args.max_parallel,
+            progress=progress,
+            notify=notify,
+        )
     finally:
         for bar in bars:
             bar.close()

@@ -51,8 +51,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     if address is not None:
         check_reachable(address)
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address is None:
-        options["num_cpus"] = num_cpus
+    if address is None:  # "local": a new Ray of its own, never a cluster some `ray start` left running
+        options.update(address="local", num_cpus=num_cpus)
     else:
         options["address"] = address
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")  # no phoning home from a lab machine

@@ -18,7 +18,9 @@ Modules:
   ``grid.toml``, ``points.csv`` and the points' logs;
 * :mod:`~fullspectrum.sweeps.backends`: where points run: child processes (:class:`LocalBackend`)
   or Ray tasks (:class:`RayBackend`);
-* :mod:`~fullspectrum.sweeps.runner`: :func:`run_sweep`: skip, resume, run, report, keep the table.
+* :mod:`~fullspectrum.sweeps.runner`: :func:`run_sweep`: skip, resume, run, report, keep the table;
+* :mod:`~fullspectrum.sweeps.launch`: :func:`launch_sweep`: the whole sweep in one call (grid
+  checked, backend chosen, Ray session opened), for the command line and the reproductions.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fullspectrum.sweeps.backends import BACKENDS, LocalBackend, RayBackend
 from fullspectrum.sweeps.commands import SWEEP_OPTIONS, CommandSpec, OptionSpec
 from fullspectrum.sweeps.folder import POINTS_FILE, SWEEP_KIND
 from fullspectrum.sweeps.grid import GridError, Stage, SweepGrid, load_grid, parse_grid
+from fullspectrum.sweeps.launch import launch_sweep
 from fullspectrum.sweeps.points import Point, check_points, expand_grid
 from fullspectrum.sweeps.runner import STATUSES, PointState, SweepResult, point_threads, run_sweep
 
@@ -48,6 +51,7 @@ __all__ = [
     "SweepResult",
     "check_points",
     "expand_grid",
+    "launch_sweep",
     "load_grid",
     "parse_grid",
     "point_threads",
