@@ -117,3 +117,23 @@ def test_a_killed_early_bird_search_resumes_to_the_same_ticket(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out / "epochs.csv"), pd.read_csv(reference / "epochs.csv"))
     ours, theirs = RunStore.open(out).info["final"], RunStore.open(reference).info["final"]
     assert ours == theirs
+
+
+def test_ctrl_c_exits_130_with_the_resume_command_and_resumes(tmp_path):
+    out = tmp_path / "imp"
+    process = fullspectrum(*LOTTERY, "--out", str(out))
+    deadline = time.monotonic() + 600
+    while (
+        process.poll() is None
+        and not (out / "level_01" / "run.json").exists()
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.002)
+    assert process.poll() is None, "the lineage ended before it could be stopped"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode()[-2000:]
+    assert f"continue with: fullspectrum lottery --resume {out}" in err.decode()
+    assert RunStore.open(out).info["status"] == "interrupted"
+    finish("lottery", "--resume", str(out))
+    assert RunStore.open(out).info["final"]["pruning_levels"] == 3

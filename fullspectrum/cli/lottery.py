@@ -63,7 +63,7 @@ def register(subparsers) -> None:
         "lottery",
         help="find a lottery ticket: iterative magnitude pruning with rewinding (IMP)",
         description=(
-            "Train, prune 20%% of the remaining weights by global |w|, rewind the survivors to iteration k "
+            "Train, prune 20% of the remaining weights by global |w|, rewind the survivors to iteration k "
             "and train again, down to --density (Frankle & Carbin 2019; Frankle et al. 2020; open_lth). "
             "Takes every train option except --method, --mask, --init and --sparse-init."
         ),
