@@ -61,7 +61,7 @@ class EarlyBirdResult:
     emerged: bool | None
     """The criterion held there (False: no epoch qualified, the last one's mask was taken)."""
     checks: tuple[EarlyBirdCheck, ...]
-    """The criterion at every epoch up to the ticket's."""
+    """The criterion at every epoch up to the ticket's (empty for a folder found finished: see ``epochs.csv``)."""
     mask_file: Path | None
     """``earlybird_mask.pt`` once the ticket is drawn."""
     search_iterations: int

@@ -38,6 +38,7 @@ from fullspectrum import __version__
 from fullspectrum.checkpoints.mask_file import load_mask_checkpoint, save_mask_checkpoint
 from fullspectrum.checkpoints.reading import safe_torch_load
 from fullspectrum.errors import CheckpointError, FullSpectrumError
+from fullspectrum.runs import RunStore
 from fullspectrum.runs.run_file import read_info
 from fullspectrum.tickets import folder
 from fullspectrum.tickets.config import LotteryConfig
@@ -181,7 +182,16 @@ def resume_lottery(
 class _Lineage:
     """The levels of one lineage, each decided from files (so a killed one picks up where it stood)."""
 
-    def __init__(self, config, out_dir, store, setup, schedule, prunable, sizes) -> None:
+    def __init__(
+        self,
+        config: LotteryConfig,
+        out_dir: Path,
+        store: RunStore,
+        setup: folder.SearchSetup,
+        schedule: tuple[int, ...],
+        prunable: list[str],
+        sizes: dict[str, int],
+    ) -> None:
         self.config, self.out_dir, self.store, self.setup = config, out_dir, store, setup
         self.schedule, self.prunable, self.sizes = schedule, prunable, sizes
 
