@@ -9,7 +9,9 @@ same nodes and edges and prints the metrics side by side.
 
 **The baseline** re-implements the route of MGE24's code (``eliacunegatti/mge-snn``): one igraph
 bipartite graph per layer from Python edge lists (the conv loops compiled with numba, as theirs are,
-compilation not timed), the next layer's padding vertices deleted, the layers concatenated by
+compilation not timed), built twice as their loop does (a layer is ``G2`` of one step and ``G1`` of
+the next) and split into sides by a Python loop over its vertices (their ``get_ids``), the next
+layer's padding vertices deleted, the layers concatenated by
 iterating their igraph edges in Python with node offsets, pooled units expanded edge by edge, the
 projection shortcuts added the same way; then their metric calls (igraph bridges, articulation
 points, neighbourhood sizes, strength, coreness, components of ``as_undirected()``), Python loops
@@ -115,6 +117,14 @@ def _remove_padding(graph: igraph.Graph, channels: int, hw: int, pad: int) -> ig
     return graph
 
 
+def _get_ids(graph: igraph.Graph) -> tuple[list[int], list[int]]:
+    """Their ``get_ids``: a layer graph's left and right vertices, by a Python loop over its vertices."""
+    left, right = [], []
+    for vertex in graph.vs:
+        (right if vertex["type"] else left).append(vertex.index)
+    return left, right
+
+
 def _append(total: igraph.Graph, graph: igraph.Graph, left_offset: int) -> None:
     """Their ``concatenate_bipartite_graphs_all``: add the right vertices and shift every edge in Python."""
     n_left = sum(1 for v in graph.vs if not v["type"])
@@ -157,12 +167,16 @@ def baseline_graph(model: nn.Module, masks: dict[str, torch.Tensor], input_hw: i
     total = _layer_graph(conv, masked(name, conv), in_hw, out_hw)
     offsets["input"] = 0
     offsets[name] = conv.in_channels * (in_hw + 2 * conv.padding[0]) ** 2
-    previous = name
+    previous, previous_conv = name, conv
     for name, conv in convs[1:]:
         in_hw, out_hw = sizes[name]
-        graph = _remove_padding(
-            _layer_graph(conv, masked(name, conv), in_hw, out_hw), conv.in_channels, in_hw, conv.padding[0]
-        )
+        # their loop builds layer i again as G1 of step i (it was G2 of step i - 1) and splits both by get_ids
+        g1 = _layer_graph(previous_conv, masked(previous, previous_conv), *sizes[previous])
+        _get_ids(g1)
+        graph = _layer_graph(conv, masked(name, conv), in_hw, out_hw)
+        _get_ids(graph)
+        graph = _remove_padding(graph, conv.in_channels, in_hw, conv.padding[0])
+        _get_ids(graph)
         _append(total, graph, offsets[previous])
         offsets[name] = total.vcount() - graph.vcount() + sum(1 for v in graph.vs if not v["type"])
         block = name.rsplit(".", 1)[0]
@@ -176,7 +190,7 @@ def baseline_graph(model: nn.Module, masks: dict[str, torch.Tensor], input_hw: i
             edges = [(e.source + block_input, e.target - n_left + offsets[name]) for e in gr.es]
             total.add_edges(edges)
             total.es["weight"] = weights + gr.es["weight"]
-        previous = name
+        previous, previous_conv = name, conv
     # the classifier after global average pooling: every edge copied to each unit of its window
     fc = model.fc
     weight = (fc.weight.detach().numpy() * masks["fc.weight"].numpy()).T

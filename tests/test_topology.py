@@ -13,7 +13,13 @@ from torch import nn
 
 from fullspectrum.errors import FullSpectrumError, MaskError, TopologyError
 from fullspectrum.models import build_model
-from fullspectrum.topology import effective_paths, load_npz_blocks, topometrics, unrolled_graph
+from fullspectrum.topology import (
+    effective_paths,
+    load_npz_blocks,
+    model_effective_paths,
+    topometrics,
+    unrolled_graph,
+)
 from fullspectrum.topology.patterns import conv_incidence
 
 
@@ -393,3 +399,36 @@ def test_bad_masks_are_refused():
         unrolled_graph(net, {"0.weight": bools([[1, 1]])}, (3,))
     # a DataParallel prefix is fine
     assert unrolled_graph(net, {f"module.{k}": v for k, v in masks.items()}, (3,)).edges == 4
+
+
+# ------------------------------------------------------------------ the edge-free route for snapshots
+def _edge_free_cases():
+    torch.manual_seed(2)
+    resnet = build_model("resnet20", 10, (3, 8, 8))
+    vgg = build_model("vgg16", 10, (1, 8, 8))  # max-pooling readers between convs
+    net, masks = tiny_convnet()
+    for model, shape, density in [
+        (resnet, (3, 8, 8), 0.03),
+        (resnet, (3, 8, 8), 0.3),
+        (vgg, (1, 8, 8), 0.05),
+    ]:
+        gen = torch.Generator().manual_seed(int(density * 100))
+        yield (
+            model,
+            {
+                n: torch.rand(p.shape, generator=gen) < density
+                for n, p in model.named_parameters()
+                if p.dim() > 1
+            },
+            shape,
+        )
+    yield net, masks, (1, 4, 4)
+    yield Residual(False), RESIDUAL_MASKS, (2,)
+
+
+@pytest.mark.parametrize("skips", ["identity", "none"])
+def test_model_effective_paths_equal_the_graph_route(skips):
+    for model, masks, shape in _edge_free_cases():
+        cheap = model_effective_paths(model, masks, shape, skips=skips)
+        full = effective_paths(unrolled_graph(model, masks, shape, skips=skips))
+        assert cheap == full

@@ -21,7 +21,8 @@ Modules:
   and pooling windows as ``scipy.sparse`` CSR blocks;
 * :mod:`~fullspectrum.topology.graph`: the typed result (``UnrolledGraph``, its partitions and
   blocks, the whole adjacency, the ``.npz`` export);
-* :mod:`~fullspectrum.topology.paths`: ``effective_paths``, live nodes and effective edges and weights;
+* :mod:`~fullspectrum.topology.paths`: ``effective_paths``, live nodes and effective edges and weights
+  (``model_effective_paths``: the same straight from a model, without building its edges);
 * :mod:`~fullspectrum.topology.metrics`: ``topometrics``, MGE24's metric list.
 """
 
@@ -36,7 +37,7 @@ from fullspectrum.topology.graph import (
     load_npz_blocks,
 )
 from fullspectrum.topology.metrics import Topometrics, topometrics
-from fullspectrum.topology.paths import EffectivePaths, LayerPaths, effective_paths
+from fullspectrum.topology.paths import EffectivePaths, LayerPaths, effective_paths, model_effective_paths
 from fullspectrum.topology.unrolled import SKIP_MODES, unrolled_graph
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "UnrolledGraph",
     "effective_paths",
     "load_npz_blocks",
+    "model_effective_paths",
     "topometrics",
     "unrolled_graph",
 ]

@@ -73,8 +73,9 @@ class LayerBlock:
     """Index of the partition it reads."""
     target: int
     """Index of the partition it writes."""
-    matrix: sp.csr_matrix
-    """``(source nodes, target nodes)``, data ``|w|`` (1 when the weights are not known)."""
+    matrix: sp.csr_matrix | None
+    """``(source nodes, target nodes)``, data ``|w|`` (1 when the weights are not known); None in the
+    edge-free structure :func:`~fullspectrum.topology.paths.model_effective_paths` traces."""
     mask: np.ndarray
     """Bool mask of the weight, shape ``(out, in, *kernel)``."""
     dense_edges: int
@@ -84,10 +85,12 @@ class LayerBlock:
     partition and the map the layer reads; None when it reads the partition's nodes as they are."""
     geometry: ConvGeometry | None = None
     """Conv geometry (None for Linear)."""
+    edge_count: int = -1
+    """Unrolled edges (the matrix's entries, or counted from the mask when it is not built)."""
 
     @property
     def edges(self) -> int:
-        return int(self.matrix.nnz)
+        return int(self.matrix.nnz) if self.matrix is not None else self.edge_count
 
     @property
     def kept(self) -> int:

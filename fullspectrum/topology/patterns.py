@@ -22,6 +22,7 @@ array([[1., 0.],
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -32,7 +33,16 @@ INDEX = np.int32
 """Index dtype of every block (node counts and per-block edge counts stay below 2**31)."""
 
 
-def _tap_positions(
+def _tap_positions(in_size, out_size, tap, stride, padding, dilation) -> tuple[np.ndarray, np.ndarray]:
+    """Flat output positions and the flat input positions one kernel tap reads there (padding taps dropped);
+    read-only arrays, cached."""
+    return _positions(
+        *(tuple(int(v) for v in x) for x in (in_size, out_size, tap, stride, padding, dilation))
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # the same few geometries recur in every layer and every snapshot
+def _positions(
     in_size: tuple[int, ...],
     out_size: tuple[int, ...],
     tap: tuple[int, ...],
@@ -49,11 +59,14 @@ def _tap_positions(
         outs.append(o[keep])
         ins.append(i[keep])
     if any(len(o) == 0 for o in outs):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    grid_out = np.meshgrid(*outs, indexing="ij")
-    grid_in = np.meshgrid(*ins, indexing="ij")
-    flat_out = np.ravel_multi_index([g.ravel() for g in grid_out], out_size)
-    flat_in = np.ravel_multi_index([g.ravel() for g in grid_in], in_size)
+        flat_out, flat_in = np.empty(0, np.int64), np.empty(0, np.int64)
+    else:
+        grid_out = np.meshgrid(*outs, indexing="ij")
+        grid_in = np.meshgrid(*ins, indexing="ij")
+        flat_out = np.ravel_multi_index([g.ravel() for g in grid_out], out_size)
+        flat_in = np.ravel_multi_index([g.ravel() for g in grid_in], in_size)
+    flat_out.setflags(write=False)  # cached: shared by every caller
+    flat_in.setflags(write=False)
     return flat_out, flat_in
 
 
@@ -74,6 +87,28 @@ def dense_conv_edges(
         flat_out, _ = _tap_positions(in_size, out_size, tap, stride, padding, dilation)
         positions += len(flat_out)
     return in_channels * out_channels * positions
+
+
+def conv_edge_count(
+    mask: np.ndarray,
+    in_size: tuple[int, ...],
+    out_size: tuple[int, ...],
+    *,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> int:
+    """Unrolled edges of a masked conv without building them: per tap, kept weights times positions reached."""
+    total = 0
+    for tap in itertools.product(*(range(k) for k in mask.shape[2:])):
+        flat_out, _ = _tap_positions(in_size, out_size, tap, stride, padding, dilation)
+        total += int(np.count_nonzero(mask[(slice(None), slice(None), *tap)])) * len(flat_out)
+    return total
+
+
+def tap_positions(in_size, out_size, tap, *, stride, padding, dilation) -> tuple[np.ndarray, np.ndarray]:
+    """Flat output positions of a kernel tap and the flat input positions it reads there (padding dropped)."""
+    return _tap_positions(in_size, out_size, tap, stride, padding, dilation)
 
 
 def conv_incidence(

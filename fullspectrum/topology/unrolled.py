@@ -45,6 +45,7 @@ from fullspectrum.topology.graph import ConvGeometry, IdentityBlock, LayerBlock,
 from fullspectrum.topology.ops import Op, classify, describe
 from fullspectrum.topology.patterns import (
     adaptive_pool_incidence,
+    conv_edge_count,
     conv_incidence,
     dense_conv_edges,
     linear_incidence,
@@ -94,6 +95,13 @@ def unrolled_graph(
     model that cannot be traced or holds an operation the encoding does not know, and
     :class:`~fullspectrum.errors.MaskError` for a mask that fits no traced layer.
     """
+    return trace_graph(model, masks, input_shape, skips, mge24_compat, edges=True)
+
+
+def trace_graph(model, masks, input_shape, skips: str, mge24_compat: bool, *, edges: bool) -> UnrolledGraph:
+    """:func:`unrolled_graph`; with ``edges=False`` the blocks of layers that read a partition's nodes
+    directly carry no matrix (their edges are counted, not built): the structure the cheap
+    :func:`~fullspectrum.topology.paths.model_effective_paths` sweeps."""
     if skips not in SKIP_MODES:
         raise TopologyError(f"skips={skips!r}: choose from {', '.join(SKIP_MODES)}")
     try:
@@ -109,6 +117,7 @@ def unrolled_graph(
         raise TopologyError(f"model {type(model).__name__}: cannot be traced by torch.fx ({first})") from None
     masks = {weight_key(name): mask for name, mask in (masks or {}).items()}
     tracer = _Tracer(traced, masks, shape, skips, mge24_compat, type(model).__name__)
+    tracer.edges = edges
     was_training, threads = model.training, torch.get_num_threads()
     model.eval()
     torch.set_num_threads(1)  # a batch of two zeros: threads only fight over the cores (measured 10x slower)
@@ -135,6 +144,7 @@ class _Tracer(torch.fx.Interpreter):
     def __init__(self, traced, masks, shape, skips, compat, model_name):
         super().__init__(traced)
         self.extra_traceback = False  # our errors are one line; fx would append the node's listing
+        self.edges = True
         self.modules = dict(traced.named_modules())
         self.masks = masks
         self.input_shape = shape
@@ -285,7 +295,8 @@ class _Tracer(torch.fx.Interpreter):
                 raise self._refuse(
                     n, f"it reads a {value.shape} map per example; only flat features are encoded"
                 )
-            incidence = linear_incidence(mask_np, weight_np)
+            incidence = linear_incidence(mask_np, weight_np) if self.edges or reader is not None else None
+            count = int(mask_np.sum())
             geometry = None
             dense = mask_np.shape[0] * (
                 value.shape[0] if reader is None else int(np.count_nonzero(np.diff(reader.indptr)))
@@ -299,10 +310,13 @@ class _Tracer(torch.fx.Interpreter):
                 in_size = self.parts[self.find(value.partition)].shape[1:]
                 padding, reader = (0,) * len(padding), None
             geometry = ConvGeometry(tuple(in_size), tuple(shape[1:]), op.stride, tuple(padding), op.dilation)
-            incidence = conv_incidence(
-                mask_np, weight_np, geometry.in_size, geometry.out_size, stride=op.stride, padding=geometry.padding,
-                dilation=op.dilation,
-            )  # fmt: skip
+            common = {"stride": op.stride, "padding": geometry.padding, "dilation": op.dilation}
+            incidence = None
+            if self.edges or reader is not None:
+                incidence = conv_incidence(mask_np, weight_np, geometry.in_size, geometry.out_size, **common)
+                count = -1
+            else:
+                count = conv_edge_count(mask_np, geometry.in_size, geometry.out_size, **common)
             dense = _dense_conv(mask_np.shape, geometry, reader)
         matrix = incidence if reader is None else (reader @ incidence).tocsr()
         del incidence
@@ -311,7 +325,7 @@ class _Tracer(torch.fx.Interpreter):
         self.layer_blocks.append(
             {"layer": name, "kind": type(module).__name__ if op.kind == "conv" else "Linear", "source": source,
              "target": target, "matrix": matrix, "mask": mask_np, "dense": dense, "reader": reader,
-             "geometry": geometry}
+             "geometry": geometry, "count": count}
         )  # fmt: skip
         return _Value(target, None, shape)
 
@@ -365,6 +379,7 @@ class _Tracer(torch.fx.Interpreter):
                 dense_edges=b["dense"],
                 reader=b["reader"],
                 geometry=b["geometry"],
+                edge_count=b["count"],
             )  # fmt: skip
             for b in self.layer_blocks
         )
