@@ -142,3 +142,23 @@ def test_bad_inputs_exit_2_with_one_line(files, capsys, tmp_path, monkeypatch, e
 def test_missing_checkpoint(capsys, tmp_path):
     code, _, err = run([tmp_path / "none.pt"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_a_torch_prune_state_dict(capsys, tmp_path):
+    """``torch.nn.utils.prune`` files (``weight_orig`` + ``weight_mask``) read as ``analyze`` reads them."""
+    from torch.nn.utils import prune
+
+    model, _ = lenet_and_masks(seed=4)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            prune.random_unstructured(module, "weight", amount=0.6)
+    torch.save(model.state_dict(), tmp_path / "pruned.pt")
+    masks = {
+        f"{n}.weight": m.weight_mask.bool() for n, m in model.named_modules() if hasattr(m, "weight_mask")
+    }
+    code, out, _ = run(
+        [tmp_path / "pruned.pt", "--model", "lenet5", "--input-shape", "1,8,8", "--format", "json"], capsys
+    )
+    assert code == 0
+    clean, _ = lenet_and_masks(seed=4)
+    assert json.loads(out)["network"]["edges"] == unrolled_graph(clean, masks, SHAPE).edges
