@@ -9,12 +9,22 @@ installs it from the Debian packages when it runs as root).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.app_fixtures import app_server, make_corrupt_run, make_pags_run, make_runs
+from tests.app_fixtures import (
+    app_server,
+    free_port,
+    make_corrupt_run,
+    make_pags_run,
+    make_run,
+    make_runs,
+    wait_healthy,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -34,6 +44,8 @@ PAGES = (
     ("pags_lab", "PAGS lab", True),
     ("compare_masks", "Compare masks", True),
     ("live_training", "Live training", False),
+    ("compare_runs", "Compare runs", True),
+    ("glossary", "Glossary", False),
 )
 
 pytestmark = [
@@ -48,6 +60,9 @@ def app_url(tmp_path_factory):
     make_runs(root / "runs")
     make_pags_run(root / "runs" / "pags_random")
     make_corrupt_run(root / "runs" / "zz_broken")
+    for index in range(3):  # a second dataset: the correlation is drawn per dataset, never pooled
+        make_run(root / "runs" / f"mnist1d_{index}", density=0.1 * (index + 1), seed=index, accuracy=0.4 + 0.05 * index,
+                 data="mnist1d")  # fmt: skip
     with app_server(root / "runs", root / "workspace", log_path=root / "app.log") as (url, _):
         yield url
 
@@ -64,7 +79,7 @@ def browser():
         chromium.close()
 
 
-def _settle(page, timeout_ms: int = 30_000) -> None:
+def _settle(page, timeout_ms: int = 90_000) -> None:
     """Wait for the script run to finish (Streamlit's status widget shows 'Running...' meanwhile)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     page.wait_for_timeout(500)
@@ -87,9 +102,9 @@ def test_every_page_renders_without_exceptions(app_url, browser, path, title, ch
         page.goto(f"{app_url}/{path}")
         _settle(page)
         ARTIFACTS.mkdir(exist_ok=True)
-        page.wait_for_selector(f'h1:has-text("{title}")', timeout=30_000)
+        page.wait_for_selector(f'h1:has-text("{title}")', timeout=90_000)
         if charts:
-            page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+            page.wait_for_selector(".js-plotly-plot", timeout=90_000)
             assert page.locator(".js-plotly-plot").count() >= 1
         page.screenshot(path=str(ARTIFACTS / f"page_{title.lower().replace(' ', '_')}.png"), full_page=True)
         assert _exceptions(page) == []
@@ -147,10 +162,132 @@ def test_uploaded_checkpoint_becomes_an_analysis_run(app_url, browser, tmp_path)
         _settle(page)
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(checkpoint))
         page.get_by_role("button", name="Analyse checkpoint").click()
-        page.get_by_text("analysed; pick it in the sidebar").wait_for(timeout=90_000)
+        page.get_by_text("analysed and selected").wait_for(timeout=90_000)
         _settle(page)
         assert page.get_by_text("upload_uploaded_model").count() >= 1  # listed like any other run
         page.screenshot(path=str(ARTIFACTS / "runs_upload.png"), full_page=True)
         assert _exceptions(page) == []
     finally:
         page.close()
+
+
+# -- the lecturer's and the student's paths ---------------------------------------------------------------
+
+
+def _open(browser, url: str, height: int = 2200):
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.goto(url)
+    _settle(page)
+    return page
+
+
+def test_lecturer_path(app_url, browser):
+    """A moving coordinate (with its Play control), a regular subgraph, a PAGS comparison with its
+    evidence, and the correlation drawn per dataset beside the density baseline."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = _open(browser, f"{app_url}/trajectories")
+    try:
+        page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+        assert page.get_by_text("▶ Play").count() >= 1
+        page.get_by_role("tab", name="mnist1d · mlp").click()
+        _settle(page)
+        assert page.get_by_text("density alone").count() >= 1 or page.get_by_text("too few runs").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "lecturer_1_trajectories.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+    page = _open(browser, f"{app_url}/graph_inspector")
+    try:
+        page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+        assert page.get_by_text("Degree classes").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "lecturer_2_regular_subgraph.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+    page = _open(browser, f"{app_url}/pags_lab")
+    try:
+        page.get_by_text("Does the assembled mask train better than the base mask?").wait_for(timeout=90_000)
+        assert page.get_by_text("A = assembled mask, B = base mask.").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "lecturer_3_pags_evidence.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+
+
+def test_student_path(app_url, browser):
+    """Why does A beat B? Compare masks opens with a verdict that names its predictors and evidence."""
+    page = _open(browser, f"{app_url}/compare_masks")
+    try:
+        page.get_by_text("Verdict: which mask should train better, and did it?").wait_for(timeout=60_000)
+        _settle(page)
+        text = page.inner_text("body")
+        assert "Predicted:" in text or "A and B are the same mask" in text
+        assert "mean IoU is" in text
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "student_verdict.png"), full_page=True)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+
+
+# -- speed: every page against a one-line Streamlit page (printed, never asserted) -----------------------
+
+
+@pytest.fixture(scope="module")
+def baseline_url(tmp_path_factory):
+    """A one-line Streamlit page on the same machine, served the same way (headless, localhost)."""
+    folder = tmp_path_factory.mktemp("baseline")
+    script = folder / "one_line.py"
+    script.write_text('import streamlit as st\nst.write("one line")\n')
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    log = open(folder / "baseline.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def _time_open(browser, url: str) -> float:
+    """Seconds from a fresh page's navigation until Streamlit stops running (``_settle``'s fixed waits
+    included, for the baseline as for every page)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    try:
+        start = time.monotonic()
+        page.goto(url)
+        _settle(page, timeout_ms=120_000)
+        return time.monotonic() - start
+    finally:
+        page.close()
+
+
+def test_speed_against_a_one_line_page(app_url, baseline_url, browser):
+    _time_open(browser, baseline_url)  # warm both servers
+    _time_open(browser, app_url)
+    baseline = min(_time_open(browser, baseline_url) for _ in range(2))
+    lines = [f"one-line Streamlit page: {baseline:.2f} s"]
+    for path, title, _ in PAGES:
+        seconds = _time_open(browser, f"{app_url}/{path}")
+        lines.append(f"{title:<16} {seconds:6.2f} s  ratio {seconds / baseline:4.1f}× (goal ≤ 3×)")
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    try:
+        page.goto(f"{app_url}/trajectories")
+        _settle(page)
+        slider = page.get_by_role("slider").first
+        slider.focus()
+        start = time.monotonic()
+        page.keyboard.press("ArrowLeft")
+        _settle(page)
+        reaction = time.monotonic() - start
+        lines.append(
+            f"step slider reaction {reaction:.2f} s (goal ≤ 1 s, _settle's 1 s of fixed waits included)"
+        )
+    finally:
+        page.close()
+    print("\n" + "\n".join(lines))

@@ -127,25 +127,40 @@ def _marker_trace(marked: pd.DataFrame, colours: dict) -> go.Scatter3d:
     )  # fmt: skip
 
 
+MAX_FRAMES = 60
+"""Most animation frames drawn (steps evenly thinned beyond this, the selected step kept)."""
+
+
 def _add_play_control(figure: go.Figure, shown, network, names, colours, marked_step) -> None:
     """Plotly frames that move the step markers through every step in the browser (no server round trip),
     with Play/Pause buttons and a step slider; the camera stays where the user put it."""
-    frames, marker_index = [], len(figure.data) - 1
-    sources = [(name, shown[shown["layer"] == name]) for name in names]
+    parts = [shown[shown["layer"] == name].assign(label=name) for name in names]
     if network is not None and len(network):
-        sources.append((NETWORK_NAME, network))
-    steps = sorted(
-        {int(s) for s in shown["step"]}
-        | ({int(s) for s in network["step"]} if network is not None else set())
-    )
-    for frame_step in steps:
-        rows = [drawable(frame[frame["step"] == frame_step])[0].assign(label=name) for name, frame in sources]
-        rows = [r for r in rows if len(r)]
-        if rows:
-            frames.append(go.Frame(name=str(frame_step), data=[_marker_trace(pd.concat(rows), colours)],
-                                   traces=[marker_index]))  # fmt: skip
-    if len(frames) < 2:
+        parts.append(network.assign(label=NETWORK_NAME))
+    points, _ = drawable(pd.concat(parts, ignore_index=True)) if parts else (shown.iloc[0:0], 0)
+    steps = np.sort(points["step"].unique())
+    if steps.size < 2:
         return
+    if steps.size > MAX_FRAMES:
+        keep = set(steps[np.linspace(0, steps.size - 1, MAX_FRAMES).round().astype(int)].tolist()) | {
+            marked_step
+        }
+        steps = np.array(sorted(s for s in keep if s is not None))
+    xyz = points[list(PLOT_AXES)].to_numpy(dtype=float)  # (points, 3)
+    labels, at = points["label"].to_numpy(), points["step"].to_numpy()
+    colour_of = np.array([colours.get(label, "crimson") for label in labels])
+    frames, marker_index = [], len(figure.data) - 1
+    for frame_step in steps:
+        rows = at == frame_step
+        marker = {
+            "size": 9,
+            "symbol": "diamond",
+            "color": colour_of[rows].tolist(),
+            "line": {"width": 2, "color": "white"},
+        }
+        frames.append(go.Frame(name=str(int(frame_step)), traces=[marker_index], data=[go.Scatter3d(
+            x=xyz[rows, 0], y=xyz[rows, 1], z=xyz[rows, 2], text=labels[rows], customdata=at[rows], marker=marker,
+        )]))  # fmt: skip
     figure.frames = frames
     play = {"frame": {"duration": 400, "redraw": True}, "transition": {"duration": 0}, "fromcurrent": True}
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
