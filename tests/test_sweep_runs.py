@@ -264,3 +264,50 @@ def test_a_chain_trains_each_mask_its_upstream_wrote_and_skips_those_of_failed_o
     assert skipped["error"] == f"needs {bad['run']}, which failed" and not (out / skipped["run"]).exists()
     assert "unknown mask generator 'no_such_generator'" in bad["error"]
     assert RunStore.open(out).info["final"] == {"points": 4, "finished": 2, "failed": 1, "skipped": 1}
+
+
+def test_ctrl_c_stops_the_running_points_resumably_and_exits_130(tmp_path):
+    grid_file = tmp_path / "long.toml"
+    grid_file.write_text(TINY_TRAIN.replace("epochs = 1", "epochs = 200"))  # long enough to be stopped
+    out = tmp_path / "stopped"
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fullspectrum",
+            "sweep",
+            str(grid_file),
+            "--out",
+            str(out),
+            "--max-parallel",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # wait until the first point's run exists
+            rows = read_points(out) if (out / "points.csv").is_file() else []
+            running = [row for row in rows if row["status"] == "running"]
+            if running and (out / running[0]["run"] / "checkpoint.pt").is_file():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sweep did not start its first point in time")
+        driver.send_signal(signal.SIGINT)
+        err = driver.communicate(timeout=120)[1]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130
+    assert err.rstrip().endswith(
+        f"fullspectrum: interrupted; continue with: fullspectrum sweep {grid_file} --out {out}"
+    )
+    rows = read_points(out)
+    stopped = [row for row in rows if row["run"] == running[0]["run"]][0]
+    assert stopped["status"] == "interrupted"
+    assert RunStore.open(out / stopped["run"]).info["status"] == "interrupted"  # saved, resumable
+    assert [row["status"] for row in rows if row is not stopped] == ["pending"] * 3
+    assert RunStore.open(out).info["status"] == "interrupted"

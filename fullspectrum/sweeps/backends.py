@@ -31,6 +31,8 @@ from fullspectrum.distributed import ProcessOutcome, start_process
 from fullspectrum.distributed.tasks import RayProcesses
 
 BACKENDS = ("local", "ray")
+INTERRUPTED = 130
+"""The exit status of a command stopped by Ctrl-C (SPEC §8), and of a point the sweep stopped."""
 STOP_GRACE_S = 60.0
 """How long a stopped point may take to save and exit before it is killed."""
 _OUTPUT_TAIL = 20_000  # characters of a local point's log read back for its outcome
@@ -144,7 +146,8 @@ class RayBackend:
         keys = list(self._logs)
         self._tasks.cancel_all()
         self._logs.clear()
-        return [(key, ProcessOutcome(-9, "stopped: the sweep was interrupted")) for key in keys]
+        stopped = ProcessOutcome(INTERRUPTED, "stopped: the sweep was interrupted")
+        return [(key, stopped) for key in keys]
 
 
 Backend = LocalBackend | RayBackend

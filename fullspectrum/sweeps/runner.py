@@ -30,7 +30,7 @@ from fullspectrum.distributed import ProcessOutcome
 from fullspectrum.runs import RunError
 from fullspectrum.runs.outputs import remove_partial_run
 from fullspectrum.runs.run_file import RUN_FILE, read_info
-from fullspectrum.sweeps.backends import Backend, Job
+from fullspectrum.sweeps.backends import INTERRUPTED, Backend, Job
 from fullspectrum.sweeps.commands import CommandSpec
 from fullspectrum.sweeps.folder import log_file, open_sweep_folder, write_points_table
 from fullspectrum.sweeps.grid import SweepGrid
@@ -245,7 +245,7 @@ def _settle(state: PointState, out: Path, outcome: ProcessOutcome, notify: Notif
         state.status, state.error, state.final = "finished", "", _flat(info.get("final"))
         return
     state.resume = bool(info)  # its run exists now: the next invocation continues it
-    if outcome.returncode == 130 or info.get("status") == "interrupted":
+    if outcome.returncode == INTERRUPTED or info.get("status") == "interrupted":
         state.status, state.error = "interrupted", line
         return
     if outcome.returncode == 0:
