@@ -144,8 +144,8 @@ class PredictorStudy:
         head += f"density alone R² {base.r2:.2f} [{base.r2_ci[0]:.2f}, {base.r2_ci[1]:.2f}]. "
         if winners:
             parts = [
-                f"{s.feature_set} (R² {s.r2:.2f}, {s.r2_minus_density:+.2f} "
-                f"[{s.difference_ci[0]:+.2f}, {s.difference_ci[1]:+.2f}] over density)"
+                f"{s.feature_set} (R² {s.r2:.2f}, {s.r2_minus_density:+.3f} "
+                f"[{s.difference_ci[0]:+.3f}, {s.difference_ci[1]:+.3f}] over density)"
                 for s in winners
             ]
             text = head + "Beats density: " + "; ".join(parts) + "."
@@ -156,8 +156,8 @@ class PredictorStudy:
             text = head + "No feature set beats density"
             if best is not None:
                 text += (
-                    f" (best: {best.feature_set}, R² {best.r2:.2f}, {best.r2_minus_density:+.2f} "
-                    f"[{best.difference_ci[0]:+.2f}, {best.difference_ci[1]:+.2f}])"
+                    f" (best: {best.feature_set}, R² {best.r2:.2f}, {best.r2_minus_density:+.3f} "
+                    f"[{best.difference_ci[0]:+.3f}, {best.difference_ci[1]:+.3f}])"
                 )
             text += ": MGE24's warning holds here."
         if self.runs < FEW_RUNS:
