@@ -28,6 +28,9 @@ PAGES = (
     ("graph_inspector.py", "Graph inspector", ":material/hub:"),
     ("pags_lab.py", "PAGS lab", ":material/science:"),
     ("compare_masks.py", "Compare masks", ":material/compare:"),
+    ("unrolled_view.py", "Unrolled view", ":material/account_tree:"),
+    ("graphon_ntk.py", "Graphon & NTK", ":material/grid_on:"),
+    ("reproductions.py", "Reproductions", ":material/table_chart:"),
     ("live_training.py", "Live training", ":material/play_circle:"),
     ("glossary.py", "Glossary", ":material/menu_book:"),
 )
