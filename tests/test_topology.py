@@ -14,6 +14,7 @@ from torch import nn
 from fullspectrum.errors import FullSpectrumError, MaskError, TopologyError
 from fullspectrum.models import build_model
 from fullspectrum.topology import (
+    PathsRecorder,
     effective_paths,
     load_npz_blocks,
     model_effective_paths,
@@ -432,3 +433,42 @@ def test_model_effective_paths_equal_the_graph_route(skips):
         cheap = model_effective_paths(model, masks, shape, skips=skips)
         full = effective_paths(unrolled_graph(model, masks, shape, skips=skips))
         assert cheap == full
+
+
+def test_a_recorder_traces_once_and_follows_every_mask():
+    cases = list(_edge_free_cases())
+    for model, masks, shape in cases:
+        recorder = PathsRecorder(model, shape)
+        assert recorder(masks) == effective_paths(unrolled_graph(model, masks, shape))
+        assert recorder(None) == effective_paths(unrolled_graph(model, None, shape))  # dense, reused
+    model, masks, shape = cases[0]
+    recorder = PathsRecorder(model, shape, skips="none")
+    assert recorder(masks) == effective_paths(unrolled_graph(model, masks, shape, skips="none"))
+    with pytest.raises(MaskError, match="matches no"):
+        recorder({"nope.weight": torch.ones(1, dtype=torch.bool)})
+    with pytest.raises(MaskError, match="shape"):
+        recorder({"conv1.weight": torch.ones(2, 2, dtype=torch.bool)})
+
+
+def test_tap_slices_match_tap_positions():
+    from fullspectrum.topology.patterns import tap_positions, tap_slices
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        in_size = tuple(int(v) for v in rng.integers(1, 9, 2))
+        k, s, p, d = (
+            int(v) for v in (rng.integers(1, 4), rng.integers(1, 4), rng.integers(0, 3), rng.integers(1, 3))
+        )
+        out_size = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in in_size)
+        if min(out_size) < 1:
+            continue
+        geometry = {"stride": (s, s), "padding": (p, p), "dilation": (d, d)}
+        for tap in itertools.product(range(k), repeat=2):
+            flat_out, flat_in = tap_positions(in_size, out_size, tap, **geometry)
+            boxes = tap_slices(in_size, out_size, tap, **geometry)
+            if boxes is None:
+                assert len(flat_out) == 0
+                continue
+            out_index = np.arange(np.prod(out_size)).reshape(out_size)[boxes[0]].ravel()
+            in_index = np.arange(np.prod(in_size)).reshape(in_size)[boxes[1]].ravel()
+            assert (out_index == flat_out).all() and (in_index == flat_in).all()

@@ -23,6 +23,8 @@ Modules:
   blocks, the whole adjacency, the ``.npz`` export);
 * :mod:`~fullspectrum.topology.paths`: ``effective_paths``, live nodes and effective edges and weights
   (``model_effective_paths``: the same straight from a model, without building its edges);
+* :mod:`~fullspectrum.topology.recording`: ``PathsRecorder``, effective paths of one model at many
+  masks (a training run's snapshots), traced once;
 * :mod:`~fullspectrum.topology.metrics`: ``topometrics``, MGE24's metric list.
 """
 
@@ -38,6 +40,7 @@ from fullspectrum.topology.graph import (
 )
 from fullspectrum.topology.metrics import Topometrics, topometrics
 from fullspectrum.topology.paths import EffectivePaths, LayerPaths, effective_paths, model_effective_paths
+from fullspectrum.topology.recording import PathsRecorder
 from fullspectrum.topology.unrolled import SKIP_MODES, unrolled_graph
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "LayerBlock",
     "LayerPaths",
     "Partition",
+    "PathsRecorder",
     "Topometrics",
     "UnrolledGraph",
     "effective_paths",

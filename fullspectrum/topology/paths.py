@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fullspectrum.topology.graph import LayerBlock, UnrolledGraph
-from fullspectrum.topology.patterns import shifted_live, tap_positions
+from fullspectrum.topology.patterns import shifted_live, tap_slices
 from fullspectrum.topology.unrolled import trace_graph
 
 _TAPS: ContextVar[dict | None] = ContextVar("fullspectrum_topology_taps", default=None)
@@ -181,7 +181,10 @@ def _group_by_tap(mask: np.ndarray):
 
 def _runs(keys: np.ndarray) -> np.ndarray:
     """Start of every run of equal values in a sorted array."""
-    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    change = np.empty(len(keys), bool)
+    change[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=change[1:])
+    return np.flatnonzero(change)
 
 
 def _push_forward(block: LayerBlock, reached: np.ndarray) -> np.ndarray:
@@ -210,15 +213,19 @@ def _pull_backward(block: LayerBlock, live: np.ndarray) -> np.ndarray:
     out_ch, in_ch = mask.shape[:2]
     n_out = math.prod(g.out_size)
     live_out = _packed(live.reshape(out_ch, n_out))
-    result = np.zeros((in_ch, math.prod(g.in_size)), bool)
+    result = np.zeros((in_ch, *g.in_size), bool)
     for tap, _, c, j in _kept_by_tap(mask):
+        boxes = tap_slices(g.in_size, g.out_size, tap, **_common(g))
+        if boxes is None:
+            continue
+        out_box, in_box = boxes
         order = np.argsort(j, kind="stable")
         starts = _runs(j[order])
         per_input = _unpacked(np.bitwise_or.reduceat(live_out[c[order]], starts, axis=0), n_out)
-        flat_out, flat_in = tap_positions(g.in_size, g.out_size, tap, **_common(g))
         rows = j[order][starts]
-        result[rows[:, None], flat_in[None, :]] |= per_input[:, flat_out]
-    return result.ravel()
+        per_input = per_input.reshape(len(rows), *g.out_size)[(slice(None), *out_box)]
+        result[(rows, *in_box)] |= per_input
+    return result.reshape(in_ch, -1).ravel()
 
 
 def _common(g) -> dict:
@@ -235,7 +242,7 @@ def model_effective_paths(model, masks, input_shape, skips: str = "identity") ->
     layers that read a feature map directly: the sweeps run per kernel tap on bit-packed maps
     (kept weights × positions / 64 word operations instead of one per unrolled edge), so a training
     snapshot can afford it. Same values, same refusals (:class:`~fullspectrum.errors.TopologyError`)."""
-    return effective_paths(trace_graph(model, masks, input_shape, skips, False, edges=False))
+    return effective_paths(trace_graph(model, masks, input_shape, skips, False, edges="readers"))
 
 
 def effective_paths(graph: UnrolledGraph) -> EffectivePaths:
@@ -315,8 +322,6 @@ def _effective_weights(
 
 def _packed(bits: np.ndarray) -> np.ndarray:
     """``(rows, n)`` bool -> ``(rows, ceil(n / 64))`` uint64 words."""
-    packed = np.packbits(bits, axis=1)
-    pad = (-packed.shape[1]) % 8
-    if pad:
-        packed = np.pad(packed, ((0, 0), (0, pad)))
-    return np.ascontiguousarray(packed).view(np.uint64)
+    words = np.zeros((bits.shape[0], -(-bits.shape[1] // 64) * 8), np.uint8)
+    words[:, : -(-bits.shape[1] // 8)] = np.packbits(bits, axis=1)
+    return words.view(np.uint64)

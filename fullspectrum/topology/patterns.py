@@ -218,6 +218,23 @@ def _per_channel(channels: int, n_in: int, n_out: int, parts) -> sp.csr_matrix:
     return matrix
 
 
+def tap_slices(
+    in_size, out_size, tap, *, stride, padding, dilation
+) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """The output positions a tap reaches and the input positions it reads there, as one box of
+    slices per side (``None`` when the tap falls on padding everywhere): strided views instead of gathers."""
+    outs, ins = [], []
+    for size_in, size_out, t, s, p, d in zip(in_size, out_size, tap, stride, padding, dilation):
+        offset = t * d - p  # input index the tap reads at output 0
+        lo = max(0, -(offset // s))  # first output whose input index is >= 0: ceil(-offset / s)
+        hi = min(size_out, (size_in - 1 - offset) // s + 1)  # past the last whose index is < size_in
+        if hi <= lo:
+            return None
+        outs.append(slice(lo, hi))
+        ins.append(slice(lo * s + offset, (hi - 1) * s + offset + 1, s))
+    return tuple(outs), tuple(ins)
+
+
 def shifted_live(
     live: np.ndarray,
     in_size: tuple[int, ...],
@@ -230,7 +247,10 @@ def shifted_live(
 ) -> np.ndarray:
     """``(channels, prod(out_size))`` bool: whether the input unit a tap reads at each output position is live
     (``False`` where the tap falls on padding). ``live`` is ``(channels, prod(in_size))``."""
-    flat_out, flat_in = _tap_positions(in_size, out_size, tap, stride, padding, dilation)
-    shifted = np.zeros((live.shape[0], math.prod(out_size)), bool)
-    shifted[:, flat_out] = live[:, flat_in]
-    return shifted
+    channels = live.shape[0]
+    shifted = np.zeros((channels, *out_size), bool)
+    boxes = tap_slices(in_size, out_size, tap, stride=stride, padding=padding, dilation=dilation)
+    if boxes is not None:
+        out_box, in_box = boxes
+        shifted[(slice(None), *out_box)] = live.reshape(channels, *in_size)[(slice(None), *in_box)]
+    return shifted.reshape(channels, -1)

@@ -95,13 +95,19 @@ def unrolled_graph(
     model that cannot be traced or holds an operation the encoding does not know, and
     :class:`~fullspectrum.errors.MaskError` for a mask that fits no traced layer.
     """
-    return trace_graph(model, masks, input_shape, skips, mge24_compat, edges=True)
+    return trace_graph(model, masks, input_shape, skips, mge24_compat, edges="all")
 
 
-def trace_graph(model, masks, input_shape, skips: str, mge24_compat: bool, *, edges: bool) -> UnrolledGraph:
-    """:func:`unrolled_graph`; with ``edges=False`` the blocks of layers that read a partition's nodes
-    directly carry no matrix (their edges are counted, not built): the structure the cheap
-    :func:`~fullspectrum.topology.paths.model_effective_paths` sweeps."""
+EDGE_MODES = ("all", "readers", "none")
+
+
+def trace_graph(model, masks, input_shape, skips: str, mge24_compat: bool, *, edges: str) -> UnrolledGraph:
+    """:func:`unrolled_graph` building the matrices of ``edges``: ``"all"`` blocks; ``"readers"``: only
+    of layers that read through pooling (the others' edges are counted, not built: the structure
+    :func:`~fullspectrum.topology.paths.model_effective_paths` sweeps); ``"none"``: no layer matrix at
+    all (a template that :class:`~fullspectrum.topology.recording.PathsRecorder` fills per mask)."""
+    if edges not in EDGE_MODES:
+        raise ValueError(f"edges={edges!r}: choose from {', '.join(EDGE_MODES)}")
     if skips not in SKIP_MODES:
         raise TopologyError(f"skips={skips!r}: choose from {', '.join(SKIP_MODES)}")
     try:
@@ -144,7 +150,7 @@ class _Tracer(torch.fx.Interpreter):
     def __init__(self, traced, masks, shape, skips, compat, model_name):
         super().__init__(traced)
         self.extra_traceback = False  # our errors are one line; fx would append the node's listing
-        self.edges = True
+        self.edges = "all"
         self.modules = dict(traced.named_modules())
         self.masks = masks
         self.input_shape = shape
@@ -295,7 +301,8 @@ class _Tracer(torch.fx.Interpreter):
                 raise self._refuse(
                     n, f"it reads a {value.shape} map per example; only flat features are encoded"
                 )
-            incidence = linear_incidence(mask_np, weight_np) if self.edges or reader is not None else None
+            build = self.edges == "all" or (self.edges == "readers" and reader is not None)
+            incidence = linear_incidence(mask_np, weight_np) if build else None
             count = int(mask_np.sum())
             geometry = None
             dense = mask_np.shape[0] * (
@@ -312,13 +319,13 @@ class _Tracer(torch.fx.Interpreter):
             geometry = ConvGeometry(tuple(in_size), tuple(shape[1:]), op.stride, tuple(padding), op.dilation)
             common = {"stride": op.stride, "padding": geometry.padding, "dilation": op.dilation}
             incidence = None
-            if self.edges or reader is not None:
+            if self.edges == "all" or (self.edges == "readers" and reader is not None):
                 incidence = conv_incidence(mask_np, weight_np, geometry.in_size, geometry.out_size, **common)
                 count = -1
             else:
                 count = conv_edge_count(mask_np, geometry.in_size, geometry.out_size, **common)
             dense = _dense_conv(mask_np.shape, geometry, reader)
-        matrix = incidence if reader is None else (reader @ incidence).tocsr()
+        matrix = incidence if reader is None or incidence is None else (reader @ incidence).tocsr()
         del incidence
         source = self.read(value)
         target = self.new_part(name, shape, fresh=True)
