@@ -69,14 +69,20 @@ CURVE_COLUMNS = (
 ``seed_low``, ``seed_high`` the per-seed distances' mean and 95% t interval; ``density``,
 ``other_density`` the layer's mask density (seed mean) at ``width`` and ``other``."""
 VERDICT_COLUMNS = (
-    "generator", "layer", "first", "last", "falls", "monotone", "drop_mean", "drop_low", "drop_high",
-    "density_narrowest", "density_widest", "verdict",
+    "generator", "layer", "first", "last", "ratio", "falls", "flat", "monotone", "drop_mean", "drop_low",
+    "drop_high", "density_narrowest", "density_widest", "verdict",
 )  # fmt: skip
 """``width_verdicts.csv``: per generator and layer, the fingerprints' successive distance at the
-narrowest (``first``) and widest (``last``) pair; ``falls`` (last < first), ``monotone`` (every step
-falls); the per-seed drop ``first - last`` with its 95% t interval; the layer density at the ends;
-``verdict`` one plain sentence."""
+narrowest (``first``) and widest (``last``) pair and ``ratio = last / first``; ``falls`` (last <
+first), ``flat`` (``ratio >= FLAT_RATIO``), ``monotone`` (every step falls); the per-seed drop
+``first - last`` with its 95% t interval; the layer density at the ends; ``verdict`` one plain
+sentence."""
 CONFIDENCE = 0.95
+FLAT_RATIO = 0.8
+"""A curve still at 80% or more of its first distance after five doublings is called flat: it does
+not fall appreciably (sampling noise alone, as Random shows, halves it at each doubling)."""
+DENSITY_MOVES = 0.25
+"""A layer whose density at the widest width differs from the narrowest by more than 25% is said to move."""
 FREE_DENSITY_GENERATORS = tuple(name for name, g in GENERATORS.items() if g.scope in ("global", "layer"))
 """The default generators: every one that draws at any density (an N:M pattern implies its own)."""
 
@@ -218,35 +224,34 @@ def _verdicts(curves: pd.DataFrame, config: WidthLimitConfig, drops: dict) -> pd
         d = group.distance.to_numpy()
         drop_mean, drop_low, drop_high = t_interval(drops[generator, layer])
         falls, monotone = bool(d[-1] < d[0]), bool(np.all(np.diff(d) < 0))
+        ratio = float(d[-1] / d[0]) if d[0] > 0 else math.nan
+        flat = bool(falls and ratio >= FLAT_RATIO)
         lo, hi = float(group.density.iloc[0]), float(group.other_density.iloc[-1])
-        first_pair, last_pair = (
-            f"{config.widths[0]}->{config.widths[1]}",
-            f"{config.widths[-2]}->{config.widths[-1]}",
+        w0, wn = config.widths[0], config.widths[-1]
+        first_pair, last_pair = f"{w0}->{config.widths[1]}", f"{config.widths[-2]}->{wn}"
+        ends = f"{d[0]:.4f} at {first_pair}, {d[-1]:.4f} at {last_pair} (last/first {ratio:.2f})"
+        moves = abs(hi - lo) > DENSITY_MOVES * lo
+        density = (
+            f"; the layer density moves with width ({lo:.3f} at {w0}, {hi:.3f} at {wn})" if moves else ""
         )
+        sure = "per-seed drop's 95% CI " + ("excludes 0" if drop_low > 0 else "includes 0")
         collapsed = sorted(int(n) for n, dens in zip(group.width, group.density) if dens == 0)
-        collapsed += [config.widths[-1]] if hi == 0 else []
+        collapsed += [wn] if hi == 0 else []
         if collapsed:
             verdict = (
                 f"collapsed (no kept weight) at width {', '.join(map(str, collapsed))}: an all-zero estimate,"
-                f" so its distances say nothing about convergence (successive {d[0]:.4f} at {first_pair},"
-                f" {d[-1]:.4f} at {last_pair})"
+                f" so its distances say nothing about convergence (successive {ends})"
             )
         elif not falls:
-            verdict = (
-                f"does NOT fall: successive distance {d[0]:.4f} at {first_pair}, {d[-1]:.4f} at {last_pair}"
-                f" (layer density {lo:.3f} at width {config.widths[0]}, {hi:.3f} at {config.widths[-1]})"
-            )
+            verdict = f"does NOT fall: successive distance {ends}{density}"
+        elif flat:
+            verdict = f"is flat, does NOT fall appreciably: {ends}; {sure}{density}"
         else:
             shape = "falls at every step" if monotone else "falls overall, not at every step"
-            sure = (
-                "the per-seed drop's 95% CI excludes 0"
-                if drop_low > 0
-                else "but the per-seed drop's 95% CI includes 0"
-            )
-            verdict = f"{shape}: {d[0]:.4f} at {first_pair} -> {d[-1]:.4f} at {last_pair}; {sure}"
+            verdict = f"{shape}: {ends}; {sure}{density}"
         rows.append(
-            dict(generator=generator, layer=layer, first=float(d[0]), last=float(d[-1]), falls=falls,
-                 monotone=monotone, drop_mean=drop_mean, drop_low=drop_low, drop_high=drop_high,
+            dict(generator=generator, layer=layer, first=float(d[0]), last=float(d[-1]), ratio=ratio,
+                 falls=falls, flat=flat, monotone=monotone, drop_mean=drop_mean, drop_low=drop_low, drop_high=drop_high,
                  density_narrowest=lo, density_widest=hi, verdict=verdict)
         )  # fmt: skip
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))

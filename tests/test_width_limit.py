@@ -45,14 +45,22 @@ def test_verdicts_say_plainly_when_a_curve_does_not_fall():
     assert list(rising.columns) == list(VERDICT_COLUMNS)
     row = rising.iloc[0]
     assert not row.falls and not row.monotone
-    assert row.verdict.startswith("does NOT fall: successive distance 0.1000 at 8->16, 0.2000 at 32->64")
+    assert row.verdict.startswith(
+        "does NOT fall: successive distance 0.1000 at 8->16, 0.2000 at 32->64 (last/first 2.00)"
+    )
     falling = _verdicts(_curves(0.2, 0.1), config, {("g", "w"): [0.1, 0.12, 0.08]}).iloc[0]
     assert falling.falls and falling.monotone
     assert falling.drop_mean == pytest.approx(0.1)
     assert falling.drop_low == pytest.approx(0.1 - T_975_DF2 * 0.02 / np.sqrt(3))
-    assert "CI excludes 0" in falling.verdict
+    assert "CI excludes 0" in falling.verdict and falling.ratio == 0.5 and not falling.flat
     unsure = _verdicts(_curves(0.2, 0.1), config, {("g", "w"): [0.1, -0.2, 0.3]}).iloc[0]
     assert "CI includes 0" in unsure.verdict
+    flat = _verdicts(_curves(0.2, 0.18), config, {("g", "w"): [0.02, 0.02, 0.02]}).iloc[0]
+    assert flat.falls and flat.flat and flat.verdict.startswith("is flat, does NOT fall appreciably")
+    moving = _verdicts(
+        _curves(0.2, 0.1).assign(other_density=[0.1, 0.1, 0.3]), config, {("g", "w"): [0.1] * 3}
+    )
+    assert "the layer density moves with width (0.100 at 8, 0.300 at 64)" in moving.iloc[0].verdict
 
 
 def test_a_collapsed_layer_is_not_called_converged():
