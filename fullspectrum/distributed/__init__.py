@@ -9,7 +9,8 @@ killed task or a lost node never leaves a half-written run.
 Modules:
 
 * :mod:`~fullspectrum.distributed.cluster`: importing Ray (:func:`require_ray`), joining a
-  cluster or starting a local one (:func:`ray_session`);
+  cluster (its address checked first, :func:`check_reachable`) or starting a local one
+  (:func:`ray_session`);
 * :mod:`~fullspectrum.distributed.tasks`: work as Ray tasks: one call per item in item order
   with a per-process state built once (:func:`map_ordered`), and commands run as tasks
   (:class:`RayProcesses`);
@@ -19,7 +20,15 @@ Modules:
 
 from __future__ import annotations
 
-from fullspectrum.distributed.cluster import RayMissingError, ray_session, require_ray
+from fullspectrum.distributed.cluster import RayMissingError, check_reachable, ray_session, require_ray
 from fullspectrum.distributed.processes import ProcessOutcome, run_process, start_process
 
-__all__ = ["ProcessOutcome", "RayMissingError", "ray_session", "require_ray", "run_process", "start_process"]
+__all__ = [
+    "ProcessOutcome",
+    "RayMissingError",
+    "check_reachable",
+    "ray_session",
+    "require_ray",
+    "run_process",
+    "start_process",
+]
