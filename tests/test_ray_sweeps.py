@@ -132,3 +132,22 @@ def test_pags_on_ray_without_ray_installed_is_one_line(tmp_path, capsys, monkeyp
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fullspectrum[ray]'" in err and not (tmp_path / "p").exists()
+
+
+def test_a_ray_sampling_stopped_midway_resumes_to_the_local_sampling(ray, tmp_path, capsys):
+    def stop_at_3(done: int, total: int) -> None:
+        if done >= 3:
+            raise KeyboardInterrupt  # a Ctrl-C after 3 candidates: the tasks in flight are cancelled
+
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        run_pags(dataclasses.replace(TINY_PAGS, backend="ray"), stopped, progress=stop_at_3)
+    assert RunStore.open(stopped).info["status"] == "interrupted"
+    assert main(["pags", "--resume", str(stopped)]) == 0  # its config says ray: resumed on the session
+    capsys.readouterr()
+    reference = tmp_path / "local"
+    run_pags(TINY_PAGS, reference)
+    for ours, theirs in zip(
+        export_run(stopped, tmp_path / "e-stopped"), export_run(reference, tmp_path / "e-local"), strict=True
+    ):
+        assert ours.read_bytes() == theirs.read_bytes(), ours.name
