@@ -107,6 +107,20 @@ def test_finish_on_a_snapshot_step_keeps_the_weights_there_and_step_zero_is_not_
     assert torch.equal(weights["fc1.weight"], (model.fc1.weight.detach() * kept).float())
 
 
+@pytest.mark.parametrize(("total_steps", "writes"), [(None, [5, 10, 10]), (10, [5, 10])])
+def test_a_snapshot_at_total_steps_keeps_its_weights_at_once(tmp_path, total_steps, writes):
+    model = mlp()
+    tr = tracker(model, tmp_path / "run", masks=random_masks(model), every=5, total_steps=total_steps)
+    saved, save = [], tr.store.save_masks  # step 0 is written already (inline spectra)
+    tr.store.save_masks = lambda step, *args, **options: (saved.append(step), save(step, *args, **options))
+    with tr:
+        train_steps(model, 10, tr)
+    assert saved == writes  # without the total, the last snapshot's file is written again with its weights
+    store = RunStore.open(tmp_path / "run")
+    assert sorted(store.load_weights(10)) == ["fc1.weight", "fc2.weight", "out.weight"]
+    assert store.load_weights(5) == {}
+
+
 def test_step_must_be_an_int_that_never_goes_back(tmp_path):
     model = mlp()
     with tracker(model, tmp_path / "run", every=10) as tr:
@@ -435,6 +449,7 @@ def test_a_bad_run_dir_is_refused_in_one_line_and_nothing_of_the_users_is_touche
 def test_job_state_and_resume_know_a_tracker_run(tmp_path):
     with tracker(mlp(), tmp_path / "run") as tr:
         tr.step(1)
+        tr.log_eval("val", accuracy=0.5)  # committed at once (a step's rows wait up to a second)
         state = jobs.job_state(tmp_path / "run")
         assert (
             state.status == "running" and state.step == 1 and state.total_steps is None
@@ -446,4 +461,5 @@ def test_job_state_and_resume_know_a_tracker_run(tmp_path):
         fullspectrum.resume(tmp_path / "run")
     with tracker(mlp(), tmp_path / "counted", total_steps=40) as tr:
         tr.step(10)
+        tr.log_eval("val", accuracy=0.5)
         assert jobs.job_state(tmp_path / "counted").fraction == 0.25

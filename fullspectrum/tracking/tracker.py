@@ -103,7 +103,8 @@ class Tracker:
     a callable returning one (called at each snapshot), or None (``torch.nn.utils.prune``'s
     ``weight_mask`` buffers, else the weights' non-zeros). ``every``: steps between snapshots.
     ``config``: stored in ``run.json`` as given (``vars(args)`` works). ``seed``: recorded
-    (default torch's initial seed). ``total_steps``: lets readers show progress.
+    (default torch's initial seed). ``total_steps``: lets readers show progress (and a snapshot
+    at that step keeps its weights at once).
     ``spectra_worker``: False computes spectra inline on the loop's thread.
     """
 
@@ -124,6 +125,8 @@ class Tracker:
         if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)):
             raise FullSpectrumError(f"total_steps: expected an int or None, got {total_steps!r}")
         self.every = every
+        self.total_steps = total_steps
+        """Steps the loop will take, if given: a snapshot there is the last and keeps its weights at once."""
         self.config = run_config(config)
         self.model = model
         self._source = MaskSource(model, masks)
@@ -137,6 +140,7 @@ class Tracker:
         self.last_step = 0
         """The last step passed to :meth:`step` (0 before the first)."""
         self._snapshot_steps: list[int] = []
+        self._weights_kept_at: int | None = None  # the last snapshot that kept its weights
         self._ended = False
         self._stack = contextlib.ExitStack()
         seed = torch.initial_seed() if seed is None else int(seed)
@@ -180,7 +184,7 @@ class Tracker:
             self._fingerprint = fingerprint
             self._record_update(step, self._source.read())
         if step % self.every == 0 and not self._has_snapshot(step):
-            self.snapshot()
+            self._snapshot(keep_weights=step == self.total_steps)
         else:
             self._rows.flush_if_due()
             self._writer.poll()
@@ -196,7 +200,7 @@ class Tracker:
         """A snapshot at the last step passed to :meth:`step` (none if that step has one already)."""
         self._require_open("snapshot")
         if not self._has_snapshot(self.last_step):
-            self._snapshot(keep_weights=False)
+            self._snapshot(keep_weights=self.last_step == self.total_steps)
 
     def log_eval(
         self, split: str, *, loss: float | None = None, accuracy: float | None = None, step: int | None = None
@@ -220,11 +224,11 @@ class Tracker:
         try:
             values = {name: scalar_value(name, value) for name, value in final.items() if name in SCALARS}
             self._rows.add(self.last_step, "evals", eval_rows(values, exploration_rate=self._rate))
-            if self._has_snapshot(self.last_step):
+            if self._has_snapshot(self.last_step) and self._weights_kept_at != self.last_step:
                 self._writer.flush()  # that snapshot is the last: it keeps the weights now
                 step_masks = self.store.load_masks(self.last_step)
                 self.store.save_masks(self.last_step, step_masks, self._masked_weights(step_masks))
-            else:
+            elif not self._has_snapshot(self.last_step):
                 self._snapshot(keep_weights=True)
             self._writer.flush()
             self._rows.flush()
@@ -273,6 +277,8 @@ class Tracker:
     def _submit(self, step: int, masks: dict, *, events: list[dict], keep_weights: bool) -> None:
         self._rows.flush()  # rows before this step are in the database before its snapshot is
         self._snapshot_steps.append(step)
+        if keep_weights:
+            self._weights_kept_at = step
         weights = self._source.weights()
         self._writer.submit(step, self._state, weights, (), events, None, keep_weights=keep_weights)
 
