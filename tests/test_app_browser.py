@@ -106,7 +106,11 @@ def test_every_page_renders_without_exceptions(app_url, browser, path, title, ch
         if charts:
             page.wait_for_selector(".js-plotly-plot", timeout=90_000)
             assert page.locator(".js-plotly-plot").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / f"page_{title.lower().replace(' ', '_')}.png"), full_page=True)
+        page.screenshot(
+            path=str(ARTIFACTS / f"page_{title.lower().replace(' ', '_')}.png"),
+            full_page=True,
+            timeout=90_000,
+        )
         assert _exceptions(page) == []
     finally:
         page.close()
@@ -126,7 +130,9 @@ def test_live_training_chart_updates_and_stops(app_url, browser):
     try:
         page.goto(f"{app_url}/live_training")
         _settle(page)
-        page.get_by_label("Epochs").fill("300")  # long enough to be still running whatever the machine
+        page.get_by_role("spinbutton", name="Epochs").fill(
+            "300"
+        )  # long enough to be still running whatever the machine
         page.get_by_label("Snapshot interval (iterations, 0 = preset)").fill("3")
         page.get_by_label("Run name").fill("browser_live")
         page.get_by_role("button", name="Start training").click()
@@ -137,11 +143,11 @@ def test_live_training_chart_updates_and_stops(app_url, browser):
             page.wait_for_timeout(500)
         assert _points(page) > first, "the live chart did not grow"
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "live_training_running.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "live_training_running.png"), full_page=True, timeout=90_000)
         main = page.get_by_test_id("stMainBlockContainer")  # not Streamlit's own header "Stop" (a rerun)
         main.get_by_role("button", name="Stop").click()
         main.get_by_role("button", name="Resume").wait_for(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "live_training_stopped.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "live_training_stopped.png"), full_page=True, timeout=90_000)
         assert _exceptions(page) == []
     finally:
         page.close()
@@ -165,7 +171,7 @@ def test_uploaded_checkpoint_becomes_an_analysis_run(app_url, browser, tmp_path)
         page.get_by_text("analysed and selected").wait_for(timeout=90_000)
         _settle(page)
         assert page.get_by_text("upload_uploaded_model").count() >= 1  # listed like any other run
-        page.screenshot(path=str(ARTIFACTS / "runs_upload.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "runs_upload.png"), full_page=True, timeout=90_000)
         assert _exceptions(page) == []
     finally:
         page.close()
@@ -192,7 +198,7 @@ def test_lecturer_path(app_url, browser):
         page.get_by_role("tab", name="mnist1d · mlp").click()
         _settle(page)
         assert page.get_by_text("density alone").count() >= 1 or page.get_by_text("too few runs").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / "lecturer_1_trajectories.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "lecturer_1_trajectories.png"), full_page=True, timeout=90_000)
         assert _exceptions(page) == []
     finally:
         page.close()
@@ -200,7 +206,9 @@ def test_lecturer_path(app_url, browser):
     try:
         page.wait_for_selector(".js-plotly-plot", timeout=90_000)
         assert page.get_by_text("Degree classes").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / "lecturer_2_regular_subgraph.png"), full_page=True)
+        page.screenshot(
+            path=str(ARTIFACTS / "lecturer_2_regular_subgraph.png"), full_page=True, timeout=90_000
+        )
         assert _exceptions(page) == []
     finally:
         page.close()
@@ -208,7 +216,7 @@ def test_lecturer_path(app_url, browser):
     try:
         page.get_by_text("Does the assembled mask train better than the base mask?").wait_for(timeout=90_000)
         assert page.get_by_text("A = assembled mask, B = base mask.").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / "lecturer_3_pags_evidence.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "lecturer_3_pags_evidence.png"), full_page=True, timeout=90_000)
         assert _exceptions(page) == []
     finally:
         page.close()
@@ -224,7 +232,7 @@ def test_student_path(app_url, browser):
         assert "Predicted:" in text or "A and B are the same mask" in text
         assert "mean IoU is" in text
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "student_verdict.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "student_verdict.png"), full_page=True, timeout=90_000)
         assert _exceptions(page) == []
     finally:
         page.close()

@@ -34,60 +34,68 @@ if runs.empty or not selected:
     )
     st.stop()
 
-st.subheader(f"One run: {Path(selected).name}")
-stamp = cache.run_stamp(selected)
-try:
-    layers = cache.run_layers(selected, stamp)
-    evals = cache.run_evals(selected, stamp)
-    network = cache.network_means(selected, stamp)
-except FullSpectrumError as error:
-    widgets.error_box(error, what="This run cannot be read")
-    layers = None
 
-if layers is not None and layers.empty:
-    st.info("This run has no spectral snapshots yet (a run records one at step 0 as soon as it starts).")
-elif layers is not None and layers["step"].nunique() == 1:
-    st.info(
-        "This run has a single snapshot (an analysed or uploaded checkpoint): a trajectory needs two or more "
-        "steps. Its full-spectrum coordinate per layer is below; open it in the **Graph inspector** to see "
-        "each layer's graph."
-    )
-    shown = [c for c in ("layer", *VECTOR_AXES, "density", "in_regime") if c in layers.columns]
-    st.dataframe(layers[shown], hide_index=True, column_config=glossary.column_help(shown))
-elif layers is not None:
-    names = list(dict.fromkeys(layers["layer"]))
-    steps = sorted(int(s) for s in layers["step"].unique())
-    picker, options = st.columns([3, 1])
-    chosen = picker.multiselect(
-        "Layers", names, default=names[:MAX_DEFAULT_LAYERS], key=f"traj_layers_{selected}"
-    )
-    show_network = options.checkbox("network mean", value=True, key="traj_network")
-    step = st.select_slider(
-        "Step (moves a marker on every layer; ▶ Play in the chart plays them all)",
-        options=steps,
-        value=steps[-1],
-        key="traj_step",
-    )
-    figure = trajectory_figure(
-        layers,
-        selected_layers=chosen,
-        step=step,
-        network=network if show_network else None,
-        animate=True,
-        revision=selected,  # the camera stays while this run is shown
-    )
-    st.plotly_chart(figure, key="traj_3d")
-    st.plotly_chart(
-        metrics_figure(layers, evals, selected_layers=chosen, network=network, step=step),
-        key="traj_metrics",
-    )
-    at_step = layers[(layers["layer"].isin(chosen)) & (layers["step"] == step)]
-    with st.expander(f"Per-layer values at step {step}"):
-        shown = ["layer", *VECTOR_AXES, "moving_distance", "exploration_rate", "density", "in_regime"]
-        st.dataframe(at_step[shown], hide_index=True, column_config=glossary.column_help(shown))
-    glossary.expander(
-        ["u", "Δr", "λ", "Δr_imdb", "λ_imsg", "ℓ2-moving distance", "exploration rate", "in_regime"]
-    )
+@st.fragment
+def one_run(selected: str) -> None:
+    """One run's trajectories; a fragment, so the step slider reruns this part only (fast), not the
+    cross-run study below."""
+    st.subheader(f"One run: {Path(selected).name}")
+    stamp = cache.run_stamp(selected)
+    try:
+        layers = cache.run_layers(selected, stamp)
+        evals = cache.run_evals(selected, stamp)
+        network = cache.network_means(selected, stamp)
+    except FullSpectrumError as error:
+        widgets.error_box(error, what="This run cannot be read")
+        layers = None
+
+    if layers is not None and layers.empty:
+        st.info("This run has no spectral snapshots yet (a run records one at step 0 as soon as it starts).")
+    elif layers is not None and layers["step"].nunique() == 1:
+        st.info(
+            "This run has a single snapshot (an analysed or uploaded checkpoint): a trajectory needs two or more "
+            "steps. Its full-spectrum coordinate per layer is below; open it in the **Graph inspector** to see "
+            "each layer's graph."
+        )
+        shown = [c for c in ("layer", *VECTOR_AXES, "density", "in_regime") if c in layers.columns]
+        st.dataframe(layers[shown], hide_index=True, column_config=glossary.column_help(shown))
+    elif layers is not None:
+        names = list(dict.fromkeys(layers["layer"]))
+        steps = sorted(int(s) for s in layers["step"].unique())
+        picker, options = st.columns([3, 1])
+        chosen = picker.multiselect(
+            "Layers", names, default=names[:MAX_DEFAULT_LAYERS], key=f"traj_layers_{selected}"
+        )
+        show_network = options.checkbox("network mean", value=True, key="traj_network")
+        step = st.select_slider(
+            "Step (moves a marker on every layer; ▶ Play in the chart plays them all)",
+            options=steps,
+            value=steps[-1],
+            key="traj_step",
+        )
+        figure = trajectory_figure(
+            layers,
+            selected_layers=chosen,
+            step=step,
+            network=network if show_network else None,
+            animate=True,
+            revision=selected,  # the camera stays while this run is shown
+        )
+        st.plotly_chart(figure, key="traj_3d")
+        st.plotly_chart(
+            metrics_figure(layers, evals, selected_layers=chosen, network=network, step=step),
+            key="traj_metrics",
+        )
+        at_step = layers[(layers["layer"].isin(chosen)) & (layers["step"] == step)]
+        with st.expander(f"Per-layer values at step {step}"):
+            shown = ["layer", *VECTOR_AXES, "moving_distance", "exploration_rate", "density", "in_regime"]
+            st.dataframe(at_step[shown], hide_index=True, column_config=glossary.column_help(shown))
+        glossary.expander(
+            ["u", "Δr", "λ", "Δr_imdb", "λ_imsg", "ℓ2-moving distance", "exploration rate", "in_regime"]
+        )
+
+
+one_run(selected)
 
 # -- across runs ---------------------------------------------------------------------------------------
 st.subheader("Across runs: final distance vs final accuracy")
