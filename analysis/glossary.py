@@ -112,6 +112,83 @@ _TERMS = (
     Term("Spearman", "Rank correlation over runs (monotone, not only linear).", "", "", "analysis.correlation"),
     Term("95% CI", "Bootstrap percentile interval of a correlation; Student-t interval of a mean over seeds.", "",
          "", "analysis.evidence"),
+    # the unrolled view (MGE24): counts and topometrics of the whole network as one graph
+    Term("unrolled nodes", "Units of the unrolled graph: every (channel, position) of every feature map a "
+         "prunable layer reads or writes, the input included (MGE24's multipartite encoding).", "", "",
+         "SPEC §7"),
+    Term("unrolled edges", "Prunable edges of the unrolled graph: one per kept Linear weight, one per kept conv "
+         "weight and output position whose tap does not fall on padding.", "", "", "SPEC §7"),
+    Term("identity edges", "Fixed weight-1 edges (c, p) → (c, p) of identity shortcuts; not prunable, counted "
+         "apart (0 with skips = none, MGE24's graph).", "", "identity_edges", "SPEC §7"),
+    Term("total edges", "Edges the topometrics read: prunable plus identity, parallel ones merged.", "",
+         "total_edges", "SPEC §7"),
+    Term("kept weights", "Weights the mask keeps in a layer.", "", "", "SPEC §7"),
+    Term("effective weights", "Kept weights with at least one unrolled edge whose both ends are live: they can "
+         "carry information from the input to the output (Vysogorets & Kempe 2021).", "higher",
+         "effective_weights", "SPEC §7"),
+    Term("ineffective weights", "Kept weights none of whose unrolled edges lies on an input → output path: "
+         "budget spent on nothing (with biases they may still shift a unit's constant output).", "lower",
+         "ineffective", "SPEC §7"),
+    Term("effective edges", "Prunable unrolled edges whose both ends are live.", "higher", "effective_edges",
+         "SPEC §7"),
+    Term("effective density", "Effective weights / all prunable weights; comparable with the density, and at "
+         "most it.", "higher", "effective_density", "SPEC §7"),
+    Term("live units", "Units reachable from the input that reach the output; the others hold constants.",
+         "higher", "", "SPEC §7"),
+    Term("source nodes", "Units with in-degree 0 and out-degree > 0, the input partition excluded (MGE24).",
+         "lower", "source_nodes", "SPEC §7"),
+    Term("sink nodes", "Units with out-degree 0 and in-degree > 0, the output partition excluded (MGE24).",
+         "lower", "sink_nodes", "SPEC §7"),
+    Term("disconnected nodes", "Units with neither in- nor out-edges, input and output partitions included.",
+         "lower", "disconnected_nodes", "SPEC §7"),
+    Term("r-in", "Removable edges out of source nodes: they carry nothing that came from the input (MGE24).",
+         "lower", "removable_in", "SPEC §7"),
+    Term("r-out", "Removable edges into sink nodes: what they carry never reaches the output (MGE24).", "lower",
+         "removable_out", "SPEC §7"),
+    Term("out-neighbourhood 1", "Mean number of distinct units reachable in one step (the unit excluded).", "",
+         "out_neighbourhood_1", "SPEC §7"),
+    Term("out-neighbourhood 2", "Mean number of distinct units reachable in at most two steps.", "",
+         "out_neighbourhood_2", "SPEC §7"),
+    Term("strength", "Mean unit strength: the sum of |w| over a unit's incident edges.", "", "strength",
+         "SPEC §7"),
+    Term("coreness", "Mean k-core number of the undirected graph: how deeply a unit sits in densely linked "
+         "parts.", "", "coreness", "SPEC §7"),
+    Term("cut edges", "Bridges of the undirected graph: edges whose removal disconnects it.", "", "cut_edges",
+         "SPEC §7"),
+    Term("cut nodes", "Articulation points of the undirected graph: units whose removal disconnects it.", "",
+         "cut_nodes", "SPEC §7"),
+    Term("components", "Weakly connected components (1: every unit hangs together).", "", "components",
+         "SPEC §7"),
+    Term("mean component size", "Units per weakly connected component.", "", "mean_component_size", "SPEC §7"),
+    Term("spectral gap (weighted)", "|μ1| − |μ3| of the symmetric adjacency of |w| (MGE24's definition).", "",
+         "spectral_gap_w", "SPEC §7"),
+    Term("Laplacian radius", "Largest eigenvalue of the weighted Laplacian D − A.", "", "laplacian_radius_w",
+         "SPEC §7"),
+    Term("4-motifs", "Estimated count of 4-unit motifs (sampled from 0.1% of the units; optional, slow).", "",
+         "motifs_4", "SPEC §7"),
+    Term("normalised", "A count divided by the number of unrolled nodes (node counts) or of total edges (edge "
+         "counts), as MGE24 report them.", "", "", "SPEC §7"),
+    Term("cross-validated R²", "1 − residual / total sum of squares of out-of-fold predictions of accuracy "
+         "(5-fold, seeded); 0 is no better than the mean, with its bootstrap 95% interval over runs.", "higher",
+         "r2", "analysis.predictors"),
+    # G25: graphons and the NTK
+    Term("graphon estimate", "Units of both sides sorted by degree, split into K equal blocks, each block's "
+         "edge density (G25's sorting-and-smoothing). K = 64 is this project's default, not G25's.", "", "",
+         "SPEC §7b"),
+    Term("successive distance", "Mean absolute difference of block densities between the fingerprints of two "
+         "successive widths; G25's hypothesis says it falls as the width grows.", "lower", "",
+         "SPEC §7b"),
+    Term("λ_max", "Largest eigenvalue of the NTK Gram matrix.", "", "lambda_max", "SPEC §7b"),
+    Term("condition number", "λ_max / λ_min over the eigenvalues above 1e-12·λ_max.", "", "condition",
+         "SPEC §7b"),
+    Term("effective rank", "exp of the entropy of the normalised NTK spectrum λ/Σλ: how many eigenvalues "
+         "carry the energy.", "", "effective_rank", "SPEC §7b"),
+    Term("top-5 energy", "Share of the NTK's trace in its five largest eigenvalues (G25: more concentration, "
+         "faster early descent).", "", "top5_energy", "SPEC §7b"),
+    Term("decay α", "Minus the least-squares slope of log λ_k on log k over k = 1..N/2: how fast the NTK "
+         "spectrum falls.", "", "decay_alpha", "SPEC §7b"),
+    Term("early descent", "Validation loss at step 0 minus its mean over the early window of static sparse "
+         "training: higher is faster early learning.", "higher", "descent", "analysis.trainability"),
 )  # fmt: skip
 
 GLOSSARY: Mapping[str, Term] = MappingProxyType({t.name: t for t in _TERMS})
