@@ -18,7 +18,7 @@ True
 >>> summary = Measured("trained this very mask", (TrainedRun("r0", "static", 0, 0.9),
 ...                    TrainedRun("r1", "static", 1, 0.92)))
 >>> round(summary.mean, 3), summary.n, [round(v, 3) for v in summary.ci]
-(0.91, 2, [0.783, 1.037])
+(0.91, 2, [0.783, 1.0])
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from fullspectrum.spectrum.graph import check_mask
 CONFIDENCE = 0.95
 """Coverage of the t-interval over seeds."""
 EXACT = "trained this very mask"
-MADE = "made this mask (sibling seeds: the same recipe, other masks)"
+MADE = "ran this mask's recipe (the run that made it and its other seeds, whose masks differ)"
 
 
 def mask_digest(masks: Mapping) -> str:
@@ -87,17 +87,17 @@ class Measured:
 
     @property
     def ci(self) -> tuple[float, float]:
-        """Student-t interval of the mean (:data:`CONFIDENCE`); NaN with one run."""
+        """Student-t interval of the mean (:data:`CONFIDENCE`), clipped to [0, 1]; NaN with one run."""
         values = np.array([run.accuracy for run in self.runs])
         if values.size < 2:
             return math.nan, math.nan
         half = (
             stats.t.ppf((1 + CONFIDENCE) / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
         )
-        return float(values.mean() - half), float(values.mean() + half)
+        return max(0.0, float(values.mean() - half)), min(1.0, float(values.mean() + half))
 
     def sentence(self) -> str:
-        """'0.9100 (seeds 0, 1: 0.9000, 0.9200; 95% CI 0.7829–1.0371), 2 runs that trained this very mask'."""
+        """'0.9100 (seeds 0, 1: 0.9000, 0.9200; 95% CI 0.7829–1.0000), 2 runs that trained this very mask'."""
         seeds = ", ".join(str(run.seed) for run in self.runs)
         values = ", ".join(f"{run.accuracy:.4f}" for run in self.runs)
         low, high = self.ci
