@@ -22,6 +22,12 @@
   the distances between successive widths and to the widest, and whether each curve falls.
 * :mod:`~analysis.trainability`: G25's trainability claim: NTK energy concentration at initialisation beside
   early descent of static sparse training, against Random and the density-only baseline, with intervals.
+* :mod:`~analysis.unrolled_view`: one set of masks on its zoo network seen unrolled (MGE24): effective and
+  ineffective weights per layer, live units per partition, the topometrics with their meanings.
+* :mod:`~analysis.graphon_studies`: G25's cached width-limit and trainability studies read back, where they find
+  the claims do not hold, fingerprints and NTK spectra of masks on demand.
+* :mod:`~analysis.reproduction_view`: a reproduction folder of FS23 Tables 2–3 read back, whole or partial while
+  it runs: results, paired claims and the distance–accuracy correlation per dataset.
 
 Depends on `fullspectrum`; never on Streamlit or Plotly (the app imports this, not the reverse).
 """
