@@ -12,8 +12,10 @@ their own (:func:`fullspectrum.fingerprints.mask_seed`), the same data order),
 2. the first few hundred iterations of static sparse training from exactly those weights
    and masks (:func:`fullspectrum.training.train`, ``method="static"``, constant learning
    rate), the loss on the validation split every ``eval_every`` iterations (the trainer's
-   evaluation: at this stage it tracks the training loss); ``descent`` = the loss at step 0
-   minus the mean loss over the early window (higher: faster early descent);
+   evaluation: at this stage it tracks the training loss); ``descent = 1 - mean loss over the
+   early window / loss at step 0``, the share of the initial loss lost on average (higher:
+   faster early descent; relative, so a mask whose initial loss is higher, as GraSP's under
+   sparse-aware initialisation, is not credited for that);
 3. two baselines: **Random** (every generator's ``descent`` minus Random's, paired by seed:
    the same seed is the same initialisation and data order) and **density-only** (each
    mask's own per-layer kept counts placed uniformly at random in its layers: what is left
@@ -76,7 +78,7 @@ RUN_COLUMNS = (
 ``density_only``: its layer counts placed at random) and seed; ``collapsed`` when some layer
 keeps no weight; ``loss_0`` / ``loss_end`` the validation loss at step 0 and at the window's end,
 ``early_mean_loss`` its mean over the window's evaluations (step 0 included), ``descent =
-loss_0 - early_mean_loss``, ``steps_to_half`` the first evaluated step at which the loss is at
+1 - early_mean_loss / loss_0``, ``steps_to_half`` the first evaluated step at which the loss is at
 most half ``loss_0`` (NaN if none)."""
 CONFIDENCE = 0.95
 DENSITY_ONLY_STREAM = 13
@@ -348,7 +350,7 @@ def _run_row(generator: str, kind: str, seed: int, model, masks, x, curve: pd.Da
         **{f: getattr(spectrum, f) for f in SPECTRUM_FIELDS},
         "collapsed": not all(bool(m.any()) for m in masks.values()),
         "loss_0": float(loss[0]), "loss_end": float(loss[-1]), "early_mean_loss": float(loss.mean()),
-        "descent": float(loss[0] - loss.mean()), "steps_to_half": float(half.iloc[0]) if len(half) else math.nan,
+        "descent": float(1 - loss.mean() / loss[0]), "steps_to_half": float(half.iloc[0]) if len(half) else math.nan,
     }  # fmt: skip
     eig = pd.DataFrame(
         {
