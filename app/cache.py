@@ -24,11 +24,25 @@ from analysis.compare import MaskComparison, compare_masks
 from analysis.correlation import CrossRunStudy, cross_run_study, run_points
 from analysis.embedding import embed_population, layer_winners, load_embedding, network_points
 from analysis.evidence import evidence_table, mask_digest, measured_accuracy
+from analysis.graphon_studies import (
+    TrainabilityStudy,
+    WidthStudy,
+    load_trainability_study,
+    load_width_study,
+    mask_ntk_spectrum,
+    mlp_fingerprint,
+)
 from analysis.layer_view import LayerView, inspect_layer
 from analysis.mask_sources import SourceMasks, load_mask_source
+from analysis.predictors import PredictorStudy, predictor_studies
+from analysis.reproduction_view import ReproductionView, load_reproduction
+from analysis.run_features import run_features
+from analysis.unrolled_view import UnrolledView, unrolled_view
 from analysis.verdict import MaskPair, Verdict, mask_verdict
 from fullspectrum.cli.app import RUNS_ENV
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.fingerprints import Fingerprint
+from fullspectrum.ntk import NTKSpectrum
 from fullspectrum.runs import RunError, RunStore, jobs, list_runs, uploads
 from fullspectrum.spectrum import network_summary_by_step
 from fullspectrum.spectrum.graphon import graphon_estimate
@@ -272,3 +286,83 @@ def verdict(source_a: tuple, source_b: tuple, stamps: tuple, evidence: pd.DataFr
         for source, stamp in zip((source_a, source_b), stamps, strict=True)
     ]
     return mask_verdict(pair, *measured), (pair.links_a, pair.links_b)
+
+
+# -- Unrolled view, Graphon & NTK, Reproductions ----------------------------------------------------------
+
+
+def folder_stamp(path: str, pattern: str = "*") -> tuple:
+    """Names, modification times and sizes of the files matching ``pattern`` under ``path`` (recursively)."""
+    try:
+        return tuple(
+            (str(p.relative_to(path)), p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(Path(path).rglob(pattern))
+            if p.is_file()
+        )
+    except OSError:
+        return ()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def unrolled(
+    source: tuple, stamp: tuple, network: tuple, skips: str, compat: bool, _progress=None
+) -> UnrolledView:
+    """``analysis.unrolled_view.unrolled_view`` of a mask source on ``network`` = ``(model, data, data_dir)``
+    (``_progress``, not hashed: ``progress(done, total, stage)``)."""
+    masks = mask_source(source, stamp)
+    model, data, data_dir = network
+    options = (
+        run_info(source[1], stamp).get("config", {}).get("model_options") if source[0] != "upload" else {}
+    )
+    return unrolled_view(
+        masks.masks, masks.weights, model, data, model_options=options or {}, data_dir=data_dir, skips=skips,
+        mge24_compat=compat, progress=_progress,
+    )  # fmt: skip
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def predictor_study_of(
+    paths: tuple[str, ...], stamps: tuple
+) -> tuple[dict[tuple[str, str], PredictorStudy], int]:
+    """``predictor_studies(run_features(paths))`` (one study per model and dataset) and how many runs had features."""
+    table = run_features(paths)
+    return predictor_studies(table), len(table)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def width_study(folder: str, stamp: tuple) -> WidthStudy:
+    """The cached width-limit study of ``folder`` (``analysis.graphon_studies.load_width_study``)."""
+    return load_width_study(folder)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def trainability_study(folder: str, stamp: tuple) -> TrainabilityStudy:
+    """The cached trainability study of ``folder``."""
+    return load_trainability_study(folder)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def fingerprint(
+    generator: str, data: str, density: float, width: int, seeds: tuple[int, ...], K: int
+) -> Fingerprint:
+    """``analysis.graphon_studies.mlp_fingerprint``: a generator's mean graphon estimate over seeds."""
+    return mlp_fingerprint(generator, data, density, width, seeds, K)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def ntk_spectrum_of(source: tuple, stamp: tuple, network: tuple, inputs: int) -> NTKSpectrum:
+    """The empirical NTK's spectral summary of a mask source on ``network`` = ``(model, data, data_dir)``."""
+    masks = mask_source(source, stamp)
+    model, data, data_dir = network
+    options = (
+        run_info(source[1], stamp).get("config", {}).get("model_options") if source[0] != "upload" else {}
+    )
+    return mask_ntk_spectrum(
+        masks.masks, masks.weights, model, data, inputs=inputs, model_options=options or {}, data_dir=data_dir
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def reproduction(path: str, stamp: tuple) -> ReproductionView:
+    """A reproduction folder read back (``analysis.reproduction_view.load_reproduction``), partial while it runs."""
+    return load_reproduction(path)
