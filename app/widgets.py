@@ -19,8 +19,10 @@ import streamlit as st
 
 from app import cache
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB, any_folder_allowed, folder_allowed
+from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs import uploads
 from fullspectrum.runs.uploads import StoredUpload
+from fullspectrum.sampling import ASSEMBLED, BASE, STORED_MASKS, candidate_label
 from fullspectrum.training import METHODS
 
 POLL_S = 2.0
@@ -224,3 +226,66 @@ def upload_picker(label: str, *, key: str, types: list[str]) -> StoredUpload | N
     if previous is not None and previous != stored:
         release_upload(previous)
     return stored
+
+
+# -- mask sources (Unrolled view, Graphon & NTK) -----------------------------------------------------------
+
+MASK_SOURCE_KINDS = {"run": "Run snapshot", "candidate": "PAGS candidate", "upload": "Upload"}
+"""Mask source kinds (``analysis.mask_sources``) and how the pickers name them."""
+CHECKPOINT_TYPES = ["pt", "pth", "bin", "safetensors"]
+
+
+def mask_source_picker(runs: pd.DataFrame, *, key: str) -> tuple[tuple, tuple] | None:
+    """Pick a run snapshot, a PAGS candidate or an uploaded checkpoint: ``(source, stamp)`` for the
+    ``cache`` loaders, or None when nothing is chosen yet (an unreadable upload is refused in one line)."""
+    kind_label = st.radio("Source", list(MASK_SOURCE_KINDS.values()), horizontal=True, key=f"{key}_kind")
+    kind = next(k for k, v in MASK_SOURCE_KINDS.items() if v == kind_label)
+    if kind == "upload":
+        stored = upload_picker(
+            f"Checkpoint (≤ {UPLOAD_LIMIT_MB} MB; read with weights_only, never executed)",
+            key=f"{key}_upload",
+            types=CHECKPOINT_TYPES,
+        )
+        if stored is None:
+            return None
+        source, stamp = ("upload", str(stored.path)), (stored.digest,)
+        try:
+            cache.mask_source(source, stamp)
+        except (FullSpectrumError, OSError, KeyError, RuntimeError) as error:
+            error_box(refuse_upload(stored, error, what="The checkpoint cannot be read"))
+            return None
+        return source, stamp
+    readable = runs[runs["status"] != "corrupt"] if not runs.empty else runs
+    if not readable.empty:  # a candidate comes from a PAGS run; a snapshot from any run that stores masks
+        readable = (
+            readable[readable["kind"] == "pags"]
+            if kind == "candidate"
+            else readable[readable["kind"].isin(["train", "pags", "analysis"])]
+        )
+    choices = readable
+    if choices.empty:
+        st.info(
+            "No PAGS runs yet: start one on the **PAGS lab** page." if kind == "candidate" else "No runs yet."
+        )
+        return None
+    path = run_picker("Run", choices, preferred=st.session_state.get("selected_run"), key=f"{key}_{kind}_run")
+    stamp = cache.run_stamp(path)
+    if kind == "run":
+        steps = cache.run_mask_steps(path, stamp)
+        if not steps:
+            st.info("This run stored no masks.")
+            return None
+        step = st.selectbox("Step", steps, index=len(steps) - 1, key=f"{key}_step_{path}")
+        return ("run", path, int(step)), stamp
+    population = cache.run_population(path, stamp)
+    candidates = sorted(int(c) for c in population["candidate"].unique()) or [ASSEMBLED, BASE]
+    index = st.selectbox(
+        "Candidate",
+        candidates,
+        index=candidates.index(ASSEMBLED) if ASSEMBLED in candidates else 0,
+        format_func=lambda c: (
+            candidate_label(c) + ("" if c in STORED_MASKS else " (regenerated from its seed)")
+        ),
+        key=f"{key}_cand_{path}",
+    )
+    return ("candidate", path, int(index)), stamp
