@@ -167,10 +167,8 @@ def test_prune_pairs_give_the_masks_and_unmasked_weights_are_skipped(tmp_path):
 def test_records_read_one_weight_at_a_time(llama, monkeypatch):
     folder, _ = llama
     reads: list[str] = []
-    original = sharded._Shards.tensor
-    monkeypatch.setattr(
-        sharded._Shards, "tensor", lambda self, entry: reads.append(entry.name) or original(self, entry)
-    )
+    original = sharded.read_tensor
+    monkeypatch.setattr(sharded, "read_tensor", lambda entry: reads.append(entry.name) or original(entry))
     checkpoint = open_sharded(folder)
     assert reads == []  # planning reads headers only
     stream = checkpoint.records()
@@ -181,13 +179,35 @@ def test_records_read_one_weight_at_a_time(llama, monkeypatch):
     stream.close()
 
 
+def test_no_shard_stays_open_between_reads(llama, monkeypatch):
+    # a handle kept open keeps every page it read resident: the model's size in RSS by the end
+    folder, _ = llama
+    live: list[int] = []
+    original = sharded.safetensors_handle
+
+    class Counted:
+        def __init__(self, file):
+            self.handle = original(file)
+
+        def __enter__(self):
+            live.append(1)
+            return self.handle.__enter__()
+
+        def __exit__(self, *exc):
+            live.pop()
+            return self.handle.__exit__(*exc)
+
+    monkeypatch.setattr(sharded, "safetensors_handle", Counted)
+    checkpoint = open_sharded(folder)
+    for records in checkpoint.records():
+        assert records and live == []
+
+
 def test_layers_filter_reads_only_the_matching_weights(llama, monkeypatch, capsys):
     folder, state = llama
     reads: list[str] = []
-    original = sharded._Shards.tensor
-    monkeypatch.setattr(
-        sharded._Shards, "tensor", lambda self, entry: reads.append(entry.name) or original(self, entry)
-    )
+    original = sharded.read_tensor
+    monkeypatch.setattr(sharded, "read_tensor", lambda entry: reads.append(entry.name) or original(entry))
     table = analyze(folder, layers=r"down_proj$")
     assert list(table["layer"]) == [f"model.layers.{b}.mlp.down_proj" for b in range(BLOCKS)]
     assert reads == [f"model.layers.{b}.mlp.down_proj.weight" for b in range(BLOCKS)]

@@ -126,25 +126,28 @@ class ShardedCheckpoint:
         """The layer records of each planned weight, read one weight at a time.
 
         ``keep(name) -> bool`` picks layers: a weight none of whose layers is kept is not read.
-        Shards are opened once each and closed at the end.
+        Each tensor is read through a handle of its own (:func:`read_tensor`), and nothing of a
+        weight is held here once its records are yielded.
         """
-        with _Shards() as shards:
-            for planned in self.weights:
-                if keep is not None and not any(keep(name) for name in planned.names):
-                    continue
-                weight = shards.tensor(planned.weight)
-                mask = weight != 0 if planned.mask is None else shards.tensor(planned.mask)
-                records = records_of_weight(
-                    planned.parameter,
-                    planned.kind,
-                    mask,
-                    weight,
-                    fused=planned.fused,
-                    input_major=planned.input_major,
-                    source=self.path,
-                )
-                del weight, mask
-                yield [record for record in records if keep is None or keep(record.name)]
+        for planned in self.weights:
+            if keep is not None and not any(keep(name) for name in planned.names):
+                continue
+            weight = read_tensor(planned.weight)
+            mask = weight != 0 if planned.mask is None else read_tensor(planned.mask)
+            records = records_of_weight(
+                planned.parameter,
+                planned.kind,
+                mask,
+                weight,
+                fused=planned.fused,
+                input_major=planned.input_major,
+                source=self.path,
+            )
+            del weight, mask
+            kept = [record for record in records if keep is None or keep(record.name)]
+            del records
+            yield kept
+            del kept  # the caller holds the records now, and drops them once solved
 
 
 def is_sharded_source(path) -> bool:
@@ -302,36 +305,20 @@ def _natural_key(name: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
-class _Shards:
-    """Open shard handles by file, each opened on first use and all closed on exit."""
-
-    def __init__(self) -> None:
-        self._handles: dict[Path, object] = {}
-
-    def __enter__(self) -> _Shards:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles.values():
-            handle.__exit__(None, None, None)
-        self._handles.clear()
-
-    def tensor(self, entry: TensorEntry) -> torch.Tensor:
-        handle = self._handles.get(entry.shard)
-        try:
-            if handle is None:
-                handle = safetensors_handle(entry.shard).__enter__()
-                self._handles[entry.shard] = handle
+def read_tensor(entry: TensorEntry) -> torch.Tensor:
+    """One tensor, read through a handle opened for it alone: a handle kept open keeps every page it
+    has read mapped and resident (RSS grew by the whole model over a 4-block read), one closed at
+    once lets them go."""
+    try:
+        with safetensors_handle(entry.shard) as handle:
             tensor = handle.get_tensor(entry.name)
-        except Exception as error:
-            raise CheckpointError(
-                f"{entry.shard}: tensor {entry.name} cannot be read ({_short(error)})"
-            ) from None
-        if tuple(tensor.shape) != entry.shape:
-            raise CheckpointError(
-                f"{entry.shard}: tensor {entry.name} changed shape since its header was read"
-            )
-        return tensor
+    except Exception as error:
+        raise CheckpointError(
+            f"{entry.shard}: tensor {entry.name} cannot be read ({_short(error)})"
+        ) from None
+    if tuple(tensor.shape) != entry.shape:
+        raise CheckpointError(f"{entry.shard}: tensor {entry.name} changed shape since its header was read")
+    return tensor
 
 
 def safetensors_handle(file: Path):
