@@ -40,7 +40,7 @@ from fullspectrum.runs import RunStore
 from fullspectrum.topology import SKIP_MODES, effective_paths, topometrics, unrolled_graph
 from fullspectrum.topology.paths import reachability
 
-STAGES = ("network", "graph", "paths", "topometrics")
+STAGES = ("graph", "paths and topometrics")
 """The steps :func:`unrolled_view` reports to its ``progress`` callback, in order."""
 SUMMARY_METRICS = (
     "nodes", "edges", "identity_edges", "total_edges", "density", "effective_edges", "effective_weights",
@@ -119,7 +119,7 @@ def source_network(source: tuple) -> dict:
     }
 
 
-def unrolled_view(
+def network_graph(
     masks: Mapping[str, Tensor],
     weights: Mapping[str, Tensor],
     model: str,
@@ -129,27 +129,18 @@ def unrolled_view(
     data_dir: str | None = None,
     skips: str = "identity",
     mge24_compat: bool = False,
-    motifs: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> UnrolledView:
-    """Build the unrolled graph of ``masks`` on the zoo ``model`` for ``data`` and read it (see the module).
-
-    ``progress(done, total, stage)`` is called before each of :data:`STAGES`.
-    """
+):
+    """The unrolled graph (:func:`fullspectrum.topology.unrolled_graph`) of ``masks`` on the zoo ``model`` for
+    ``data`` with ``weights`` (the edges' ``|w|``; none: the zoo's initial weights)."""
     if skips not in SKIP_MODES:
         raise FullSpectrumError(f"skips {skips!r}: choose one of {', '.join(SKIP_MODES)}")
-
-    def step(i: int) -> None:
-        if progress is not None:
-            progress(i, len(STAGES), STAGES[i])
-
-    step(0)
     net, input_shape = zoo_network(model, data, weights, model_options=model_options, data_dir=data_dir)
-    step(1)
-    graph = unrolled_graph(net, dict(masks), input_shape, skips=skips, mge24_compat=mge24_compat)
-    step(2)
+    return unrolled_graph(net, dict(masks), input_shape, skips=skips, mge24_compat=mge24_compat)
+
+
+def read_unrolled(graph, *, motifs: bool = False) -> UnrolledView:
+    """Effective paths, live units and topometrics of an unrolled graph (see the module docstring)."""
     paths = effective_paths(graph)
-    step(3)
     metrics = topometrics(graph, motifs=motifs, paths=paths).as_dict()
     return UnrolledView(
         counts={
@@ -163,6 +154,26 @@ def unrolled_view(
         topometrics=metrics,
         notes=tuple(graph.notes),
     )
+
+
+def unrolled_view(
+    masks: Mapping[str, Tensor],
+    weights: Mapping[str, Tensor],
+    model: str,
+    data: str,
+    *,
+    motifs: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+    **options,
+) -> UnrolledView:
+    """:func:`network_graph` (``options``: its keywords) then :func:`read_unrolled`; ``progress(done, total,
+    stage)`` is called before each of :data:`STAGES`."""
+    if progress is not None:
+        progress(0, len(STAGES), STAGES[0])
+    graph = network_graph(masks, weights, model, data, **options)
+    if progress is not None:
+        progress(1, len(STAGES), STAGES[1])
+    return read_unrolled(graph, motifs=motifs)
 
 
 def partition_table(graph) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from analysis.mask_sources import SourceMasks, load_mask_source
 from analysis.predictors import PredictorStudy, predictor_studies
 from analysis.reproduction_view import ReproductionView, load_reproduction
 from analysis.run_features import run_features
-from analysis.unrolled_view import UnrolledView, unrolled_view
+from analysis.unrolled_view import UnrolledView, network_graph, read_unrolled
 from analysis.verdict import MaskPair, Verdict, mask_verdict
 from fullspectrum.cli.app import RUNS_ENV
 from fullspectrum.errors import FullSpectrumError
@@ -303,21 +303,32 @@ def folder_stamp(path: str, pattern: str = "*") -> tuple:
         return ()
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def unrolled(
-    source: tuple, stamp: tuple, network: tuple, skips: str, compat: bool, _progress=None
-) -> UnrolledView:
-    """``analysis.unrolled_view.unrolled_view`` of a mask source on ``network`` = ``(model, data, data_dir)``
-    (``_progress``, not hashed: ``progress(done, total, stage)``)."""
+def _model_options(source: tuple, stamp: tuple) -> dict:
+    """The zoo model's options a run was made with (an upload: none)."""
+    return (
+        (run_info(source[1], stamp).get("config") or {}).get("model_options") or {}
+        if source[0] != "upload"
+        else {}
+    )
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def unrolled_graph_of(source: tuple, stamp: tuple, network: tuple, skips: str, compat: bool):
+    """``analysis.unrolled_view.network_graph`` of a mask source on ``network`` = ``(model, data, data_dir)``
+    (a resource: large, read-only, never copied)."""
     masks = mask_source(source, stamp)
     model, data, data_dir = network
-    options = (
-        run_info(source[1], stamp).get("config", {}).get("model_options") if source[0] != "upload" else {}
-    )
-    return unrolled_view(
-        masks.masks, masks.weights, model, data, model_options=options or {}, data_dir=data_dir, skips=skips,
-        mge24_compat=compat, progress=_progress,
+    return network_graph(
+        masks.masks, masks.weights, model, data, model_options=_model_options(source, stamp), data_dir=data_dir,
+        skips=skips, mge24_compat=compat,
     )  # fmt: skip
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def unrolled(source: tuple, stamp: tuple, network: tuple, skips: str, compat: bool) -> UnrolledView:
+    """``analysis.unrolled_view.read_unrolled`` of :func:`unrolled_graph_of`: effective paths, live units,
+    topometrics."""
+    return read_unrolled(unrolled_graph_of(source, stamp, network, skips, compat))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
