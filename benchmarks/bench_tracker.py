@@ -10,7 +10,8 @@ Target: at most 1.10 on both cases, printed in one run:
 
 The timed span is the loop itself: from the first step to the end of ``finish()`` (which waits
 for the last snapshot's spectra and writes its weights), so every snapshot the loop asked for
-is paid; the tracker is told ``total_steps``, as a loop with a progress bar would. Making the
+is paid; the tracker is told ``total_steps``, as a loop with a progress bar would, and places
+the spectra as by default (inline for the MLP, a small network; the worker process for ResNet-18). Making the
 tracker (the spectra worker's start, the step-0 snapshot) happens once, before the loop, and is
 reported on its own. Plain and tracked runs are interleaved ``--repeat`` times and their medians
 compared (a shared machine varies by tens of percent); the CPU seconds of both, the spectra

@@ -358,6 +358,15 @@ def test_spectra_rows_equal_the_engine_on_the_same_masks(tmp_path, spectra_worke
             assert got == want or (math.isnan(want) and math.isnan(got)), (layer, field)
 
 
+def test_spectra_go_to_the_worker_for_networks_above_the_inline_size(tmp_path):
+    small = Tracker(nn.Linear(300, 300), tmp_path / "small")  # 90,000 weights
+    big = Tracker(nn.Linear(400, 300), tmp_path / "big")  # 120,000
+    small.finish(), big.finish()
+    assert RunStore.open(tmp_path / "small").info["spectra"] == "inline"
+    assert RunStore.open(tmp_path / "big").info["spectra"] == "worker process"
+    assert tracker_module.INLINE_MAX_WEIGHTS == 100_000
+
+
 def test_readers_open_the_run_while_it_runs_and_after(tmp_path):
     model = mlp()
     run_dir = tmp_path / "runs" / "live"
