@@ -81,14 +81,18 @@ class UnrolledView:
 
 def zoo_network(
     model: str, data: str, weights: Mapping[str, Tensor] | None = None, *, model_options: Mapping | None = None,
-    data_dir: str | None = None,
+    data_dir: str | None = None, seed: int = 0,
 ) -> tuple[nn.Module, tuple[int, ...]]:  # fmt: skip
     """The zoo ``model`` for ``data``'s inputs and classes with ``weights`` copied in, and its input shape.
 
-    A weight of the wrong size is bad input naming the parameter.
+    Parameters ``weights`` lacks keep the zoo's initialisation drawn with ``seed`` (so the weighted
+    metrics of masks without weights are the same on every call). A weight of the wrong size is bad
+    input naming the parameter.
     """
     splits = load_dataset(data, data_dir=data_dir)
-    net = build_model(model, splits.num_classes, splits.input_shape, **dict(model_options or {}))
+    with torch.random.fork_rng(devices=[]):  # weights the masks do not come with: the same on every call
+        torch.manual_seed(seed)
+        net = build_model(model, splits.num_classes, splits.input_shape, **dict(model_options or {}))
     parameters = dict(net.named_parameters())
     with torch.no_grad():
         for name, value in (weights or {}).items():
