@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.glossary import GLOSSARY, help_text, rows, term
+from app.glossary import column_text
 from fullspectrum.errors import UnknownNameError
 from fullspectrum.spectrum.symbols import COUNT_LABELS, SYMBOLS
 
@@ -55,3 +56,10 @@ def test_the_glossary_page_shows_the_whole_table(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert list(at.dataframe[0].value["term"]) == list(GLOSSARY)
+
+
+def test_comparison_columns_get_their_metrics_help():
+    assert column_text("delta_r_delta").startswith("B − A of: Ramanujan gap")
+    assert column_text("lambda_w_a").startswith("Mask A's value of: Weighted spectral gap")
+    assert column_text("base_score").startswith("The base mask's value of: ‖u‖")
+    assert column_text("shape") == ""

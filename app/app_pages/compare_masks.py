@@ -196,7 +196,7 @@ metrics = st.multiselect("Metrics", TABLE_METRICS, default=TABLE_METRICS[:4], ke
 columns = ["layer", "shape", "iou", "u_distance"]
 for metric in metrics:
     columns += [f"{metric}_a", f"{metric}_b", f"{metric}_delta"]
-st.dataframe(table[columns], hide_index=True, width="stretch")
+st.dataframe(table[columns], hide_index=True, width="stretch", column_config=glossary.column_help(columns))
 
 st.plotly_chart(difference_bars(result.long(CHART_METRICS)), width="stretch", key="cmp_bars")
 st.plotly_chart(iou_bars(table), width="stretch", key="cmp_iou")

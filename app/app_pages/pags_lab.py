@@ -189,7 +189,7 @@ glossary.expander(["PAGS score", "u", "base mask", "assembled mask", "Δr_imdb",
 st.subheader("Per-layer winners")
 winners = views["winners"].assign(winner=lambda frame: [candidate_label(c) for c in frame["winner"]])
 st.dataframe(winners, hide_index=True, width="stretch",
-             column_config=glossary.column_help(["score", "delta_r_imdb"]))  # fmt: skip
+             column_config=glossary.column_help(list(winners.columns)))  # fmt: skip
 
 # -- compare or train two masks ---------------------------------------------------------------------------
 st.subheader("Compare two masks")
