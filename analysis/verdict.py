@@ -215,9 +215,12 @@ def mask_verdict(
     elif measured == "tie":
         sentences.append("Measured: no difference beyond seed noise (the intervals overlap).")
     elif agrees is False:
+        gap = abs(measured_a.mean - measured_b.mean) * 100
+        flat = all(r.n > 1 and r.ci[0] == r.ci[1] for r in (measured_a, measured_b))
+        caveat = "; every seed gave the same accuracy, so seed noise cannot be judged" if flat else ""
         sentences.append(
             f"The measured result disagrees with the prediction: {measured} trained better, "
-            f"{measured_a.mean:.4f} (A) vs {measured_b.mean:.4f} (B)."
+            f"{measured_a.mean:.4f} (A) vs {measured_b.mean:.4f} (B), {gap:.1f} points{caveat}."
         )
     elif agrees:
         sentences.append(f"The measured result agrees: {measured} trained better.")
