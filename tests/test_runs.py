@@ -60,7 +60,7 @@ def test_create_refuses_an_existing_run_and_unknown_kind(tmp_path):
     new_store(tmp_path / "run").close()
     with pytest.raises(RunError, match="already holds a run"):
         new_store(tmp_path / "run")
-    with pytest.raises(UnknownNameError, match="choose from analysis, pags, train"):
+    with pytest.raises(UnknownNameError, match="choose from analysis, earlybird, lottery, pags, reproduction, sweep, train"):
         RunStore.create(tmp_path / "other", kind="fit", config={}, seed=0, device="cpu")
 
 
@@ -191,7 +191,15 @@ def test_readers_have_pinned_columns_and_dtypes_even_when_empty(tmp_path):
         assert {c: str(t) for c, t in frame.dtypes.items()} == {
             c: str(pd.Series([], dtype=t).dtype) for c, t in DTYPES[table].items()
         }
-    assert LAYER_COLUMNS == ("step", "layer", *SPECTRUM_FIELDS, "moving_distance", "exploration_rate")
+    assert LAYER_COLUMNS == (
+        "step",
+        "layer",
+        *SPECTRUM_FIELDS,
+        "moving_distance",
+        "exploration_rate",
+        "effective_weights",
+        "network_effective_density",
+    )
     store.close()
 
 

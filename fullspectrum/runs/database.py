@@ -46,7 +46,21 @@ def _spectrum_dtypes() -> dict[str, str]:
     return {name: kinds[hints[name]] for name in SPECTRUM_FIELDS}
 
 
-LAYER_COLUMNS: tuple[str, ...] = ("step", "layer", *SPECTRUM_FIELDS, "moving_distance", "exploration_rate")
+LAYER_COLUMNS: tuple[str, ...] = (
+    "step",
+    "layer",
+    *SPECTRUM_FIELDS,
+    "moving_distance",
+    "exploration_rate",
+    "effective_weights",
+    "network_effective_density",
+)
+"""``effective_weights``: the layer's kept weights on an input-output path of the unrolled graph
+(SPEC §7, effective paths); ``network_effective_density``: effective weights / all prunable
+weights of the network at that step (the same on every row of a step). NaN where not recorded:
+a model the unrolled-graph tracer cannot encode, or a run from before these columns."""
+ADDED_LAYER_COLUMNS = ("effective_weights", "network_effective_density")
+"""Columns that databases of older runs lack: a writer adds them, a reader fills them with NaN."""
 EVAL_COLUMNS: tuple[str, ...] = ("step", "split", "loss", "accuracy", "exploration_rate")
 EVENT_COLUMNS: tuple[str, ...] = ("step", "layer", "pruned", "grown")
 POPULATION_COLUMNS: tuple[str, ...] = (
@@ -66,6 +80,8 @@ DTYPES: dict[str, dict[str, str]] = {
         **_spectrum_dtypes(),
         "moving_distance": "float64",
         "exploration_rate": "float64",
+        "effective_weights": "float64",
+        "network_effective_density": "float64",
     },
     "evals": {
         "step": "int64",
@@ -122,6 +138,7 @@ def connect_writer(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if not create:
             check_schema(conn, path)
+            _add_missing_columns(conn)
     except BaseException:
         conn.close()
         raise
@@ -167,6 +184,18 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     missing = [table for table in COLUMNS if table not in tables]
     if missing:
         raise RunError(f"{path}: not a run database (missing table {', '.join(missing)})")
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring an older run's tables up to the schema (a resumed run then writes every column)."""
+    for table, dtypes in DTYPES.items():
+        present = _table_columns(conn, table)
+        for column in (c for c in dtypes if c not in present):
+            conn.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {_SQL_TYPES[dtypes[column]]}')
 
 
 @contextmanager
@@ -224,14 +253,16 @@ def insert_rows(conn: sqlite3.Connection, table: str, rows: Iterable[dict], step
     if not values:
         return
     marks = ", ".join("?" for _ in DTYPES[table])
-    conn.executemany(f"INSERT INTO {table} VALUES ({marks})", values)
+    names = ", ".join(f'"{name}"' for name in DTYPES[table])
+    conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", values)
 
 
 def read_table(conn: sqlite3.Connection, table: str) -> pd.DataFrame:
     """The whole table with its pinned columns and dtypes (also when empty), in step order."""
     columns = COLUMNS[table]
     order = "step, rowid" if table in STEP_TABLES else "rowid"
-    names = ", ".join(f'"{name}"' for name in columns)
+    present = _table_columns(conn, table)  # an older run, opened read-only, may lack added columns
+    names = ", ".join(f'"{name}"' if name in present else f'NULL AS "{name}"' for name in columns)
     rows = conn.execute(f"SELECT {names} FROM {table} ORDER BY {order}").fetchall()
     frame = pd.DataFrame.from_records(rows, columns=list(columns))
     return frame.astype(DTYPES[table])

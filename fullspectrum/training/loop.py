@@ -25,9 +25,11 @@ import torch.nn.functional as F
 
 from fullspectrum.checkpoints.mask_file import MaskCheckpoint, load_mask_checkpoint
 from fullspectrum.data import make_loader
+from fullspectrum.errors import TopologyError
 from fullspectrum.models import build_model
 from fullspectrum.runs import RunStore
 from fullspectrum.seeds import TRAIN_DATA_STREAM, TRAIN_GROWTH_STREAM, derived_seed
+from fullspectrum.topology import PathsRecorder
 from fullspectrum.training import checkpoint as ckpt
 from fullspectrum.training.config import TrainConfig
 from fullspectrum.training.initial import initial_state, with_sparse_init
@@ -71,6 +73,15 @@ class TrainResult:
     """True when ``resume`` found the run finished and did nothing."""
 
 
+def effective_paths_recorder(model, input_shape) -> tuple[PathsRecorder | None, str]:
+    """The recorder of effective paths at snapshots (SPEC §7) and what ``run.json`` says of it:
+    a model the unrolled-graph tracer cannot encode records none, and the run says why."""
+    try:
+        return PathsRecorder(model, input_shape), "recorded"
+    except TopologyError as error:
+        return None, f"not recorded: {error}"
+
+
 class Session:
     """A run in progress: model, optimiser, masks, loaders and the store (one per train/resume call).
 
@@ -111,6 +122,7 @@ class Session:
         self.restored = False
         """Continued from a checkpoint: its step's rows are already in the store."""
         self.watch = DivergenceWatch(device)
+        self.paths, self.paths_note = effective_paths_recorder(self.model, splits.input_shape)
         self.step_hook: StepHook | None = None
         self.ended_early = False
         """The step hook ended the run before ``total_steps`` (kept in the checkpoint)."""
@@ -123,7 +135,9 @@ class Session:
             worker=self.worker,
             record_spectra=self.config.record_spectra,
             device=spectra_device(self.device),
+            paths=self.paths,
         )
+        store.update_info(effective_paths=self.paths_note)
 
     def close_writer(self) -> None:
         if self.writer is not None:
