@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from analysis.graphon_studies import claims_not_holding, load_trainability_study, load_width_study
@@ -24,6 +25,7 @@ from app.charts.reproduction import cost_accuracy_figure
 from app.charts.unrolled import effective_bars, live_flow
 from fullspectrum.reproduction.report import fs23_claims
 from fullspectrum.runs import RunStore
+from fullspectrum.spectrum import layer_spectrum
 from tests.app_fixtures import make_run, make_runs
 from tests.test_analysis_graphon_studies import tiny_trainability
 from tests.test_analysis_reproduction_view import hand_points, make_reproduction
@@ -145,11 +147,38 @@ def test_predictor_study_needs_enough_runs(env, tmp_path):
     assert any("has 6 finished training runs" in text for text in _texts(at, "info"))
 
 
+def _weighted_static_run(path: Path, masks: dict, weights: dict, *, seed: int, accuracy: float) -> Path:
+    """A finished static training run whose one snapshot keeps ``masks`` and ``weights`` (no training)."""
+    config = {"model": "mlp", "data": "digits", "method": "static", "density": 0.1, "epochs": 1}
+    store = RunStore.create(path, kind="train", config=config, seed=seed, device="cpu")
+    rows = [{"layer": name.removesuffix(".weight"), **layer_spectrum(mask, weights[name], name=name).as_dict(),
+             "moving_distance": 0.0, "exploration_rate": float(mask.float().mean())}
+            for name, mask in masks.items()]  # fmt: skip
+    store.add_snapshot(
+        0, rows, [{"split": "val", "loss": 1.0, "accuracy": accuracy, "exploration_rate": 0.1}]
+    )
+    store.save_masks(0, masks, weights)
+    store.add_evals(0, [{"split": "test", "loss": 0.5, "accuracy": accuracy, "exploration_rate": 0.1}])
+    store.finish(final={"test_accuracy": accuracy, "steps": 0})
+    return path
+
+
 @pytest.mark.slow
-def test_predictor_study_shows_the_librarys_scores_density_first(env, tiny_root):
-    env(tiny_root)
+def test_predictor_study_shows_the_librarys_scores_density_first(env, tmp_path):
+    # six finished runs of the zoo MLP's own layers, masks and weights stored (so the unrolled features exist
+    # and their weighted metrics are fixed), at two densities
+    generator = torch.Generator().manual_seed(0)
+    shapes = {"features.1.weight": (256, 64), "features.3.weight": (128, 256), "classifier.weight": (10, 128)}
+    paths = []
+    for i, density in enumerate([0.05, 0.05, 0.05, 0.2, 0.2, 0.2]):
+        masks = {name: torch.rand(shape, generator=generator) < density for name, shape in shapes.items()}
+        weights = {
+            name: torch.randn(shape, generator=generator) * masks[name] for name, shape in shapes.items()
+        }
+        paths.append(str(_weighted_static_run(tmp_path / "zoo" / f"run_{i}", masks, weights, seed=i,
+                                              accuracy=0.5 + 0.05 * i)))  # fmt: skip
+    env(tmp_path / "zoo")
     at = _app("unrolled_view", uv_study=True)
-    paths = sorted(str(tiny_root / f"run_{i}") for i in range(6))
     study = predictor_studies(run_features(paths))[("mlp", "digits")]
     assert study.verdict in _texts(at, "info") + _texts(at, "warning")
     shown = next(d.value for d in at.dataframe if "feature set" in d.value.columns)
