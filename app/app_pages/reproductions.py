@@ -19,6 +19,17 @@ from fullspectrum.errors import FullSpectrumError
 from fullspectrum.reproduction.fs23_table import POINTS_FILE, REPORT_FILE, RESULTS_FILE, SWEEP_DIR
 
 ERRORS = (FullSpectrumError, OSError, KeyError, ValueError)
+WATCHED = (POINTS_FILE, RESULTS_FILE, REPORT_FILE, f"{SWEEP_DIR}/points.csv")
+"""The files whose changes re-read a reproduction (the sweep's table grows as its runs finish)."""
+
+
+def _file_stamp(path: Path) -> tuple:
+    try:
+        info = path.stat()
+        return (info.st_mtime_ns, info.st_size)
+    except OSError:
+        return (None, None)
+
 
 st.title("Reproductions")
 st.caption(
@@ -38,11 +49,7 @@ if folders.empty:
 path = widgets.run_picker(
     "Reproduction", folders, preferred=st.session_state.get("selected_run"), key="rp_run"
 )
-stamp = (
-    cache.run_stamp(path),
-    *(cache.folder_stamp(path, name) for name in (POINTS_FILE, RESULTS_FILE, REPORT_FILE)),
-    cache.folder_stamp(str(Path(path) / SWEEP_DIR), "points.csv"),
-)
+stamp = (cache.run_stamp(path), *(_file_stamp(Path(path) / name) for name in WATCHED))
 try:
     view = cache.reproduction(path, stamp)
 except ERRORS as error:
