@@ -122,9 +122,15 @@ def claims_not_holding(width: WidthStudy | None, trainability: Mapping[str, Trai
     """Where the cached studies find G25's claims do not hold, one sentence each (from their verdicts)."""
     lines = []
     if width is not None:
-        for row in width.verdicts.itertuples(index=False):
-            if not row.falls or str(row.verdict).startswith("collapsed"):
-                lines.append(f"Width limit, {row.generator} {row.layer}: {row.verdict}.")
+        for row in width.verdicts.to_dict("records"):
+            # a curve that rises, stays flat (a ``flat`` column, where the study has one) or collapsed
+            failed = (
+                not row["falls"]
+                or bool(row.get("flat", False))
+                or str(row["verdict"]).startswith("collapsed")
+            )
+            if failed or "does NOT" in str(row["verdict"]):
+                lines.append(f"Width limit, {row['generator']} {row['layer']}: {row['verdict']}.")
     for name, study in trainability.items():
         text = study.verdict
         if "does NOT hold" in text:

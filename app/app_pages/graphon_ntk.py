@@ -154,9 +154,10 @@ else:
         format_func=lambda k: "to the next width" if k == "successive" else "to the widest",
     )  # fmt: skip
     st.plotly_chart(width_curves_figure(width.curves, kind=kind), width="stretch", key="gn_width")
+    shown = ["generator", "layer", "first", "last", "ratio", "falls", "flat", "density_narrowest", "density_widest",
+             "verdict"]  # fmt: skip
     st.dataframe(
-        width.verdicts[["generator", "layer", "first", "last", "falls", "density_narrowest", "density_widest",
-                        "verdict"]],
+        width.verdicts[[c for c in shown if c in width.verdicts.columns]],
         hide_index=True, width="stretch",
         column_config={"verdict": st.column_config.TextColumn("verdict", width="large")},
     )  # fmt: skip
