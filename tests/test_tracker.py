@@ -418,14 +418,18 @@ def test_an_error_in_the_block_leaves_a_readable_failed_run(tmp_path):
     export_run(tmp_path / "run", tmp_path / "export")
 
 
-def test_ctrl_c_in_the_block_leaves_an_interrupted_run(tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "error"), [(KeyboardInterrupt, "KeyboardInterrupt"), (SystemExit(3), "SystemExit: 3")]
+)
+def test_ctrl_c_or_sys_exit_in_the_block_leaves_an_interrupted_run(tmp_path, stop, error):
     model = mlp()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(type(stop) if isinstance(stop, BaseException) else stop):
         with tracker(model, tmp_path / "run", every=2) as tr:
             train_steps(model, 1, tr)
-            raise KeyboardInterrupt
+            raise stop
     store = RunStore.open(tmp_path / "run")
     assert store.status == "interrupted" and store.info["final"] == {}
+    assert store.info["error"] == error
     assert list_runs(tmp_path)[0].status == "interrupted"
 
 

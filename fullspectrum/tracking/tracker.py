@@ -100,6 +100,20 @@ def _step_number(step, *, after: int | None) -> int:
     return number
 
 
+def _status_after(error: BaseException) -> str:
+    """How an error ends a run: Ctrl-C or ``sys.exit`` stopped the loop (``interrupted``), anything
+    else broke it (``failed``)."""
+    return "interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else "failed"
+
+
+def _one_line(error: BaseException) -> str:
+    """``run.json``'s ``error``: a FullSpectrumError's message, else ``Type: message`` (first line)."""
+    text = str(error).strip()
+    if not isinstance(error, FullSpectrumError):
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _spectra_in_worker(requested: bool | None, device: torch.device, weights: Mapping) -> bool:
     """Whether snapshot spectra go to the worker process: as ``requested``, else on CUDA and for
     networks above :data:`INLINE_MAX_WEIGHTS` (see :mod:`fullspectrum.training.spectra_worker`)."""
@@ -175,7 +189,7 @@ class Tracker:
             self._stack.enter_context(self.store.heartbeat_thread(interval_s=HEARTBEAT_S))
             self._submit(0, masks_now, events=[], keep_weights=True)
         except BaseException as error:
-            self._end("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error)
+            self._end(_status_after(error), error)
             raise
         atexit.register(self._at_exit)
 
@@ -257,7 +271,7 @@ class Tracker:
             self.store.finish(status="finished", final=summary)
             self._ended = True
         except BaseException as error:
-            self._end("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error)
+            self._end(_status_after(error), error)
             raise
         finally:
             atexit.unregister(self._at_exit)
@@ -272,7 +286,7 @@ class Tracker:
         if error is None:
             self.finish()
         else:
-            self._end("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error)
+            self._end(_status_after(error), error)
 
     # -- inside ----------------------------------------------------------------------------------------
     def _require_open(self, call: str) -> None:
@@ -339,10 +353,7 @@ class Tracker:
         self._close_background()
         with contextlib.suppress(FullSpectrumError, OSError):
             if error is not None:
-                reason = (
-                    str(error) if isinstance(error, FullSpectrumError) else f"{type(error).__name__}: {error}"
-                )
-                self.store.update_info(error=reason.strip().splitlines()[0] if reason.strip() else reason)
+                self.store.update_info(error=_one_line(error))
             self.store.finish(status=status)
         self.store.close()
 
