@@ -104,3 +104,22 @@ def test_train_both_says_it_reuses_existing_runs(lab_env, monkeypatch):
     assert table["test accuracy"].dropna().tolist() == [0.93]
     at.button(key="pags_train").click().run()
     assert len(started) == 1 and started[0][1] != done
+
+
+def test_progress_covers_the_map_phase(lab_env, monkeypatch):
+    """After the last candidate the job maps the population: the bar says so instead of a finished-looking
+    "20 of 20", and the saved population already shows (PCA at once)."""
+    from fullspectrum.runs import jobs
+
+    run = str(lab_env / "b_pags")  # population saved, no map yet
+    state = jobs.JobState(Path(run), "running", 1, True, 1, None, "pags", None)
+    monkeypatch.setattr(jobs, "job_state", lambda run_dir: state if str(run_dir) == run else jobs.JobState(
+        Path(run_dir), "unknown", None, False, None, None, None, None))  # fmt: skip
+    monkeypatch.setattr(
+        jobs, "read_log", lambda run_dir, max_chars=4000: "candidates: 100%|####| 4/4 [00:01]"
+    )
+    at = _lab(pags_job=run, _pags_job_active=True)
+    bars = [bar.proto.text for bar in at.get("progress")]
+    assert any("candidates: 4 of 4 · mapping the population in 2-D" in text for text in bars)
+    assert at.selectbox(key="pags_run").value in (run, str(lab_env / "a_pags"))
+    assert any("PCA" in chart.proto.spec for chart in at.get("plotly_chart"))
