@@ -453,6 +453,17 @@ def write_trainability_study(
     return paths
 
 
+def read_trainability_study(folder: str | Path) -> dict:
+    """A folder :func:`write_trainability_study` wrote: ``runs``, ``curves``, ``eigenvalues`` and ``record``."""
+    folder = Path(folder)
+    return {
+        "runs": pd.read_csv(folder / "trainability_runs.csv"),
+        "curves": pd.read_csv(folder / "trainability_curves.csv.gz"),
+        "eigenvalues": pd.read_csv(folder / "trainability_eigenvalues.csv.gz"),
+        "record": json.loads((folder / "trainability_summary.json").read_text()),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m analysis.trainability --out DIR [--generators ...] [--density D] [--seeds N] ...``."""
     parser = argparse.ArgumentParser(

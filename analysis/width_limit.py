@@ -359,6 +359,17 @@ def read_width_estimates(path: str | Path) -> dict[tuple[str, int, str], np.ndar
         return out
 
 
+def read_width_study(folder: str | Path) -> dict:
+    """A folder :func:`write_width_study` wrote: ``curves``, ``verdicts`` (DataFrames), ``estimates`` and ``record``."""
+    folder = Path(folder)
+    return {
+        "curves": pd.read_csv(folder / "width_curves.csv"),
+        "verdicts": pd.read_csv(folder / "width_verdicts.csv"),
+        "estimates": read_width_estimates(folder / "width_estimates.npz"),
+        "record": json.loads((folder / "width_study.json").read_text()),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m analysis.width_limit --out DIR [--generators ...] [--widths ...] [--seeds N] ...``."""
     parser = argparse.ArgumentParser(

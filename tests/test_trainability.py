@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from analysis.trainability import (
     TrainabilityConfig,
     bootstrap_correlation,
     density_only_masks,
+    read_trainability_study,
     run_trainability,
     summarise,
     t_interval,
@@ -152,3 +154,29 @@ def test_the_study_runs_end_to_end_on_a_tiny_setting(tmp_path):
     record = json.loads(paths[-1].read_text())
     assert record["config"]["seeds"] == [0, 1] and "G25" in record["verdict"] and record["versions"]["torch"]
     assert len(pd.read_csv(paths[0])) == len(runs)
+
+
+CACHED = Path(__file__).resolve().parents[1] / "cached_runs" / "graphon"
+
+
+@pytest.mark.parametrize("folder", ["trainability", "trainability_sparse_init"])
+def test_the_cached_study_is_whole_and_its_statistics_follow_from_its_runs(folder):
+    study = read_trainability_study(CACHED / folder)
+    runs, record = study["runs"], study["record"]
+    assert list(runs.columns) == list(RUN_COLUMNS)
+    config = record["config"]
+    assert len(runs) == len(config["generators"]) * len(config["seeds"]) * 2
+    assert record["versions"]["torch"] and record["verdict"].startswith("top5_energy")
+    # every run's descent is its curve's (the curves are what the runs were computed from)
+    curves = study["curves"].groupby(["generator", "kind", "seed"]).loss
+    first, mean = curves.first(), curves.mean()
+    got = runs.set_index(["generator", "kind", "seed"]).descent
+    np.testing.assert_allclose(got, (1 - mean / first).reindex(got.index), rtol=1e-4, atol=1e-5)
+    assert (study["eigenvalues"].groupby(["generator", "kind", "seed"]).size() == config["ntk_inputs"]).all()
+    # the stored statistics are summarise() of the stored runs (to the CSV's 6 significant digits)
+    runs["collapsed"] = runs.collapsed.astype(bool)
+    again = summarise(runs, resamples=config["bootstrap"])
+    for g, ci in record["statistics"]["vs_random"].items():
+        assert again["vs_random"][g]["mean"] == pytest.approx(ci["mean"], abs=1e-4)
+    c = record["statistics"]["correlations"]["top5_energy"]
+    assert again["correlations"]["top5_energy"]["spearman"] == pytest.approx(c["spearman"], abs=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from analysis.width_limit import (
     WidthLimitConfig,
     _verdicts,
     read_width_estimates,
+    read_width_study,
     run_width_limit,
     t_interval,
     write_width_study,
@@ -126,3 +128,25 @@ def test_fingerprints_kept_at_a_coarser_resolution_leave_the_distances_alone():
     assert fine.fingerprints["random", 16, "features.3.weight"].shape == (4, 4)
     with pytest.raises(FullSpectrumError, match="store_K"):
         WidthLimitConfig(**base, store_K=9)
+
+
+def test_the_cached_study_is_whole_and_consistent():
+    study = read_width_study(Path(__file__).resolve().parents[1] / "cached_runs" / "graphon" / "width")
+    curves, verdicts, record = study["curves"], study["verdicts"], study["record"]
+    config = record["config"]
+    assert len(config["widths"]) >= 5 and config["widths"][0] == 64 and config["widths"][-1] == 2048
+    assert len(config["generators"]) == 8 and len(config["seeds"]) >= 3
+    assert list(curves.columns) == list(CURVE_COLUMNS) and list(verdicts.columns) == list(VERDICT_COLUMNS)
+    assert len(curves) == 8 * 3 * 2 * (len(config["widths"]) - 1)
+    assert (curves.distance >= 0).all()
+    # the widest successive pair and the last to-widest pair are one and the same distance
+    last = curves[curves.width == config["widths"][-2]].pivot_table(
+        index=["generator", "layer"], columns="kind", values="distance"
+    )
+    np.testing.assert_allclose(last.successive, last.to_widest, rtol=1e-5)
+    np.testing.assert_allclose(curves[curves.generator == "random"].density, config["density"], atol=1e-3)
+    assert record["verdicts"] == [f"{r.generator} {r.layer}: {r.verdict}" for r in verdicts.itertuples()]
+    keys = {
+        (g, n, layer) for g in config["generators"] for n in config["widths"] for layer in set(curves.layer)
+    }
+    assert set(study["estimates"]) == keys
