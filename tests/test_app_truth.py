@@ -101,3 +101,6 @@ def test_a_run_that_ended_at_chance_says_so(truth_env):
     assert any("test accuracy 0.9000" in str(s.value) for s in at.success)
     at = _app("runs", selected_run=str(truth_env / "digits_chance"))
     assert any("ended at chance" in str(e.value) for e in at.error)
+    assert any("1 run ended at chance" in str(w.value) for w in at.warning)
+    table = at.dataframe[0].value
+    assert table.loc[table["at_chance"], "run"].tolist() == ["digits_chance"]

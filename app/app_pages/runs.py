@@ -17,7 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from analysis import run_admin
-from analysis.chance import chance_sentence
+from analysis.chance import at_chance, chance_sentence
+from analysis.glossary import help_text
 from app import cache, glossary, widgets
 from app.charts.runs import evals_figure, overview_figure
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
@@ -52,9 +53,17 @@ else:
     if picked_density:
         shown = shown[shown["density"].isin(picked_density)]
     st.caption(f"{len(shown)} of {len(runs)} runs")
-    table = shown[TABLE_COLUMNS].assign(run=shown["path"].map(lambda p: Path(p).name))
+    table = shown[TABLE_COLUMNS].assign(
+        run=shown["path"].map(lambda p: Path(p).name),
+        at_chance=[at_chance(a, d) for a, d in zip(shown["final_accuracy"], shown["data"], strict=True)],
+    )
+    chance_count = int(table["at_chance"].sum())
+    if chance_count:
+        st.warning(
+            f"{chance_count} run{'s' if chance_count != 1 else ''} ended at chance (ticked in the table)."
+        )
     selection = st.dataframe(
-        table[["run", *TABLE_COLUMNS]],
+        table[["run", *TABLE_COLUMNS, "at_chance"]],
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -62,6 +71,7 @@ else:
         column_config={
             "density": st.column_config.NumberColumn(format="%.3f"),
             "final_accuracy": st.column_config.NumberColumn("final accuracy", format="%.4f"),
+            "at_chance": st.column_config.CheckboxColumn("at chance", help=help_text("at chance")),
         },
     )
     rows = selection.selection.rows if selection is not None else []
