@@ -9,6 +9,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from analysis.correlation import study_reading
 from analysis.glossary import help_text
 from analysis.predictors import BASELINE, MIN_RUNS
 from analysis.unrolled_view import TERMS, source_network
@@ -204,11 +205,24 @@ def _predictor_section() -> None:
     )
     st.dataframe(shown, hide_index=True, width="stretch")
     st.plotly_chart(predictor_figure(table), width="stretch", key="uv_predictors")
+    _fs23_correlation(paths, str(group[1]), str(group[0]))
     if study.skipped:
         st.caption(f"Feature sets with no usable column in these runs: {', '.join(study.skipped)}.")
     with st.expander("Feature importances (a forest fitted on every run)", expanded=False):
         st.dataframe(study.importances, hide_index=True, width="stretch")
     glossary.expander(["cross-validated R²", "Spearman", "density-only baseline", "ℓ2-moving distance"])
+
+
+def _fs23_correlation(paths: tuple[str, ...], data: str, model: str) -> None:
+    """FS23's Figure-3 correlation over the same runs, beside the study (``analysis.correlation``)."""
+    st.markdown("**Beside it, FS23's correlation on the same runs** (final ℓ2-moving distance vs accuracy):")
+    try:
+        studies = cache.correlation_studies(paths, tuple(cache.run_stamp(p) for p in paths))
+        study = studies.group(data, model)
+    except ERRORS as error:
+        widgets.error_box(error, what="FS23's correlation")
+        return
+    st.markdown(study_reading(study))
 
 
 _unrolled_section()
