@@ -12,10 +12,9 @@ their own (:func:`fullspectrum.fingerprints.mask_seed`), the same data order),
 2. the first few hundred iterations of static sparse training from exactly those weights
    and masks (:func:`fullspectrum.training.train`, ``method="static"``, constant learning
    rate), the loss on the validation split every ``eval_every`` iterations (the trainer's
-   evaluation: at this stage it tracks the training loss); ``descent = 1 - mean loss over the
-   early window / loss at step 0``, the share of the initial loss lost on average (higher:
-   faster early descent; relative, so a mask whose initial loss is higher, as GraSP's under
-   sparse-aware initialisation, is not credited for that);
+   evaluation, which tracks the training loss this early); ``descent = 1 - mean early loss /
+   step-0 loss``, the share of the initial loss lost on average (higher: faster; relative, so
+   a higher initial loss, as GraSP's under sparse-aware initialisation, earns no credit);
 3. two baselines: **Random** (every generator's ``descent`` minus Random's, paired by seed:
    the same seed is the same initialisation and data order) and **density-only** (each
    mask's own per-layer kept counts placed uniformly at random in its layers: what is left
@@ -49,6 +48,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from analysis.width_limit import FREE_DENSITY_GENERATORS
+from analysis.width_limit import t_interval as mean_interval
 from fullspectrum.checkpoints.mask_file import save_mask_checkpoint
 from fullspectrum.data import load_dataset
 from fullspectrum.errors import FullSpectrumError
@@ -156,20 +156,12 @@ class TrainabilityResult:
         }
 
 
-# --- statistics ---------------------------------------------------------------------------------
-
-
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     """``mean``, ``low``, ``high`` (two-sided t interval) and ``n`` of the finite ``values``."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
-    if x.size == 0:
-        return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0}
-    mean = float(x.mean())
-    if x.size < 2:
-        return {"mean": mean, "low": math.nan, "high": math.nan, "n": 1}
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(x.size)}
+    mean, low, high = mean_interval(x, confidence) if x.size else (math.nan, math.nan, math.nan)
+    return {"mean": mean, "low": low, "high": high, "n": int(x.size)}
 
 
 def bootstrap_correlation(
