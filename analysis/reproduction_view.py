@@ -112,7 +112,7 @@ def load_reproduction(path: str | Path) -> ReproductionView:
     sweep_points = _sweep_points(path)
     have_tables = (path / POINTS_FILE).is_file() and (path / RESULTS_FILE).is_file()
     if have_tables:
-        points = pd.read_csv(path / POINTS_FILE)
+        points = _read_table(path / POINTS_FILE, TABLE_COLUMNS)
     elif sweep_points is not None:
         points = training_rows(sweep_points, path / SWEEP_DIR)
         notes.append(
@@ -136,11 +136,8 @@ def load_reproduction(path: str | Path) -> ReproductionView:
         notes.append(
             f"{expected - len(points)} of {expected} trained networks did not finish (see sweep/points.csv)"
         )
-    results = (
-        _labelled(pd.read_csv(path / RESULTS_FILE))
-        if have_tables and status == "finished"
-        else results_by_data(points)
-    )
+    written = _read_table(path / RESULTS_FILE, ("data", *RESULT_COLUMNS)) if have_tables else None
+    results = _labelled(written) if written is not None and status == "finished" else results_by_data(points)
     report = (path / REPORT_FILE).read_text(encoding="utf-8") if (path / REPORT_FILE).is_file() else ""
     if sweep_points is not None:
         correlations = correlation_table(itop_rows(sweep_points, path / SWEEP_DIR))
@@ -161,6 +158,20 @@ def load_reproduction(path: str | Path) -> ReproductionView:
         report=report,
         notes=tuple(notes),
     )
+
+
+def _read_table(path: Path, columns) -> pd.DataFrame:
+    """A CSV the reproduction wrote; one written before any network finished (no header) reads as empty."""
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(columns))
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise FullSpectrumError(
+            f"{path}: lacks the columns {', '.join(missing)}; is it a reproduction's table?"
+        )
+    return table
 
 
 def _sweep_points(path: Path):

@@ -81,6 +81,17 @@ def test_a_running_folder_without_tables_says_so(tmp_path):
     assert view.notes[0].startswith("still running") and any("nothing to show yet" in n for n in view.notes)
 
 
+def test_tables_written_before_any_network_finished_read_as_empty(tmp_path):
+    folder = make_reproduction(tmp_path / "repro", tables=False)
+    (folder / "points.csv").write_text("\n")
+    (folder / "results.csv").write_text("\n")
+    view = load_reproduction(folder)
+    assert view.results.empty and view.points.empty and view.claims.empty
+    (folder / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(FullSpectrumError, match="lacks the columns"):
+        load_reproduction(folder)
+
+
 def test_results_are_per_dataset_never_pooled():
     both = pd.concat([hand_points("digits"), hand_points("mnist1d").assign(accuracy=0.5)])
     results = results_by_data(both)
