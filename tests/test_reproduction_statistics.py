@@ -97,3 +97,12 @@ def test_bootstrap_correlation_interval_contains_r_and_shrinks_with_more_runs():
     assert large.low < large.pearson < large.high
     assert large.high - large.low < small.high - small.low
     assert math.isnan(bootstrap_correlation([1, 2], [3, 4]).pearson)
+
+
+def test_the_same_difference_at_every_seed_is_not_called_significant():
+    # 2/359 of a test set at both seeds, as float arithmetic gives it (not bit-equal differences)
+    a, b = {0: 302 / 359, 1: 303 / 359}, {0: 300 / 359, 1: 301 / 359}
+    assert a[0] - b[0] != a[1] - b[1]
+    (verdict,) = claim_verdicts({"A over B": (a, b)})
+    assert math.isnan(verdict.difference.p_value) and not verdict.significant and not verdict.holds
+    assert "no spread between seeds" in verdict.text and "+0.6 points at each of 2 seeds" in verdict.text

@@ -80,6 +80,11 @@ class ClaimVerdict:
         d = self.difference
         if d.n < 2:
             return f"{self.claim}: {d.n} paired seed(s), cannot be tested"
+        if not math.isfinite(d.p_value):
+            return (
+                f"{self.claim}: {100 * d.mean:+.1f} points at each of {d.n} seeds, no spread between seeds "
+                "to test against: not tested (more seeds needed)"
+            )
         points = 100 * d.mean
         spread = 100 * (d.high - d.low) / 2
         if self.holds:
@@ -137,8 +142,10 @@ def paired_difference(a: Mapping, b: Mapping, confidence: float = CONFIDENCE) ->
     interval = mean_interval(diffs, confidence)
     if len(diffs) < 2:
         p = math.nan
-    elif interval.std == 0:
-        p = 1.0 if interval.mean == 0 else 0.0  # every pair moved by the same amount
+    elif interval.std <= 1e-12 * max(1.0, abs(interval.mean)):  # equal up to rounding
+        # every pair moved by the same amount (accuracies are quantised by the test set's size):
+        # no seed noise to test against, so no p-value, however many seeds
+        p = math.nan
     else:
         p = float(stats.ttest_1samp(diffs, 0.0).pvalue)
     return PairedDifference(len(seeds), seeds, interval.mean, interval.low, interval.high, p)
