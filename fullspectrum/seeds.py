@@ -43,6 +43,12 @@ CANDIDATE_STREAM = 7
 WARMUP_STREAM = 11
 """PEGS's warm-up: its data order and augmentation."""
 
+# Streams of a mask generator's seed (fullspectrum.pruning).
+SCORE_STREAM = 13
+"""The i.i.d. uniform scores of ``random``/``er``/``erk``: apart from the seed's own stream, which
+``torch.manual_seed(seed)`` hands to the model's initialisation (the same numbers would make the
+mask keep exactly the largest first-layer weights)."""
+
 
 def derived_seed(seed: int, stream: int) -> int:
     """An independent 63-bit seed for sub-stream ``stream`` of ``seed`` (NumPy's SeedSequence)."""

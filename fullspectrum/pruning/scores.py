@@ -45,13 +45,15 @@ from fullspectrum.pruning.scoring import (
     parameter_inputs,
 )
 from fullspectrum.pruning.topk import top_k_global
+from fullspectrum.seeds import SCORE_STREAM, derived_seed
 
 Scores = dict[str, Tensor]
 
 
 def uniform_scores(ctx: ScoringContext) -> Scores:
-    """I.i.d. uniform scores per weight, drawn on the CPU from ``seed`` (same on every device)."""
-    generator = torch.Generator().manual_seed(ctx.seed)
+    """I.i.d. uniform scores per weight, drawn on the CPU from ``seed``'s score stream (same on every
+    device; not ``seed`` itself, whose stream ``torch.manual_seed`` gives the model's weights)."""
+    generator = torch.Generator().manual_seed(derived_seed(ctx.seed, SCORE_STREAM))
     return {
         name: torch.rand(param.shape, generator=generator).to(param.device) for name, _, param in ctx.layers
     }
