@@ -21,7 +21,7 @@ from analysis.predictors import predictor_studies
 from analysis.run_features import run_features
 from analysis.unrolled_view import unrolled_view
 from analysis.width_limit import WidthLimitConfig, run_width_limit, write_width_study
-from app.charts.graphon import spectra_figure
+from app.charts.graphon import loss_curves_figure, spectra_figure
 from app.charts.reproduction import cost_accuracy_figure
 from app.charts.unrolled import effective_bars, live_flow
 from fullspectrum.reproduction.report import fs23_claims
@@ -348,3 +348,10 @@ def test_effective_bars_and_flow_from_tables():
     flow = live_flow(parts).data[0]
     assert list(flow.link.source) == [0, 1, 1] and list(flow.link.target) == [1, 2, 4]
     assert list(flow.link.value) == [4, 3, 2]
+
+
+def test_loss_curves_are_seed_means_with_their_range():
+    curves = pd.DataFrame({"generator": "snip", "kind": ["generator"] * 4 + ["density_only"] * 2, "seed": [0, 0, 1, 1, 0, 0],
+                           "step": [0, 10, 0, 10, 0, 10], "loss": [2.0, 1.0, 2.2, 1.4, 9.0, 9.0]})  # fmt: skip
+    band, mean = loss_curves_figure(curves).data
+    assert list(mean.y) == pytest.approx([2.1, 1.2]) and list(band.y) == pytest.approx([2.2, 1.4, 1.0, 2.0])

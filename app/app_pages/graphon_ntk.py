@@ -21,7 +21,13 @@ from analysis.graphon_studies import (
 )
 from analysis.unrolled_view import source_network
 from app import cache, glossary, widgets
-from app.charts.graphon import fingerprint_figure, spectra_figure, trainability_figure, width_curves_figure
+from app.charts.graphon import (
+    fingerprint_figure,
+    loss_curves_figure,
+    spectra_figure,
+    trainability_figure,
+    width_curves_figure,
+)
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.fingerprints import DEFAULT_K
@@ -254,7 +260,9 @@ else:
     measure = st.radio(
         "Concentration measure", ["top5_energy", "decay_alpha"], horizontal=True, key="gn_measure"
     )
-    st.plotly_chart(trainability_figure(study.runs, measure=measure), width="stretch", key="gn_train")
+    left, right = st.columns(2)
+    left.plotly_chart(trainability_figure(study.runs, measure=measure), width="stretch", key="gn_train")
+    right.plotly_chart(loss_curves_figure(study.curves), width="stretch", key="gn_loss")
     stats = study.record["statistics"]
     rows = []
     for generator, kinds in stats["per_generator"].items():

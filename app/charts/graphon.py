@@ -113,3 +113,33 @@ def trainability_figure(runs: pd.DataFrame, *, measure: str = "top5_energy") -> 
         xaxis_title=measure, yaxis_title="early descent (loss at 0 − mean early loss)", height=420,
     )  # fmt: skip
     return figure
+
+
+def loss_curves_figure(curves: pd.DataFrame) -> go.Figure:
+    """Early validation loss per generator (``generator, kind, seed, step, loss``; kind ``generator``), the
+    mean over seeds with the seeds' range shaded."""
+    own = curves[curves["kind"] == "generator"]
+    colours = _colour(list(dict.fromkeys(own["generator"])))
+    figure = go.Figure()
+    for generator, rows in own.groupby("generator", sort=False):
+        stats = rows.groupby("step")["loss"].agg(["mean", "min", "max"]).reset_index()
+        colour = colours[generator]
+        figure.add_trace(
+            go.Scatter(
+                x=np.concatenate([stats["step"], stats["step"][::-1]]),
+                y=np.concatenate([stats["max"], stats["min"][::-1]]),
+                fill="toself", fillcolor=colour, opacity=0.15, line={"width": 0}, hoverinfo="skip",
+                legendgroup=generator, showlegend=False,
+            )
+        )  # fmt: skip
+        figure.add_trace(
+            go.Scatter(
+                x=stats["step"], y=stats["mean"], mode="lines", name=generator, legendgroup=generator,
+                line={"color": colour}, hovertemplate=generator + ": step %{x}, loss %{y:.3f}<extra></extra>",
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        title={"text": "Early validation loss of static sparse training (mean over seeds, range shaded)"},
+        xaxis_title="iteration", yaxis_title="validation loss", height=400,
+    )  # fmt: skip
+    return figure
