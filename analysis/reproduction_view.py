@@ -139,9 +139,13 @@ def load_reproduction(path: str | Path) -> ReproductionView:
     written = _read_table(path / RESULTS_FILE, ("data", *RESULT_COLUMNS)) if have_tables else None
     results = _labelled(written) if written is not None and status == "finished" else results_by_data(points)
     report = (path / REPORT_FILE).read_text(encoding="utf-8") if (path / REPORT_FILE).is_file() else ""
+    correlations = pd.DataFrame(columns=list(CORRELATION_COLUMNS))
     if sweep_points is not None:
-        correlations = correlation_table(itop_rows(sweep_points, path / SWEEP_DIR))
-    else:
+        try:
+            correlations = correlation_table(itop_rows(sweep_points, path / SWEEP_DIR))
+        except (FullSpectrumError, OSError):  # a copy whose ITOP runs were trimmed: the report still says
+            pass
+    if correlations.empty:
         correlations = report_correlations(report)
     if correlations.empty:
         notes.append("no finished ITOP run yet: the distance–accuracy correlation cannot be computed")

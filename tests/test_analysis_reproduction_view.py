@@ -133,3 +133,15 @@ def test_a_folder_of_another_kind_is_refused_in_one_line(tmp_path):
     with pytest.raises(FullSpectrumError, match="not a reproduction") as error:
         load_reproduction(tmp_path / "train")
     assert "\n" not in str(error.value) and not is_reproduction(tmp_path / "train")
+
+
+def test_without_its_sweep_the_correlation_comes_from_the_report(tmp_path):
+    report = render_report(
+        "FS23 Tables 2–3 reproduced: mlp on digits (preset tiny)", results_table(hand_points()), (),
+        correlation=[("ITOP, mlp on digits: distance vs accuracy", BootstrapCorrelation(6, 0.88, 0.4, 1.0))],
+    )  # fmt: skip
+    view = load_reproduction(make_reproduction(tmp_path / "repro", report=report))
+    assert view.correlations[["data", "study", "n", "pearson"]].values.tolist() == [
+        ["digits", "distance vs accuracy", 6, 0.88]
+    ]
+    assert view.report == report and not any("ITOP" in note for note in view.notes)
