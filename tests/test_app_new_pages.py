@@ -15,7 +15,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from analysis.graphon_studies import claims_not_holding, load_trainability_study, load_width_study
+from analysis.graphon_studies import (
+    claims_not_holding,
+    load_trainability_study,
+    load_width_study,
+    mask_ntk_spectrum,
+)
 from analysis.mask_sources import load_mask_source
 from analysis.predictors import predictor_studies
 from analysis.run_features import run_features
@@ -355,3 +360,22 @@ def test_loss_curves_are_seed_means_with_their_range():
                            "step": [0, 10, 0, 10, 0, 10], "loss": [2.0, 1.0, 2.2, 1.4, 9.0, 9.0]})  # fmt: skip
     band, mean = loss_curves_figure(curves).data
     assert list(mean.y) == pytest.approx([2.1, 1.2]) and list(band.y) == pytest.approx([2.2, 1.4, 1.0, 2.0])
+
+
+def test_an_added_mask_s_ntk_summary_is_the_librarys(env):
+    env(CACHED)
+    at = _app("graphon_ntk")
+    at.number_input(key="gn_inputs").set_value(4)
+    at.run()
+    path = at.selectbox(key="gn_src_run_run").value
+    step = at.selectbox(key=f"gn_src_step_{path}").value
+    at.button(key="gn_add").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    source = load_mask_source(("run", path, int(step)))
+    config = RunStore.open(path).info["config"]
+    expected = mask_ntk_spectrum(source.masks, source.weights, config["model"], config["data"], inputs=4)
+    summary = next(d.value for d in at.dataframe if "top5_energy" in d.value.columns).set_index("mask")
+    row = summary.loc[f"{source.label} (N=4)"]
+    assert row["lambda_max"] == pytest.approx(expected.lambda_max)
+    assert row["effective_rank"] == pytest.approx(expected.effective_rank)
