@@ -127,7 +127,7 @@ else:
         "Density", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="gn_draw_density"
     )
     hidden = cols[3].selectbox("Hidden width", [64, 128, 256, 512], index=2, key="gn_draw_width")
-    K = cols[4].number_input(f"K (≤ width; default {DEFAULT_K})", 1, 512, min(DEFAULT_K, 32), key="gn_draw_K")
+    K = cols[4].number_input(f"K (default {DEFAULT_K}: ours, not G25's)", 1, 512, DEFAULT_K, key="gn_draw_K")
     seeds = st.slider("Seeds", 1, 5, 3, key="gn_draw_seeds")
     try:
         with st.spinner(f"Drawing {seeds} {generator} masks and estimating every layer…"):
