@@ -87,15 +87,21 @@ def _topology_row(store: RunStore, config: dict, step: int) -> dict:
     step = step if step in steps else steps[-1]
     masks = store.load_masks(step)
     splits = load_dataset(config["data"], data_dir=config.get("data_dir"))
-    model = build_model(
-        config["model"], splits.num_classes, splits.input_shape, **(config.get("model_options") or {})
-    )
+    with torch.random.fork_rng():  # a snapshot without weights gets the run's own initialisation
+        torch.manual_seed(int(config.get("seed") or 0))
+        model = build_model(
+            config["model"], splits.num_classes, splits.input_shape, **(config.get("model_options") or {})
+        )
+    parameters = dict(model.named_parameters())
+    unknown = sorted(set(masks) - set(parameters))
+    if unknown:
+        raise FullSpectrumError(f"{store.path}: mask {unknown[0]!r} is not a parameter of {config['model']}")
     weights = store.load_weights(step)
     if weights:  # the kept weights of the snapshot give the unrolled edges their |w|
         with torch.no_grad():
-            parameters = dict(model.named_parameters())
             for name, value in weights.items():
-                parameters[name].copy_(value.reshape(parameters[name].shape))
+                if name in parameters:
+                    parameters[name].copy_(value.reshape(parameters[name].shape))
     graph = unrolled_graph(model, masks, splits.input_shape)
     metrics = topometrics(graph).as_dict()
     paths = effective_paths(graph).as_dict()
