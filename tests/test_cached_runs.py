@@ -25,7 +25,7 @@ RUNS = list_runs(CACHED)
 def test_every_cached_run_is_finished_and_none_is_left_half_written():
     assert len(RUNS) >= 30
     assert [(run.path.name, run.error) for run in RUNS if run.status != "finished"] == []
-    assert {run.kind for run in RUNS} == {"train", "pags"}
+    assert {run.kind for run in RUNS} == {"train", "pags", "reproduction"}
     leftovers = [p for p in CACHED.rglob("*") if p.name.endswith(("-wal", "-shm", ".tmp", "checkpoint.pt"))]
     assert leftovers == []
 
@@ -37,6 +37,8 @@ def test_training_runs_recorded_what_their_kept_weights_give(run):
     layers = store.layers()
     assert steps[0] == 0 and steps[-1] == run.steps and set(layers.step) == set(steps)
     assert (layers.query("step == 0").moving_distance == 0).all()
+    assert store.info["effective_paths"] == "recorded"  # SPEC §7: dead weight over time
+    assert layers.effective_weights.notna().all() and (layers.effective_weights <= layers.edges).all()
     for step in (steps[0], steps[-1]):
         masks, weights = store.load_masks(step), store.load_weights(step)
         assert list(weights) == list(masks), f"step {step} kept no weights"
