@@ -42,7 +42,7 @@ def one_line(err: str) -> str:
         (["--bogus"], "fullspectrum", "--bogus"),
         ([], "fullspectrum", "give a command"),
         (["runs", ".", "--bogus", "x"], "fullspectrum runs", "unrecognized arguments: --bogus x"),
-        (["prune", "--model", "mlp"], "fullspectrum prune", "required: --data, --method, --density, --out"),
+        (["prune", "--model", "mlp"], "fullspectrum prune", "required: --data, --method/--generator, --out"),
         (["runs"], "fullspectrum runs", "required: ROOT"),
         (["runs", ".", "--format", "xml"], "fullspectrum runs", "argument --format: invalid choice: 'xml'"),
         (["analyze", "x.pt", "--convention"], "fullspectrum analyze", "argument --convention: expected"),

@@ -60,7 +60,9 @@ def test_create_refuses_an_existing_run_and_unknown_kind(tmp_path):
     new_store(tmp_path / "run").close()
     with pytest.raises(RunError, match="already holds a run"):
         new_store(tmp_path / "run")
-    with pytest.raises(UnknownNameError, match="choose from analysis, earlybird, lottery, pags, reproduction, sweep, train"):
+    with pytest.raises(
+        UnknownNameError, match="choose from analysis, earlybird, lottery, pags, reproduction, sweep, train"
+    ):
         RunStore.create(tmp_path / "other", kind="fit", config={}, seed=0, device="cpu")
 
 

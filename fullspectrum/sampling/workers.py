@@ -133,7 +133,12 @@ def _evaluate_on_ray(context, seed, indices, batches_of, workers, progress) -> I
         calls = ((seed, index, batches_of(index)) for index in indices)
         gpus = 1 if str(context.device).startswith("cuda") else 0
         results = map_ordered(
-            _ray_evaluator, _ray_evaluate, context, calls, in_flight=IN_FLIGHT_PER_WORKER * workers, num_gpus=gpus
+            _ray_evaluator,
+            _ray_evaluate,
+            context,
+            calls,
+            in_flight=IN_FLIGHT_PER_WORKER * workers,
+            num_gpus=gpus,
         )
         with contextlib.closing(results):  # a stopped sampling cancels the tasks in flight
             for done, result in enumerate(results, start=1):
