@@ -1,6 +1,7 @@
 """Studies that consume runs and masks; the app draws what these compute.
 
 * :mod:`~analysis.compare`: two masks of one network compared layer by layer, with a plain summary.
+* :mod:`~analysis.compare_views`: two masks' unrolled views (MGE24) and NTK summaries (G25) side by side.
 * :mod:`~analysis.dead_paths`: dead units of one layer that make the next layer's kept weights useless.
 * :mod:`~analysis.evidence`: the measured accuracy of a mask: the runs that trained it or made it, over seeds.
 * :mod:`~analysis.verdict`: which of two masks should train better, by a registry of predictors, beside what

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.compare_views import layers_side_by_side, metrics_side_by_side, ntk_side_by_side
+from analysis.unrolled_view import source_network
 from app import cache, glossary, widgets
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
+from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.models import MODEL_NAMES
 from fullspectrum.runs.uploads import StoredUpload
 from fullspectrum.sampling import ASSEMBLED, BASE, STORED_MASKS, candidate_label
 from fullspectrum.spectrum import VECTOR_AXES, metric_label
@@ -186,6 +190,68 @@ else:
     if cross:
         st.markdown("**Dead paths across layers**\n" + "\n".join(f"- {line}" for line in cross))
     glossary.expander(["PAGS score", "Δr_imdb", "dead paths", "IoU", "qualifies", "f_c"])
+
+st.subheader("The whole network: unrolled view (MGE24) and NTK spectrum (G25)")
+networks = {}
+for side, source, stamp in (("a", sources["a"], stamps[0]), ("b", sources["b"], stamps[1])):
+    try:
+        if source[0] == "upload":
+            found = source_network(source)
+        else:
+            found = cache.run_info(source[1], stamp).get("config") or {}
+    except ERRORS as error:
+        found = {}
+        widgets.error_box(_readable(error), what=f"Mask {side.upper()}'s network")
+    if found.get("model") in MODEL_NAMES and found.get("data") in DATASET_NAMES:
+        networks[side] = (str(found["model"]), str(found["data"]), found.get("data_dir"))
+if len(networks) < 2:
+    st.info(
+        "The unrolled view needs each mask's zoo model and dataset; an upload names them in its `meta` "
+        "(open it on the Unrolled view page to pick them by hand)."
+    )
+else:
+    try:
+        with st.spinner("Building both unrolled graphs…"):
+            view_a = cache.unrolled(sources["a"], stamps[0], networks["a"], "identity", False)
+            view_b = cache.unrolled(sources["b"], stamps[1], networks["b"], "identity", False)
+    except ERRORS as error:
+        widgets.error_box(_readable(error), what="No unrolled view")
+    else:
+        st.caption(
+            "Effective weights lie on a path from the input to the output; the others cannot carry the "
+            "input's signal (Vysogorets & Kempe 2021). Topometrics as MGE24 define them."
+        )
+        left, right = st.columns(2)
+        left.dataframe(
+            layers_side_by_side(view_a.layers, view_b.layers),
+            hide_index=True,
+            width="stretch",
+            key="cmp_paths",
+        )
+        right.dataframe(
+            metrics_side_by_side(view_a.metrics, view_b.metrics),
+            hide_index=True,
+            width="stretch",
+            key="cmp_topo",
+            column_config={"meaning": st.column_config.TextColumn("meaning", width="large")},
+        )
+    if st.toggle(
+        "Also compare their empirical NTK spectra (seconds for an MLP, longer for a convnet)", key="cmp_ntk"
+    ):
+        try:
+            with st.spinner("Computing both empirical NTKs on 64 training inputs…"):
+                ntk_a = cache.ntk_spectrum_of(sources["a"], stamps[0], networks["a"], 64)
+                ntk_b = cache.ntk_spectrum_of(sources["b"], stamps[1], networks["b"], 64)
+        except ERRORS as error:
+            widgets.error_box(_readable(error), what="No NTK spectrum")
+        else:
+            st.dataframe(
+                ntk_side_by_side(ntk_a, ntk_b), hide_index=True, width="stretch", key="cmp_ntk_table"
+            )
+            st.caption(
+                "G25 relate faster early training to an NTK whose energy sits in few eigenvalues; the "
+                "Graphon & NTK page shows where that does not hold on this project's cached study."
+            )
 
 st.subheader("Summary")
 st.markdown("\n".join(f"- {sentence}" for sentence in result.summary))
