@@ -1,6 +1,6 @@
 """Test targets, in the environment you already have (``nox`` makes no virtual environment here).
 
-    .venv/bin/nox -s fast      # ruff, lint-imports, core suite + doctests, 2 workers (about 70 s idle)
+    .venv/bin/nox -s fast      # ruff, lint-imports, core suite + doctests, 2 workers (about 95 s idle)
     .venv/bin/nox -s slow      # the tests marked slow (real processes, long trainings, UMAP)
     .venv/bin/nox -s browser   # the headless-Chromium tests (skip without /usr/bin/chromium)
     .venv/bin/nox -s gpu       # the CUDA tests (skip without a CUDA device)
