@@ -19,7 +19,7 @@ from fullspectrum.reproduction.fs23_grid import fs23_grid_text
 from fullspectrum.reproduction.fs23_table import run_fs23_table
 from fullspectrum.reproduction.presets import PRESETS, Preset
 from fullspectrum.reproduction.report import RESULT_COLUMNS
-from fullspectrum.sweeps import LocalBackend, expand_grid, parse_grid
+from fullspectrum.sweeps import expand_grid, parse_grid
 
 TINY = Preset(
     name="tiny",
@@ -42,8 +42,8 @@ TINY = Preset(
 def reproduction(tmp_path_factory):
     out = tmp_path_factory.mktemp("fs23") / "repro"
     commands = sweepable_commands(build_parser())
-    first = run_fs23_table(TINY, out, commands=commands, backend=LocalBackend(2))
-    second = run_fs23_table(TINY, out, commands=commands, backend=LocalBackend(2))
+    first = run_fs23_table(TINY, out, commands=commands, max_parallel=2)
+    second = run_fs23_table(TINY, out, commands=commands, max_parallel=2)
     return out, first, second
 
 

@@ -12,7 +12,6 @@ continues where it stopped. ``--backend ray`` runs the points as Ray tasks.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from tqdm import tqdm
@@ -24,7 +23,7 @@ from fullspectrum.devices import DEVICE_CHOICES
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.reproduction.fs23_table import REPORT_FILE, RESULTS_FILE, run_fs23_table
 from fullspectrum.reproduction.presets import PRESET_NAMES, preset
-from fullspectrum.sweeps import BACKENDS, LocalBackend, RayBackend, point_threads
+from fullspectrum.sweeps import BACKENDS
 
 TABLES = ("fs23-table",)
 
@@ -65,7 +64,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.address is not None and args.backend != "ray":
+    if args.address is not None and args.backend != "ray":  # before the reproduction folder is made
         raise FullSpectrumError("--address names a Ray cluster to join; add --backend ray")
     chosen = preset(args.preset)
     if any(d.startswith("cifar") for d in chosen.datasets) and not args.data_dir:
@@ -85,23 +84,19 @@ def run(args: argparse.Namespace) -> int:
     def notify(line: str) -> None:
         tqdm.write(f"fullspectrum reproduce: {line}", file=sys.stderr)
 
-    options = dict(
-        commands=commands,
-        backend_name=args.backend,
-        data_dir=args.data_dir,
-        device=args.device,
-        progress=progress,
-        notify=notify,
-    )
     try:
-        if args.backend == "ray":
-            from fullspectrum.distributed import ray_session  # why: Ray is imported only when asked for
-
-            with ray_session(args.address):
-                result = run_fs23_table(chosen, args.out, backend=RayBackend(args.max_parallel), **options)
-        else:
-            parallel = args.max_parallel or max(1, (os.cpu_count() or 1) // point_threads())
-            result = run_fs23_table(chosen, args.out, backend=LocalBackend(parallel), **options)
+        result = run_fs23_table(
+            chosen,
+            args.out,
+            commands=commands,
+            backend=args.backend,
+            address=args.address,
+            max_parallel=args.max_parallel,
+            data_dir=args.data_dir,
+            device=args.device,
+            progress=progress,
+            notify=notify,
+        )
     finally:
         for bar in bars:
             bar.close()

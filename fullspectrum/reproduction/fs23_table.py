@@ -29,7 +29,8 @@ from fullspectrum.reproduction.report import fs23_claims, render_report, results
 from fullspectrum.reproduction.statistics import BootstrapCorrelation, bootstrap_correlation
 from fullspectrum.runs import RunStore
 from fullspectrum.runs.run_file import read_info
-from fullspectrum.sweeps import CommandSpec, SweepResult, check_points, expand_grid, parse_grid, run_sweep
+from fullspectrum.sweeps import CommandSpec, SweepResult, expand_grid, parse_grid
+from fullspectrum.sweeps.launch import launch_sweep
 
 KIND = "reproduction"
 SWEEP_DIR, POINTS_FILE, RESULTS_FILE, REPORT_FILE = "sweep", "points.csv", "results.csv", "report.md"
@@ -54,14 +55,16 @@ def run_fs23_table(
     out: str | Path,
     *,
     commands: Mapping[str, CommandSpec],
-    backend,
-    backend_name: str = "local",
+    backend: str = "local",
+    address: str | None = None,
+    max_parallel: int | None = None,
     data_dir: str | None = None,
     device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Reproduction:
-    """Run (or continue) the reproduction of ``preset`` in ``out`` and write its tables."""
+    """Run (or continue) the reproduction of ``preset`` in ``out`` and write its tables; ``backend``,
+    ``address`` and ``max_parallel`` as for :func:`~fullspectrum.sweeps.launch.launch_sweep`."""
     out = Path(out).absolute()
     grid_text = fs23_grid_text(preset, data_dir=data_dir, device=device)
     config = {"table": "fs23", "preset": preset.as_dict(), "data_dir": data_dir, "device": device}
@@ -71,17 +74,15 @@ def run_fs23_table(
         grid = parse_grid(grid_text, str(out / SWEEP_DIR / "grid.toml"))
         sweep_dir = out / SWEEP_DIR
         points = expand_grid(grid, sweep_dir)
-        argvs = check_points(grid, points, commands, sweep_dir)
         with store.heartbeat_thread():
-            sweep = run_sweep(
+            sweep = launch_sweep(
                 grid,
-                points,
-                argvs,
+                grid_text,
                 sweep_dir,
-                backend,
-                commands=commands,
-                grid_text=grid_text,
-                backend_name=backend_name,
+                commands,
+                backend=backend,
+                address=address,
+                max_parallel=max_parallel,
                 progress=progress,
                 notify=notify,
             )
