@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 from app_fixtures import make_pags_run
+
+# A suite started in the background of a shell without job control (nohup, some CI runners)
+# inherits SIGINT as ignored, and so would every process the Ctrl-C tests start: they would never
+# see the Ctrl-C they test. Python's own handler here makes exec'd children start with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
