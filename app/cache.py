@@ -377,3 +377,22 @@ def ntk_spectrum_of(source: tuple, stamp: tuple, network: tuple, inputs: int) ->
 def reproduction(path: str, stamp: tuple) -> ReproductionView:
     """A reproduction folder read back (``analysis.reproduction_view.load_reproduction``), partial while it runs."""
     return load_reproduction(path)
+
+
+# -- model folders and block × projection views (Runs page, Graph inspector) ------------------------------
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def grouped_run_layers(path: str, stamp: tuple) -> pd.DataFrame:
+    """The ``layers`` table with ``block``, ``projection`` and ``nm_pattern`` (``app.layer_groups``)."""
+    from app.layer_groups import grouped_layers  # noqa: PLC0415 - appended helper; the imports above are shared
+
+    return grouped_layers(run_layers(path, stamp), run_info(path, stamp))
+
+
+@st.cache_data(ttl=10, max_entries=8, show_spinner=False)
+def model_folders(roots: tuple[str, ...], stamp: tuple) -> list[str]:
+    """Hugging Face model folders under ``roots`` (``app.model_folders.find_model_folders``)."""
+    from app.model_folders import find_model_folders  # noqa: PLC0415 - appended helper
+
+    return find_model_folders(roots)

@@ -1,6 +1,9 @@
 """Graph inspector: one layer's mask as a bipartite graph (SPEC §1) with its degree classes, the
 extracted regular subgraphs of FS23 (SPEC §3), its degree distributions and its top singular values
-against the bipartite Ramanujan bound (R23)."""
+against the bipartite Ramanujan bound (R23).
+
+A transformer's hundreds of layers are picked by block and projection first; an N:M layer says so
+in one line."""
 
 from __future__ import annotations
 
@@ -10,13 +13,16 @@ import pandas as pd
 import streamlit as st
 
 from analysis.glossary import help_text
-from app import cache, glossary, widgets
+from app import cache, glossary, layer_groups, widgets
 from app.charts.graph import bipartite_figure, degree_histograms_figure, singular_values_figure
 from fullspectrum.errors import FullSpectrumError
+from fullspectrum.layers.groups import layer_groups as groups_of
+from fullspectrum.layers.nm import nm_pattern
 from fullspectrum.spectrum import metric_label, metric_symbol
 
 CLASS_COLUMNS = ["d_c", "n_c", "l_c", "r_c", "edges", "d_right", "delta_r_c", "lambda_c", "f_c", "qualifies"]
 ALL = "all classes"
+ANY = "any"
 
 st.title("Graph inspector")
 st.caption(
@@ -52,6 +58,24 @@ try:
 except (FullSpectrumError, OSError) as error:
     widgets.error_box(error, what=f"Masks of step {step} cannot be read")
     st.stop()
+groups = pd.DataFrame(groups_of(names), columns=["block", "projection"]).assign(layer=names)
+if layer_groups.has_blocks(groups):  # hundreds of layers: narrow the picker by block and projection first
+    pick_block, pick_projection = st.columns(2)
+    block = pick_block.selectbox(
+        "Block",
+        [ANY, *layer_groups.block_order(groups.loc[groups["block"] != "", "block"])],
+        key=f"gi_block_{run}",
+    )
+    projection = pick_projection.selectbox(
+        "Projection", [ANY, *layer_groups.projection_order(groups)], key=f"gi_projection_{run}"
+    )
+    narrowed = layer_groups.filter_layers(
+        groups, [] if block == ANY else [block], [] if projection == ANY else [projection]
+    )
+    names = narrowed["layer"].tolist()
+    if not names:
+        st.info(f"Block {block} has no {projection} layer.")
+        st.stop()
 layer = pick_layer.selectbox("Layer", names, key=f"gi_layer_{run}")
 try:
     view = cache.layer_view(run, step, layer, stamp)
@@ -84,6 +108,10 @@ for col, (label, value) in zip(
     col.metric(label, f"{value:.4g}" if isinstance(value, float) else value, help=help_text(label) or None)
 if not spectrum["in_regime"] and spectrum["edges"]:
     st.caption("Mean degrees below 3: outside the Ramanujan regime (the bound's reading does not apply).")
+stored = cache.grouped_run_layers(run, stamp).query("step == @step and layer == @layer")["nm_pattern"]
+pattern = stored.iloc[0] if len(stored) and stored.iloc[0] else nm_pattern(mask)
+if sentence := layer_groups.nm_sentence(pattern):
+    st.info(sentence)
 
 # -- degree classes -----------------------------------------------------------------------------------
 st.subheader(f"Degree classes ({len(classes)}, {spectrum['n_classes']} qualifying)")

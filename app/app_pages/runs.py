@@ -1,10 +1,16 @@
-"""Runs page: every run in the chosen folders, filters, a details panel, CSV downloads, checkpoint upload.
+"""Runs page: every run in the chosen folders, filters, a details panel, CSV downloads, checkpoint upload,
+model folders.
 
 An uploaded checkpoint is saved into this browser session's upload folder (by
 content) and analysed by a job process (``fullspectrum ingest``:
 ``weights_only=True``, never executed) into an ``analysis`` run of its own
 folder, which then appears here like any other and keeps a copy of the file.
 When the job ends the upload is removed; when it fails, so is the run's folder.
+
+A Hugging Face model folder (sharded safetensors) under one of the run folders is analysed the
+same way by a worker (:mod:`app.model_folders`), layer by layer with a progress bar, into a run in
+the workspace; the folder itself is only read. An analysis run's layers can be filtered by block
+and projection, and a metric drawn over block × projection.
 """
 
 from __future__ import annotations
@@ -19,18 +25,24 @@ import streamlit as st
 from analysis import run_admin
 from analysis.chance import at_chance, chance_sentence
 from analysis.glossary import help_text
-from app import cache, glossary, widgets
+from app import cache, export, glossary, layer_groups, model_folders, widgets
+from app.charts.blocks import block_heatmap
 from app.charts.runs import evals_figure, overview_figure
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs import jobs, uploads
 from fullspectrum.runs.naming import run_folder_name
+from fullspectrum.spectrum import metric_label
 
 TABLE_COLUMNS = ["kind", "model", "data", "method", "density", "seed", "status", "final_accuracy", "steps"]
 FILTERS = ("kind", "method", "data", "status")
 UPLOAD_TYPES = ["pt", "pth", "tar", "bin", "ckpt", "safetensors"]
 _INGESTS = "_ingest_jobs"
 _RESULTS = "_ingest_results"
+_FOLDERS = "_folder_jobs"  # run folder -> the model folder as the user named it
+_FOLDER_RESULTS = "_folder_results"
+OTHER_FOLDER = "Another folder…"
+HEATMAP_METRICS = ["delta_r", "lambda_w", "delta_r_imdb", "lambda_imsg", "density", "sigma2", "dead_right"]
 
 st.title("Runs")
 runs = widgets.load_runs()
@@ -88,6 +100,8 @@ else:
 
 ANALYSIS_COLUMNS = ["layer", "edges", "density", "dead_right", "dead_in_channels", "delta_r", "lambda_w",
                     "delta_r_imdb", "lambda_imsg", "n_classes", "in_regime"]  # fmt: skip
+NM_HELP = ("N:M pattern: every group of M consecutive input weights of each output unit keeps exactly N "
+           "(2:4 for sparse tensor cores); empty when there is none")  # fmt: skip
 
 
 def _analysis_details(path: str, stamp: tuple, info: dict) -> None:
@@ -106,12 +120,52 @@ def _analysis_details(path: str, stamp: tuple, info: dict) -> None:
         st.info(note)
     for name, reason in info.get("skipped") or []:
         st.caption(f"Not analysed: `{name}` ({reason})")
-    layers = cache.run_layers(path, stamp)
+    layers = cache.grouped_run_layers(path, stamp)
     if layers.empty:
-        st.caption("No layers were analysed.")
+        st.caption(
+            "The analysis is still running."
+            if info.get("status") == "running"
+            else "No layers were analysed."
+        )
         return
     shown = [column for column in ANALYSIS_COLUMNS if column in layers.columns]
-    st.dataframe(layers[shown], hide_index=True, width="stretch", column_config=glossary.column_help(shown))
+    if model_folders.GROUPS_KEY in info:  # the run knows each layer's N:M pattern
+        shown.insert(1, "nm_pattern")
+    if layer_groups.has_blocks(layers):
+        shown[1:1] = ["block", "projection"]
+        layers = _block_views(layers, path)
+    config = {**glossary.column_help(shown), "nm_pattern": st.column_config.TextColumn("N:M", help=NM_HELP)}
+    export.table(
+        layers[shown], f"{Path(path).name}_layers", hide_index=True, width="stretch", column_config=config,
+        key="runs_layers",
+    )  # fmt: skip
+
+
+def _block_views(layers: pd.DataFrame, path: str) -> pd.DataFrame:
+    """Filters by block and projection and a heat map of a metric over block × projection; returns the
+    filtered layers (the heat map shows the filtered ones too)."""
+    blocks = layer_groups.block_order(layers.loc[layers["block"] != "", "block"])
+    projections = layer_groups.projection_order(layers)
+    left, right = st.columns(2)
+    picked_blocks = left.multiselect("Blocks", blocks, key=f"runs_blocks_{path}", placeholder="all blocks")
+    picked_projections = right.multiselect(
+        "Projections", projections, key=f"runs_projections_{path}", placeholder="all projections"
+    )
+    shown = layer_groups.filter_layers(layers, picked_blocks, picked_projections)
+    st.caption(
+        f"{len(shown)} of {len(layers)} layers ({len(blocks)} blocks × {len(projections)} projections)"
+    )
+    metrics = [metric for metric in HEATMAP_METRICS if metric in shown.columns]
+    metric = st.selectbox("Heat map of", metrics, format_func=metric_label, key=f"runs_heatmap_metric_{path}")
+    if (shown["block"] != "").any():
+        figure = block_heatmap(shown, metric, label=metric_label(metric))
+        export.chart(figure, f"{Path(path).name}_{metric}_blocks", key="runs_heatmap")
+    outside = int((shown["block"] == "").sum())
+    if outside:
+        st.caption(
+            f"{outside} layer(s) outside the blocks (e.g. `lm_head`) are in the table, not the heat map."
+        )
+    return shown
 
 
 def _manage(path: str, info: dict) -> None:
@@ -279,3 +333,86 @@ for status, text in st.session_state.get(_RESULTS, {}).values():
         widgets.error_box(text)
 if st.session_state.get(_INGESTS):
     st.fragment(_ingest_panel, run_every=widgets.POLL_S)()
+
+# -- analyse a model folder ----------------------------------------------------------------------------
+st.subheader("Analyse a model folder")
+st.caption(
+    "A Hugging Face model folder (`model.safetensors.index.json` and its shards, or one `model.safetensors`) "
+    "under one of the run folders: read layer by layer from memory-mapped files, never copied or written to, "
+    f"and analysed by a worker process into an analysis run in `{cache.workspace_root()}`."
+)
+folder_roots = widgets.run_roots()
+found_folders = cache.model_folders(tuple(folder_roots), cache.roots_stamp(tuple(folder_roots)))
+picked_folder = st.selectbox(
+    "Model folder", [*found_folders, OTHER_FOLDER], key="runs_folder_pick",
+    help="Model folders found under the run folders (up to three levels down); or type another one's path.",
+)  # fmt: skip
+if picked_folder == OTHER_FOLDER:
+    picked_folder = st.text_input(
+        "Folder path (absolute, or relative to a run folder)", key="runs_folder_path",
+        placeholder="Llama-2-7b-wanda-50",
+    )  # fmt: skip
+layer_pattern = st.text_input(
+    "Layers (optional regular expression)", key="runs_folder_layers", placeholder=r"layers\.(0|31)\.",
+    help="Analyse only the layers whose name it matches (as `fullspectrum analyze --layers`).",
+).strip()  # fmt: skip
+
+
+def _start_folder(typed: str, pattern: str | None) -> None:
+    """Check the folder and the pattern (index and headers only), then start its worker; one line if refused."""
+    try:
+        folder = model_folders.resolve_model_folder(typed, folder_roots)
+    except FullSpectrumError as error:
+        widgets.error_box(error)
+        return
+    try:
+        model_folders.planned_layers(folder, pattern)
+    except (FullSpectrumError, OSError) as error:
+        widgets.error_box(error, what=f"{typed} cannot be analysed")
+        return
+    run_dir = None
+    try:
+        run_dir = uploads.claim_folder(cache.workspace_root(), run_folder_name("model", folder.name))
+        model_folders.start_analysis(folder, run_dir, pattern)
+    except (FullSpectrumError, OSError) as error:
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        widgets.error_box(error, what=f"{typed} could not be analysed")
+    else:
+        st.session_state.setdefault(_FOLDERS, {})[str(run_dir)] = typed
+
+
+if st.button("Analyse folder", key="runs_folder_analyse", disabled=not picked_folder.strip()):
+    _start_folder(picked_folder.strip(), layer_pattern or None)
+
+
+def _folder_panel() -> None:
+    """Progress of the model-folder workers; when one ends, select its run (or remove its folder) and rerun."""
+    pending = st.session_state.get(_FOLDERS, {})
+    results = st.session_state.setdefault(_FOLDER_RESULTS, {})
+    still = {}
+    for run_dir, typed in pending.items():
+        state = model_folders.analysis_state(run_dir)
+        if state.active:
+            of = f"{state.done} of {state.total} layers" if state.total else "reading its index"
+            st.progress(state.done / state.total if state.total else 0.0, text=f"Analysing {typed}: {of}")
+            still[run_dir] = typed
+        elif state.status == "finished":
+            results[run_dir] = ("finished", f"{typed} ({Path(run_dir).name})")
+            widgets.select_run(run_dir)  # its details show at once, and every page opens on it
+            cache.run_table.clear()
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            results[run_dir] = (state.status, f"{typed} could not be analysed: {state.error or state.status}")
+    if len(still) != len(pending):
+        st.session_state[_FOLDERS] = still
+        st.rerun()
+
+
+for status, text in st.session_state.get(_FOLDER_RESULTS, {}).values():
+    if status == "finished":
+        st.success(f"{text}: analysed and selected; its details are above.")
+    else:
+        widgets.error_box(text)
+if st.session_state.get(_FOLDERS):
+    st.fragment(_folder_panel, run_every=widgets.POLL_S)()
