@@ -26,6 +26,7 @@ from app.charts.blocks import block_grid, block_heatmap
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.runs import RunStore
 from fullspectrum.runs.jobs import JOB_LOG
+from tests.app_fixtures import make_run
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app" / "streamlit_app.py")
@@ -35,8 +36,10 @@ PROJECTIONS = [name.split(".")[-1] for name in LLAMA_PROJECTIONS]
 
 @pytest.fixture
 def roots(tmp_path, monkeypatch) -> dict[str, Path]:
-    """A run folder holding a 2:4-pruned 3-block LLaMA and a GPT-2 block (fused c_attn); the workspace."""
+    """A run folder holding a training run, a 2:4-pruned 3-block LLaMA and a GPT-2 block (fused c_attn);
+    the workspace. The training run is what the sidebar would pick unless the new run is selected."""
     runs = tmp_path / "runs"
+    make_run(runs / "run_0", density=0.3, seed=0, accuracy=0.5)
     write_sharded(runs / "models" / "llama-2-4", llama_state(blocks=BLOCKS, nm=(2, 4)))
     write_sharded(runs / "models" / "gpt2", gpt2_state())
     monkeypatch.setenv("FULLSPECTRUM_RUNS", str(runs))
