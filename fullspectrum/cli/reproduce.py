@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tqdm import tqdm
-
 from fullspectrum.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, build_parser
 from fullspectrum.cli._common import positive_int
+from fullspectrum.cli._progress import RunsProgress
 from fullspectrum.cli.sweep import sweepable_commands
 from fullspectrum.devices import DEVICE_CHOICES
 from fullspectrum.errors import FullSpectrumError
@@ -72,19 +71,7 @@ def run(args: argparse.Namespace) -> int:
             f"--preset {chosen.name} trains on {', '.join(chosen.datasets)}: give --data-dir"
         )
     commands = sweepable_commands(build_parser())
-    bars: list[tqdm] = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(
-                tqdm(total=total, unit="run", desc="reproduction", file=sys.stderr, dynamic_ncols=True)
-            )
-        bars[0].update(done - bars[0].n)
-
-    def notify(line: str) -> None:
-        tqdm.write(f"fullspectrum reproduce: {line}", file=sys.stderr)
-
-    try:
+    with RunsProgress("reproduction", unit="run", command="reproduce") as bar:
         result = run_fs23_table(
             chosen,
             args.out,
@@ -94,12 +81,9 @@ def run(args: argparse.Namespace) -> int:
             max_parallel=args.max_parallel,
             data_dir=args.data_dir,
             device=args.device,
-            progress=progress,
-            notify=notify,
+            progress=bar.progress,
+            notify=bar.notify,
         )
-    finally:
-        for bar in bars:
-            bar.close()
     if result.sweep.interrupted:
         print(
             f"fullspectrum: interrupted; continue with the same command (--out {args.out})", file=sys.stderr

@@ -23,10 +23,9 @@ import io
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from fullspectrum.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, build_parser
 from fullspectrum.cli._common import positive_int
+from fullspectrum.cli._progress import RunsProgress
 from fullspectrum.sweeps import BACKENDS, SWEEP_OPTIONS, CommandSpec, OptionSpec, launch_sweep, load_grid
 
 _SKIPPED = ("help", "version")
@@ -65,19 +64,7 @@ def run(args: argparse.Namespace) -> int:
     commands = sweepable_commands(build_parser())
     grid = load_grid(args.grid)
     grid_text = Path(args.grid).read_text(encoding="utf-8")
-    bars: list[tqdm] = []
-
-    def progress(done: int, total: int) -> None:
-        if not total:  # nothing left to run: no empty bar
-            return
-        if not bars:
-            bars.append(tqdm(total=total, unit="point", desc="points", file=sys.stderr, dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
-
-    def notify(line: str) -> None:
-        tqdm.write(f"fullspectrum sweep: {line}", file=sys.stderr)
-
-    try:
+    with RunsProgress("points", unit="point", command="sweep") as bar:
         result = launch_sweep(
             grid,
             grid_text,
@@ -86,12 +73,9 @@ def run(args: argparse.Namespace) -> int:
             backend=args.backend,
             address=args.address,
             max_parallel=args.max_parallel,
-            progress=progress,
-            notify=notify,
+            progress=bar.progress,
+            notify=bar.notify,
         )
-    finally:
-        for bar in bars:
-            bar.close()
     table = Path(args.out) / "points.csv"
     if result.interrupted:
         print(
