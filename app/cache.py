@@ -396,3 +396,28 @@ def model_folders(roots: tuple[str, ...], stamp: tuple) -> list[str]:
     from app.model_folders import find_model_folders  # noqa: PLC0415 - appended helper
 
     return find_model_folders(roots)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def trajectory_chart_base(path: str, stamp: tuple, layers: tuple[str, ...], with_network: bool):
+    """The run's 3-D trajectory without its step (``app.charts.trajectories.trajectory_base``, animated,
+    the camera kept per run): the step slider only places the marker (``place_marker``)."""
+    from app.charts.trajectories import trajectory_base  # noqa: PLC0415 - appended helper
+
+    network = network_means(path, stamp) if with_network else None
+    return trajectory_base(
+        run_layers(path, stamp), selected_layers=list(layers), network=network, animate=True, revision=path
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def metrics_chart_base(path: str, stamp: tuple, layers: tuple[str, ...]) -> dict:
+    """The run's distance / exploration / accuracy rows without the step line (``metrics_base``)."""
+    from app.charts.trajectories import metrics_base  # noqa: PLC0415 - appended helper
+
+    return metrics_base(
+        run_layers(path, stamp),
+        run_evals(path, stamp),
+        selected_layers=list(layers),
+        network=network_means(path, stamp),
+    )

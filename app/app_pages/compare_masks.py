@@ -8,7 +8,7 @@ import streamlit as st
 
 from analysis.compare_views import layers_side_by_side, metrics_side_by_side, ntk_side_by_side
 from analysis.unrolled_view import source_network
-from app import cache, glossary, widgets
+from app import cache, export, glossary, widgets
 from app.charts.compare import composition_figure, difference_bars, graphon_figure, iou_bars
 from fullspectrum.cli.app import UPLOAD_LIMIT_MB
 from fullspectrum.data import DATASET_NAMES
@@ -179,8 +179,9 @@ else:
         st.warning(headline)
     else:
         st.info(headline)
-    st.dataframe(
+    export.table(
         answer.table(),
+        "verdict",
         hide_index=True,
         width="stretch",
         column_config=glossary.column_help(["predictor", "A", "B", "better", "favours"]),
@@ -222,14 +223,18 @@ else:
             "input's signal (Vysogorets & Kempe 2021). Topometrics as MGE24 define them."
         )
         left, right = st.columns(2)
-        left.dataframe(
+        export.table(
             layers_side_by_side(view_a.layers, view_b.layers),
+            "effective paths per layer",
+            container=left,
             hide_index=True,
             width="stretch",
             key="cmp_paths",
         )
-        right.dataframe(
+        export.table(
             metrics_side_by_side(view_a.metrics, view_b.metrics),
+            "topometrics",
+            container=right,
             hide_index=True,
             width="stretch",
             key="cmp_topo",
@@ -245,8 +250,12 @@ else:
         except ERRORS as error:
             widgets.error_box(_readable(error), what="No NTK spectrum")
         else:
-            st.dataframe(
-                ntk_side_by_side(ntk_a, ntk_b), hide_index=True, width="stretch", key="cmp_ntk_table"
+            export.table(
+                ntk_side_by_side(ntk_a, ntk_b),
+                "ntk spectra",
+                hide_index=True,
+                width="stretch",
+                key="cmp_ntk_table",
             )
             st.caption(
                 "G25 relate faster early training to an NTK whose energy sits in few eigenvalues; the "
@@ -262,25 +271,39 @@ metrics = st.multiselect("Metrics", TABLE_METRICS, default=TABLE_METRICS[:4], ke
 columns = ["layer", "shape", "iou", "u_distance"]
 for metric in metrics:
     columns += [f"{metric}_a", f"{metric}_b", f"{metric}_delta"]
-st.dataframe(table[columns], hide_index=True, width="stretch", column_config=glossary.column_help(columns))
+export.table(
+    table[columns],
+    "mask comparison",
+    hide_index=True,
+    width="stretch",
+    column_config=glossary.column_help(columns),
+)
 
-st.plotly_chart(difference_bars(result.long(CHART_METRICS)), width="stretch", key="cmp_bars")
-st.plotly_chart(iou_bars(table), width="stretch", key="cmp_iou")
+export.chart(difference_bars(result.long(CHART_METRICS)), "mask differences", width="stretch", key="cmp_bars")
+export.chart(iou_bars(table), "mask iou", width="stretch", key="cmp_iou")
 
 st.subheader("One layer: graphon estimate and degree classes")
 layer = st.selectbox("Layer", table["layer"].tolist(), key="cmp_layer")
 try:
     values_a, values_b = cache.graphon_pair(sources["a"], sources["b"], layer, stamps)
-    st.plotly_chart(graphon_figure(values_a, values_b, layer=layer), width="stretch", key="cmp_graphon")
+    export.chart(
+        graphon_figure(values_a, values_b, layer=layer),
+        f"graphon {layer}",
+        width="stretch",
+        key="cmp_graphon",
+    )
 except ERRORS as error:
     widgets.error_box(_readable(error), what=f"Graphon of {layer}")
-st.plotly_chart(composition_figure(result.classes, layer), width="stretch", key="cmp_classes")
+export.chart(
+    composition_figure(result.classes, layer), f"degree classes {layer}", width="stretch", key="cmp_classes"
+)
 row = table.set_index("layer").loc[layer]
-st.dataframe(
+export.table(
     {
         "": [metric_label(m) for m in CLASS_COUNTS],
         "A": [int(row[f"{m}_a"]) for m in CLASS_COUNTS],
         "B": [int(row[f"{m}_b"]) for m in CLASS_COUNTS],
     },
+    f"class counts {layer}",
     hide_index=True,
 )

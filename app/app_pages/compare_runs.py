@@ -17,7 +17,7 @@ from analysis.run_curves import (
     parallel_table,
     run_curve,
 )
-from app import cache, glossary, widgets
+from app import cache, export, glossary, widgets
 from app.charts.curves import overlay_figure, parallel_figure
 from fullspectrum.errors import FullSpectrumError
 
@@ -82,10 +82,10 @@ if curves.empty or curves["value"].notna().sum() == 0:
     st.info(f"None of these runs recorded {metric}" + (f" on {split}." if metric in EVAL_METRICS else "."))
 else:
     grouped = group_curves(curves) if group_by else None
-    st.plotly_chart(
+    export.chart(
         overlay_figure(curves, grouped, metric=metric, smoothing=smoothing, log_x=log_x, log_y=log_y),
+        f"{metric} across runs",
         key="cr_overlay",
-        config={"toImageButtonOptions": {"format": "svg", "filename": f"{metric}_across_runs"}},
     )
     st.download_button("curves.csv", curves.to_csv(index=False).encode(), file_name=f"{metric}_curves.csv",
                        mime="text/csv", key="cr_csv")  # fmt: skip
@@ -100,5 +100,10 @@ else:
     )
     points = pd.concat([group.points for group in study.groups], ignore_index=True)
     table = parallel_table(points)
-    st.plotly_chart(parallel_figure(table), key="cr_parallel")
-    st.dataframe(table, hide_index=True, column_config=glossary.column_help(list(table.columns)))
+    export.chart(parallel_figure(table), "parallel coordinates", key="cr_parallel")
+    export.table(
+        table,
+        "runs by density and method",
+        hide_index=True,
+        column_config=glossary.column_help(list(table.columns)),
+    )

@@ -20,7 +20,7 @@ from analysis.graphon_studies import (
     trainability_folders,
 )
 from analysis.unrolled_view import source_network
-from app import cache, glossary, widgets
+from app import cache, export, glossary, widgets
 from app.charts.graphon import (
     fingerprint_figure,
     loss_curves_figure,
@@ -110,12 +110,13 @@ if mode == "From the cached width study":
         layer: v for (g, n, layer), v in width.estimates.items() if g == generator and n == chosen_width
     }
     shape = next(iter(layers.values())).shape if layers else ()
-    st.plotly_chart(
+    export.chart(
         fingerprint_figure(
             layers,
             title=f"{generator} at width {chosen_width}, density {config.get('density')}: mean over seeds "
             f"{config.get('seeds')} ({shape[-1] if shape else '?'} blocks stored; distances use K = {config.get('K')})",
         ),
+        f"fingerprint {generator} width {chosen_width}",
         width="stretch",
         key="gn_fp_cached",
     )
@@ -132,12 +133,13 @@ else:
     try:
         with st.spinner(f"Drawing {seeds} {generator} masks and estimating every layer…"):
             fp = cache.fingerprint(generator, data, float(density), int(hidden), tuple(range(seeds)), int(K))
-        st.plotly_chart(
+        export.chart(
             fingerprint_figure(
                 fp.mean,
                 title=f"{generator} on a {hidden}-wide MLP for {data}, density {density:g}: mean of {seeds} "
                 f"seeds at K = {K}",
             ),
+            f"fingerprint {generator} width {hidden}",
             width="stretch",
             key="gn_fp_drawn",
         )
@@ -159,11 +161,13 @@ else:
         "Distance", ["successive", "to_widest"], horizontal=True, key="gn_width_kind",
         format_func=lambda k: "to the next width" if k == "successive" else "to the widest",
     )  # fmt: skip
-    st.plotly_chart(width_curves_figure(width.curves, kind=kind), width="stretch", key="gn_width")
+    export.chart(
+        width_curves_figure(width.curves, kind=kind), f"width study {kind}", width="stretch", key="gn_width"
+    )
     shown = ["generator", "layer", "first", "last", "ratio", "falls", "flat", "density_narrowest", "density_widest",
              "verdict"]  # fmt: skip
-    st.dataframe(
-        width.verdicts[[c for c in shown if c in width.verdicts.columns]],
+    export.table(
+        width.verdicts[[c for c in shown if c in width.verdicts.columns]], "width study verdicts",
         hide_index=True, width="stretch",
         column_config={"verdict": st.column_config.TextColumn("verdict", width="large")},
     )  # fmt: skip
@@ -228,9 +232,11 @@ if added:
         summaries.append(summary_row(f"{label} (N={n})", spectrum))
     bar.empty()
 if shares:
-    st.plotly_chart(spectra_figure(pd.concat(shares, ignore_index=True)), width="stretch", key="gn_spectra")
-    st.dataframe(
-        pd.DataFrame(summaries), hide_index=True, width="stretch",
+    export.chart(
+        spectra_figure(pd.concat(shares, ignore_index=True)), "ntk spectra", width="stretch", key="gn_spectra"
+    )
+    export.table(
+        pd.DataFrame(summaries), "ntk spectra summary", hide_index=True, width="stretch",
         column_config=glossary.column_help(SPECTRUM_FIELDS),
     )  # fmt: skip
 else:
@@ -261,8 +267,11 @@ else:
         "Concentration measure", ["top5_energy", "decay_alpha"], horizontal=True, key="gn_measure"
     )
     left, right = st.columns(2)
-    left.plotly_chart(trainability_figure(study.runs, measure=measure), width="stretch", key="gn_train")
-    right.plotly_chart(loss_curves_figure(study.curves), width="stretch", key="gn_loss")
+    export.chart(trainability_figure(study.runs, measure=measure), f"trainability {measure}", container=left,
+                 width="stretch", key="gn_train")  # fmt: skip
+    export.chart(
+        loss_curves_figure(study.curves), "loss curves", container=right, width="stretch", key="gn_loss"
+    )
     stats = study.record["statistics"]
     rows = []
     for generator, kinds in stats["per_generator"].items():
@@ -279,5 +288,5 @@ else:
                 "collapsed runs": mine.get("collapsed_runs", 0),
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    export.table(pd.DataFrame(rows), "trainability statistics", hide_index=True, width="stretch")
 glossary.expander(SPECTRUM_TERMS)

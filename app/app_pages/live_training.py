@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from analysis.chance import chance_sentence
-from app import cache, widgets
+from app import cache, export, widgets
 from app.charts.trajectories import metrics_figure, trajectory_figure
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
@@ -150,9 +150,13 @@ def _live_panel(run_dir: str, was_active: bool) -> None:
     if layers is not None and not layers.empty:
         last = int(layers["step"].max())
         left, right = st.columns(2)
-        left.plotly_chart(trajectory_figure(layers, step=last, network=network), key="live_3d")
-        right.plotly_chart(
+        name = Path(run_dir).name
+        export.chart(trajectory_figure(layers, step=last, network=network), f"trajectory {name}", container=left,
+                     key="live_3d")  # fmt: skip
+        export.chart(
             metrics_figure(layers, evals, network=network, step=last),
+            f"trajectory metrics {name}",
+            container=right,
             key="live_metrics",
         )
     elif job.active:

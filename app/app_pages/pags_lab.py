@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import cache, glossary, widgets
+from app import cache, export, glossary, widgets
 from app.charts.pags import accuracy_figure, embedding_figure, population_3d_figure
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
@@ -172,23 +172,29 @@ else:
     lines = "\n".join(f"- {line}" for line in answer.sentences)
     text = f"A = assembled mask, B = base mask.\n{lines}"
     (st.warning if answer.agrees is False else st.info)(text)
-    st.dataframe(answer.table(), hide_index=True, width="stretch",
+    export.table(answer.table(), "pags evidence", hide_index=True, width="stretch",
                  column_config=glossary.column_help(["predictor", "favours"]))  # fmt: skip
 
 left, right = st.columns(2)
-left.plotly_chart(population_3d_figure(views["points"]), width="stretch", key="pags_3d")
+export.chart(
+    population_3d_figure(views["points"]), "pags population", container=left, width="stretch", key="pags_3d"
+)
 embedding = views["embedding"]
 if embedding is None:
     right.info("This run has no 2-D map.")
 else:
-    right.plotly_chart(
-        embedding_figure(embedding.frame, embedding.method, embedding.note), width="stretch", key="pags_map"
+    export.chart(
+        embedding_figure(embedding.frame, embedding.method, embedding.note),
+        "pags map",
+        container=right,
+        width="stretch",
+        key="pags_map",
     )
 glossary.expander(["PAGS score", "u", "base mask", "assembled mask", "Δr_imdb", "qualifies", "f_c", "PEGS"])
 
 st.subheader("Per-layer winners")
 winners = views["winners"].assign(winner=lambda frame: [candidate_label(c) for c in frame["winner"]])
-st.dataframe(winners, hide_index=True, width="stretch",
+export.table(winners, "pags winners per layer", hide_index=True, width="stretch",
              column_config=glossary.column_help(list(winners.columns)))  # fmt: skip
 
 # -- compare or train two masks ---------------------------------------------------------------------------
@@ -232,7 +238,7 @@ def _training_panel(train_dirs: dict) -> None:
         rows.append({"mask": candidate_label(candidate), "run": run_dir.name, "status": job.status,
                      "test accuracy": accuracy})  # fmt: skip
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        export.table(pd.DataFrame(rows), "pags trainings", hide_index=True, width="stretch")
     curves = {}
     for candidate, run_dir in train_dirs.items():
         if (run_dir / "run.json").exists():
@@ -243,7 +249,7 @@ def _training_panel(train_dirs: dict) -> None:
             except ERRORS as error:
                 widgets.error_box(error, what=f"Training run of the {candidate_label(candidate)}")
     if curves:
-        st.plotly_chart(accuracy_figure(curves), width="stretch", key="pags_curves")
+        export.chart(accuracy_figure(curves), "pags training curves", width="stretch", key="pags_curves")
     if any_active != st.session_state.get("_pags_training_active", False):
         st.session_state["_pags_training_active"] = any_active
         cache.run_table.clear()

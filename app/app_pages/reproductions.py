@@ -13,7 +13,7 @@ import streamlit as st
 
 from analysis.glossary import help_text
 from analysis.reproduction_view import correlation_verdict
-from app import cache, glossary, widgets
+from app import cache, export, glossary, widgets
 from app.charts.reproduction import cost_accuracy_figure
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.reproduction.fs23_table import POINTS_FILE, REPORT_FILE, RESULTS_FILE, SWEEP_DIR
@@ -85,8 +85,9 @@ for data, results in view.results.groupby("data", sort=True):
             "iterations": results["iterations"],
         }
     )
-    st.dataframe(
+    export.table(
         shown,
+        f"reproduction results {data}",
         hide_index=True,
         width="stretch",
         column_config={
@@ -98,8 +99,9 @@ for data, results in view.results.groupby("data", sort=True):
             "95% CI": st.column_config.TextColumn(help=help_text("95% CI")),
         },
     )  # fmt: skip
-    st.plotly_chart(
+    export.chart(
         cost_accuracy_figure(results, title=f"Cost vs accuracy on {data}"),
+        f"cost vs accuracy {data}",
         width="stretch",
         key=f"rp_cost_{data}",
     )
@@ -138,7 +140,7 @@ else:
                                  strict=True)
         ]}
     )[["data", "study", "n", "Pearson r [95% CI]"]]  # fmt: skip
-    st.dataframe(table, hide_index=True, width="stretch")
+    export.table(table, "reproduction correlations", hide_index=True, width="stretch")
     for line in correlation_verdict(view.correlations):
         (st.warning if "does NOT hold" in line else st.info)(line)
     glossary.expander(["ℓ2-moving distance", "density-only baseline", "Pearson ρ", "95% CI"])

@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from analysis.correlation import study_reading
-from app import cache, glossary, widgets
-from app.charts.trajectories import correlation_figure, metrics_figure, trajectory_figure
+from app import cache, export, glossary, widgets
+from app.charts.trajectories import correlation_figure, place_marker, with_step_line
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum import VECTOR_AXES
 
@@ -43,8 +43,8 @@ def one_run(selected: str) -> None:
     stamp = cache.run_stamp(selected)
     try:
         layers = cache.run_layers(selected, stamp)
-        evals = cache.run_evals(selected, stamp)
-        network = cache.network_means(selected, stamp)
+        cache.run_evals(selected, stamp)  # read here (cached) so that an unreadable run says so in one line;
+        cache.network_means(selected, stamp)  # the chart bases below reuse both
     except FullSpectrumError as error:
         widgets.error_box(error, what="This run cannot be read")
         layers = None
@@ -58,7 +58,12 @@ def one_run(selected: str) -> None:
             "each layer's graph."
         )
         shown = [c for c in ("layer", *VECTOR_AXES, "density", "in_regime") if c in layers.columns]
-        st.dataframe(layers[shown], hide_index=True, column_config=glossary.column_help(shown))
+        export.table(
+            layers[shown],
+            f"layers {Path(selected).name}",
+            hide_index=True,
+            column_config=glossary.column_help(shown),
+        )
     elif layers is not None:
         names = list(dict.fromkeys(layers["layer"]))
         steps = sorted(int(s) for s in layers["step"].unique())
@@ -73,23 +78,26 @@ def one_run(selected: str) -> None:
             value=steps[-1],
             key="traj_step",
         )
-        figure = trajectory_figure(
-            layers,
-            selected_layers=chosen,
-            step=step,
-            network=network if show_network else None,
-            animate=True,
-            revision=selected,  # the camera stays while this run is shown
+        # The figures are built once per run and choice of layers (cached); a step only places the marker
+        # and the line, unvalidated (the builders' tests validate every part), so the slider reacts at once.
+        base = cache.trajectory_chart_base(selected, stamp, tuple(chosen), show_network)
+        export.chart(
+            place_marker(base, step, validate=False), f"trajectory {Path(selected).name}", key="traj_3d"
         )
-        st.plotly_chart(figure, key="traj_3d")
-        st.plotly_chart(
-            metrics_figure(layers, evals, selected_layers=chosen, network=network, step=step),
+        export.chart(
+            with_step_line(cache.metrics_chart_base(selected, stamp, tuple(chosen)), step, validate=False),
+            f"trajectory metrics {Path(selected).name}",
             key="traj_metrics",
         )
         at_step = layers[(layers["layer"].isin(chosen)) & (layers["step"] == step)]
         with st.expander(f"Per-layer values at step {step}"):
             shown = ["layer", *VECTOR_AXES, "moving_distance", "exploration_rate", "density", "in_regime"]
-            st.dataframe(at_step[shown], hide_index=True, column_config=glossary.column_help(shown))
+            export.table(
+                at_step[shown],
+                f"trajectory values {Path(selected).name} step {step}",
+                hide_index=True,
+                column_config=glossary.column_help(shown),
+            )
         glossary.expander(
             ["u", "Δr", "λ", "Δr_imdb", "λ_imsg", "ℓ2-moving distance", "exploration rate", "in_regime"]
         )
@@ -142,7 +150,8 @@ tabs = st.tabs([f"{study.data} · {study.model}" for study in groups]) if groups
 for tab, study in zip(tabs, groups, strict=True):
     with tab:
         st.markdown(study_reading(study))
-        st.plotly_chart(correlation_figure(study), key=f"traj_corr_{study.data}_{study.model}")
+        key = f"traj_corr_{study.data}_{study.model}"
+        export.chart(correlation_figure(study), f"distance vs accuracy {study.data} {study.model}", key=key)
         summary = pd.DataFrame(
             [
                 {"what": what, "n": result.n, "pearson": result.pearson, "pearson 95% CI": _ci(result.pearson_ci),
@@ -155,9 +164,11 @@ for tab, study in zip(tabs, groups, strict=True):
             ]
         )  # fmt: skip
         left, right = st.columns(2)
-        left.dataframe(summary, hide_index=True)
-        right.dataframe(
+        export.table(summary, f"correlations {study.data} {study.model}", container=left, hide_index=True)
+        export.table(
             study.within_density.rename(columns={"n": "runs"}),
+            f"correlation by density {study.data} {study.model}",
+            container=right,
             hide_index=True,
             column_config={"density": st.column_config.NumberColumn("requested density", format="%g")},
         )

@@ -13,7 +13,7 @@ from analysis.correlation import study_reading
 from analysis.glossary import help_text
 from analysis.predictors import BASELINE, MIN_RUNS
 from analysis.unrolled_view import TERMS, source_network
-from app import cache, glossary, widgets
+from app import cache, export, glossary, widgets
 from app.charts.unrolled import effective_bars, live_flow, predictor_figure
 from fullspectrum.data import DATASET_NAMES
 from fullspectrum.errors import FullSpectrumError
@@ -107,8 +107,10 @@ def _unrolled_section() -> None:
             "from the input to the output.\n" + "\n".join(f"- {line}" for line in lines)
         )
     left, right = st.columns(2)
-    left.plotly_chart(effective_bars(layers), width="stretch", key="uv_bars")
-    right.plotly_chart(live_flow(view.partitions), width="stretch", key="uv_flow")
+    export.chart(
+        effective_bars(layers), "effective paths per layer", container=left, width="stretch", key="uv_bars"
+    )
+    export.chart(live_flow(view.partitions), "live units", container=right, width="stretch", key="uv_flow")
     dead = view.partitions[view.partitions["live"] < view.partitions["units"]]
     if not dead.empty:
         st.caption(
@@ -117,8 +119,9 @@ def _unrolled_section() -> None:
             + " (reached from the input but not reaching the output, or the reverse)."
         )
     st.subheader("Topometrics (MGE24)")
-    st.dataframe(
+    export.table(
         view.metrics,
+        "topometrics",
         hide_index=True,
         width="stretch",
         column_config={
@@ -130,8 +133,8 @@ def _unrolled_section() -> None:
     glossary.expander([TERMS.get(name, name) for name in ("nodes", "edges", "kept", "live")]
                       + ["effective weights", "ineffective weights", "effective density", "normalised"])  # fmt: skip
     with st.expander("Per layer and per partition", expanded=False):
-        st.dataframe(layers, hide_index=True, width="stretch")
-        st.dataframe(view.partitions, hide_index=True, width="stretch")
+        export.table(layers, "unrolled layers", hide_index=True, width="stretch")
+        export.table(view.partitions, "unrolled partitions", hide_index=True, width="stretch")
     for note in view.notes:
         st.caption(note)
 
@@ -203,13 +206,13 @@ def _predictor_section() -> None:
             "beats density": table["beats_density"],
         }
     )
-    st.dataframe(shown, hide_index=True, width="stretch")
-    st.plotly_chart(predictor_figure(table), width="stretch", key="uv_predictors")
+    export.table(shown, "predictors", hide_index=True, width="stretch")
+    export.chart(predictor_figure(table), "predictors", width="stretch", key="uv_predictors")
     _fs23_correlation(paths, str(group[1]), str(group[0]))
     if study.skipped:
         st.caption(f"Feature sets with no usable column in these runs: {', '.join(study.skipped)}.")
     with st.expander("Feature importances (a forest fitted on every run)", expanded=False):
-        st.dataframe(study.importances, hide_index=True, width="stretch")
+        export.table(study.importances, "feature importances", hide_index=True, width="stretch")
     glossary.expander(["cross-validated R²", "Spearman", "density-only baseline", "ℓ2-moving distance"])
 
 

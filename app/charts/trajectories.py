@@ -5,6 +5,9 @@
   per layer at a chosen step, the network-mean trajectory; points with a NaN
   coordinate are not drawn and the title says how many were left out.
 * :func:`metrics_figure`: ℓ2-moving distance, exploration rate and accuracy over steps.
+* Both split into a step-independent base (:func:`trajectory_base`, :func:`metrics_base`), which the app
+  caches per run, and a cheap step placement (:func:`place_marker`, :func:`with_step_line`): moving the
+  step slider redraws without rebuilding the figures.
 * :func:`correlation_figure`: final distance vs final accuracy across runs
   beside density vs final accuracy (MGE24's baseline), with Pearson ρ and Spearman.
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,6 +49,23 @@ def drawable(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame[keep], int((~keep).sum())
 
 
+@dataclass(frozen=True)
+class TrajectoryBase:
+    """A trajectory figure without its step: built once per run and choice of layers, then placed at any
+    step by :func:`place_marker` without rebuilding the paths (the step slider stays fast)."""
+
+    figure: dict
+    """Plotly figure dict: one path per layer, the network mean, the layout (no marker, no title)."""
+    markers: dict
+    """Step -> the marker trace's ``x, y, z, text, customdata, marker`` at that step (drawable points)."""
+    steps: tuple
+    """Every step drawn (layers and network mean), ascending."""
+    frames: tuple
+    """Play-control frames (plotly dicts, named by step); empty without ``animate``."""
+    left_out: int
+    """Points with a NaN coordinate that are not drawn."""
+
+
 def trajectory_figure(
     layers: pd.DataFrame,
     *,
@@ -62,42 +83,43 @@ def trajectory_figure(
     markers through the steps in the browser. ``revision`` is plotly's ``uirevision``: while it stays the
     same (one run), redrawing the figure keeps the user's camera.
     """
+    base = trajectory_base(layers, selected_layers=selected_layers, network=network, animate=animate,
+                           revision=revision)  # fmt: skip
+    return place_marker(base, step)
+
+
+def trajectory_base(
+    layers: pd.DataFrame,
+    *,
+    selected_layers: list[str] | None = None,
+    network: pd.DataFrame | None = None,
+    animate: bool = False,
+    revision: str = "trajectory",
+) -> TrajectoryBase:
+    """The step-independent part of :func:`trajectory_figure` (same arguments, less ``step``)."""
     names = list(dict.fromkeys(layers["layer"])) if selected_layers is None else list(selected_layers)
     shown = layers[layers["layer"].isin(names)]
     all_steps = shown["step"] if network is None else pd.concat([shown["step"], network["step"]])
     low, high = (float(all_steps.min()), float(all_steps.max())) if len(all_steps) else (0.0, 1.0)
-    marked_step = nearest_step(all_steps, step) if step is not None else None
     palette = qualitative.Plotly
     colours = {name: palette[index % len(palette)] for index, name in enumerate(names)} | {
         NETWORK_NAME: "black"
     }
     figure = go.Figure()
-    left_out = 0
-    highlight = []
+    left_out, parts = 0, []
     for index, name in enumerate(names):
         points, missing = drawable(shown[shown["layer"] == name].sort_values("step"))
         left_out += missing
         figure.add_trace(_path_trace(points, name, low, high, show_scale=index == 0, colour=colours[name]))
-        highlight.append(_at_step(points, marked_step, name))
+        parts.append(points.assign(label=name))
     if network is not None and len(network):
         points, missing = drawable(network.sort_values("step"))
         left_out += missing
         trace = _path_trace(points, NETWORK_NAME, low, high, show_scale=not names, colour="black")
         trace.line.update(width=7, color="black")
         figure.add_trace(trace)
-        highlight.append(_at_step(points, marked_step, NETWORK_NAME))
-    marked = pd.concat([h for h in highlight if len(h)]) if any(len(h) for h in highlight) else None
-    if marked is not None:
-        figure.add_trace(_marker_trace(marked, colours))
-        if animate:
-            _add_play_control(figure, shown, network, names, colours, marked_step)
-    title = "Full-spectrum trajectories"
-    if step is not None:
-        title += f" · marker at step {marked_step}"
-    if left_out:
-        title += f" · {left_out} point{'s' if left_out != 1 else ''} with a NaN coordinate not drawn"
+        parts.append(points.assign(label=NETWORK_NAME))
     figure.update_layout(
-        title=title,
         scene={
             **{f"{axis}axis": {"title": {"text": AXIS_TITLES[name]}} for axis, name in zip("xyz", PLOT_AXES)},
             "uirevision": revision,
@@ -108,87 +130,115 @@ def trajectory_figure(
         meta={"left_out": left_out},
         uirevision=revision,
     )
-    return figure
+    points = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["step", "label", *PLOT_AXES])
+    )
+    markers = _markers_by_step(points, colours)
+    frames = _frames(markers, marker_index=len(figure.data)) if animate else ()
+    steps = tuple(sorted({int(s) for s in all_steps}))
+    return TrajectoryBase(
+        figure=figure.to_plotly_json(), markers=markers, steps=steps, frames=frames, left_out=left_out
+    )
 
 
-def _marker_trace(marked: pd.DataFrame, colours: dict) -> go.Scatter3d:
-    """The points at the selected step, each in its layer's colour (the network mean black)."""
-    return go.Scatter3d(
-        x=marked[PLOT_AXES[0]],
-        y=marked[PLOT_AXES[1]],
-        z=marked[PLOT_AXES[2]],
-        mode="markers",
-        name=HIGHLIGHT_NAME,
-        text=marked["label"],
-        hovertemplate="%{text}<br>step %{customdata}<extra></extra>",
-        customdata=marked["step"],
-        marker={"size": 9, "symbol": "diamond", "color": [colours.get(label, "crimson") for label in marked["label"]],
-                "line": {"width": 2, "color": "white"}},
-    )  # fmt: skip
+def place_marker(base: TrajectoryBase, step: int | None, *, validate: bool = True) -> go.Figure:
+    """``base`` with its marker at the last drawn step at or before ``step`` (none for ``None``), the title
+    naming it, and the Play control when ``base`` has frames and the step has drawable points.
+
+    ``validate=False`` skips plotly's validation of the dict (most of the cost of a step change); the
+    tests build every part through ``trajectory_figure``, which validates."""
+    marked_step = nearest_step(base.steps, step) if step is not None else None
+    layout = dict(base.figure["layout"])
+    data = list(base.figure["data"])
+    marker = base.markers.get(marked_step)
+    if marker is not None:
+        data.append(marker)
+        if base.frames:
+            layout.update(_play_layout(base.frames, marked_step))
+    title = "Full-spectrum trajectories"
+    if step is not None:
+        title += f" · marker at step {marked_step}"
+    if base.left_out:
+        title += (
+            f" · {base.left_out} point{'s' if base.left_out != 1 else ''} with a NaN coordinate not drawn"
+        )
+    layout["title"] = {"text": title}
+    frames = list(base.frames) if marker is not None else []
+    return go.Figure({"data": data, "layout": layout, "frames": frames}, _validate=validate)
 
 
-MAX_FRAMES = 60
-"""Most animation frames drawn (steps evenly thinned beyond this, the selected step kept)."""
-
-
-def _add_play_control(figure: go.Figure, shown, network, names, colours, marked_step) -> None:
-    """Plotly frames that move the step markers through every step in the browser (no server round trip),
-    with Play/Pause buttons and a step slider; the camera stays where the user put it."""
-    parts = [shown[shown["layer"] == name].assign(label=name) for name in names]
-    if network is not None and len(network):
-        parts.append(network.assign(label=NETWORK_NAME))
-    points, _ = drawable(pd.concat(parts, ignore_index=True)) if parts else (shown.iloc[0:0], 0)
-    steps = np.sort(points["step"].unique())
-    if steps.size < 2:
-        return
-    if steps.size > MAX_FRAMES:
-        keep = set(steps[np.linspace(0, steps.size - 1, MAX_FRAMES).round().astype(int)].tolist()) | {
-            marked_step
-        }
-        steps = np.array(sorted(s for s in keep if s is not None))
+def _markers_by_step(points: pd.DataFrame, colours: dict) -> dict:
+    """Step -> the marker trace at that step: each point in its layer's colour (the network mean black)."""
     xyz = points[list(PLOT_AXES)].to_numpy(dtype=float)  # (points, 3)
     labels, at = points["label"].to_numpy(), points["step"].to_numpy()
     colour_of = np.array([colours.get(label, "crimson") for label in labels])
-    frames, marker_index = [], len(figure.data) - 1
-    for frame_step in steps:
-        rows = at == frame_step
-        marker = {
-            "size": 9,
-            "symbol": "diamond",
-            "color": colour_of[rows].tolist(),
-            "line": {"width": 2, "color": "white"},
-        }
-        frames.append(go.Frame(name=str(int(frame_step)), traces=[marker_index], data=[go.Scatter3d(
-            x=xyz[rows, 0], y=xyz[rows, 1], z=xyz[rows, 2], text=labels[rows], customdata=at[rows], marker=marker,
-        )]))  # fmt: skip
-    figure.frames = frames
-    play = {"frame": {"duration": 400, "redraw": True}, "transition": {"duration": 0}, "fromcurrent": True}
-    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
-    figure.update_layout(
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 1.08, "xanchor": "left",
-                      "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
-                                  {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]}]}],
-        sliders=[{"active": next((i for i, f in enumerate(frames) if f.name == str(marked_step)), len(frames) - 1),
-                  "currentvalue": {"prefix": "marker at step "}, "pad": {"t": 30},
-                  "steps": [{"label": f.name, "method": "animate",
-                             "args": [[f.name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
-                            for f in frames]}],
+    markers = {}
+    for step in np.unique(at):
+        rows = at == step
+        markers[int(step)] = {
+            "type": "scatter3d", "mode": "markers", "name": HIGHLIGHT_NAME,
+            "x": xyz[rows, 0].tolist(), "y": xyz[rows, 1].tolist(), "z": xyz[rows, 2].tolist(),
+            "text": labels[rows].tolist(), "customdata": at[rows].tolist(),
+            "hovertemplate": "%{text}<br>step %{customdata}<extra></extra>",
+            "marker": {"size": 9, "symbol": "diamond", "color": colour_of[rows].tolist(),
+                       "line": {"width": 2, "color": "white"}},
+        }  # fmt: skip
+    return markers
+
+
+MAX_FRAMES = 60
+"""Most animation frames drawn (steps evenly thinned beyond this)."""
+
+
+def _frames(markers: dict, marker_index: int) -> tuple:
+    """Plotly frames that move the step markers (trace ``marker_index``) through the steps in the browser,
+    no server round trip."""
+    steps = np.array(sorted(markers))
+    if steps.size < 2:
+        return ()
+    if steps.size > MAX_FRAMES:
+        steps = np.unique(steps[np.linspace(0, steps.size - 1, MAX_FRAMES).round().astype(int)])
+    keys = ("x", "y", "z", "text", "customdata", "marker")
+    return tuple(
+        {"name": str(int(step)), "traces": [marker_index],
+         "data": [{"type": "scatter3d", **{key: markers[int(step)][key] for key in keys}}]}
+        for step in steps
     )  # fmt: skip
 
 
+def _play_layout(frames: tuple, marked_step: int | None) -> dict:
+    """Play/Pause buttons and a step slider over ``frames``, starting at the last frame at or before the
+    marked step; the camera stays where the user put it."""
+    play = {"frame": {"duration": 400, "redraw": True}, "transition": {"duration": 0}, "fromcurrent": True}
+    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
+    names = [frame["name"] for frame in frames]
+    before = [i for i, name in enumerate(names) if marked_step is not None and int(name) <= marked_step]
+    return {
+        "updatemenus": [{"type": "buttons", "direction": "left", "x": 0.0, "y": 1.08, "xanchor": "left",
+                         "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
+                                     {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]}]}],
+        "sliders": [{"active": before[-1] if before else 0, "currentvalue": {"prefix": "marker at step "},
+                     "pad": {"t": 30},
+                     "steps": [{"label": name, "method": "animate",
+                                "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                               for name in names]}],
+    }  # fmt: skip
+
+
 def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, show_scale: bool, colour: str):
+    # Plain lists, not Series: plotly would store arrays base64-encoded, which the cached base keeps as is.
     return go.Scatter3d(
-        x=points[PLOT_AXES[0]],
-        y=points[PLOT_AXES[1]],
-        z=points[PLOT_AXES[2]],
+        x=points[PLOT_AXES[0]].tolist(),
+        y=points[PLOT_AXES[1]].tolist(),
+        z=points[PLOT_AXES[2]].tolist(),
         mode="lines+markers",
         name=name,
-        customdata=points["step"],
+        customdata=points["step"].tolist(),
         hovertemplate=f"{name}<br>step %{{customdata}}<br>{_HOVER}<extra></extra>",
         line={"width": 3, "color": colour},
         marker={
             "size": 3,
-            "color": points["step"],
+            "color": points["step"].tolist(),
             "colorscale": STEP_COLORSCALE,
             "cmin": low,
             "cmax": high,
@@ -196,13 +246,6 @@ def _path_trace(points: pd.DataFrame, name: str, low: float, high: float, *, sho
             "colorbar": {"title": {"text": "step"}, "x": 1.02},
         },
     )
-
-
-def _at_step(points: pd.DataFrame, step: int | None, label: str) -> pd.DataFrame:
-    """The drawable point at ``step`` (none when that step's point has a NaN coordinate)."""
-    if step is None:
-        return points.iloc[0:0].assign(label=[])
-    return points[points["step"] == step].assign(label=label)
 
 
 def metrics_figure(
@@ -213,7 +256,32 @@ def metrics_figure(
     network: pd.DataFrame | None = None,
     step: int | None = None,
 ) -> go.Figure:
-    """Three rows over steps: ℓ2-moving distance (layers + network mean), exploration rate, accuracy."""
+    """Three rows over steps: ℓ2-moving distance (layers + network mean), exploration rate, accuracy; a
+    dotted line at ``step`` on each."""
+    return with_step_line(metrics_base(layers, evals, selected_layers=selected_layers, network=network), step)
+
+
+def with_step_line(base: dict, step: int | None, *, validate: bool = True) -> go.Figure:
+    """A :func:`metrics_base` figure dict with a dotted line at ``step`` on its three rows (none for
+    ``None``); ``validate`` as for :func:`place_marker`."""
+    layout = dict(base["layout"])
+    if step is not None:
+        line = {"dash": "dot", "color": "crimson"}
+        layout["shapes"] = [
+            {"type": "line", "x0": step, "x1": step, "xref": x, "y0": 0, "y1": 1, "yref": f"{y} domain", "line": line}
+            for x, y in (("x", "y"), ("x2", "y2"), ("x3", "y3"))
+        ]  # fmt: skip
+    return go.Figure({"data": base["data"], "layout": layout}, _validate=validate)
+
+
+def metrics_base(
+    layers: pd.DataFrame,
+    evals: pd.DataFrame,
+    *,
+    selected_layers: list[str] | None = None,
+    network: pd.DataFrame | None = None,
+) -> dict:
+    """The step-independent :func:`metrics_figure`, as a plotly dict (built once per run and layers)."""
     figure = make_subplots(
         rows=3,
         cols=1,
@@ -263,15 +331,12 @@ def metrics_figure(
                 row=3,
                 col=1,
             )
-    if step is not None:
-        for row in (1, 2, 3):
-            figure.add_vline(x=step, line={"dash": "dot", "color": "crimson"}, row=row, col=1)
     figure.update_xaxes(title_text="step", row=3, col=1)
     figure.update_yaxes(title_text="‖u(t) − u(0)‖", row=1, col=1)
     figure.update_yaxes(title_text="R_s", row=2, col=1)
     figure.update_yaxes(title_text="accuracy", row=3, col=1)
     figure.update_layout(height=650, margin={"t": 40, "b": 40})
-    return figure
+    return figure.to_plotly_json()
 
 
 def _fmt(value: float) -> str:
