@@ -304,3 +304,16 @@ def test_the_inspector_picks_by_block_and_projection_and_explains_2_4(analysed):
     assert len(at.selectbox(key=f"gi_layer_{run}").options) == BLOCKS * 7 + 1
     at.selectbox(key=f"gi_layer_{run}").set_value("lm_head").run()
     assert not any("sparse: every output unit" in str(i.value) for i in at.info)  # lm_head is not N:M
+
+
+def test_a_model_too_large_for_stored_masks_says_so_in_the_table_and_the_inspector(roots, monkeypatch):
+    monkeypatch.setattr(model_folders, "start_analysis", _inline)
+    monkeypatch.setattr(model_folders, "MASKS_LIMIT", 100)  # the tiny LLaMA's layers hold more
+    at = _analyse(_page(), "models/llama-2-4")
+    run = Path(at.session_state["selected_run"])
+    assert RunStore.open(run).mask_steps() == []
+    assert len(_layers_table(at)) == BLOCKS * 7 + 1  # the table is complete all the same
+    assert any("masks not stored" in str(i.value) for i in at.info)
+    at.switch_page("app_pages/graph_inspector.py")
+    at.run()
+    assert any(str(i.value).startswith("No masks to draw: masks not stored") for i in at.info)

@@ -46,9 +46,13 @@ except (FullSpectrumError, OSError) as error:
     widgets.error_box(error, what=f"Run {Path(run).name} cannot be read")
     st.stop()
 if not steps:
+    unstored = [
+        note for note in cache.run_info(run, stamp).get("notes") or [] if note.startswith("masks not stored")
+    ]
     st.info(
-        "This run stored no mask snapshots yet (training runs store one at step 0 and at every snapshot)."
-    )
+        f"No masks to draw: {unstored[0]}." if unstored
+        else "This run stored no mask snapshots yet (training runs store one at step 0 and at every snapshot)."
+    )  # fmt: skip
     st.stop()
 
 pick_step, pick_layer = st.columns(2)
@@ -60,7 +64,7 @@ except (FullSpectrumError, OSError) as error:
     st.stop()
 groups = pd.DataFrame(groups_of(names), columns=["block", "projection"]).assign(layer=names)
 if layer_groups.has_blocks(groups):  # hundreds of layers: narrow the picker by block and projection first
-    pick_block, pick_projection = st.columns(2)
+    pick_block, pick_projection = pick_layer.columns(2)  # right above the layer picker they narrow
     block = pick_block.selectbox(
         "Block",
         [ANY, *layer_groups.block_order(groups.loc[groups["block"] != "", "block"])],
