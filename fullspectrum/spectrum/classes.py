@@ -50,16 +50,22 @@ def qualify(degrees: np.ndarray, sizes: np.ndarray, d_right: np.ndarray, convent
     return (degrees >= 3) & (sizes >= 2) & (d_right > 1)
 
 
+def _narrow(indices: np.ndarray, bound: int) -> np.ndarray:
+    """``indices`` (all below ``bound``) as int32 where they fit: half the memory per edge."""
+    return indices.astype(np.int32) if bound < 2**31 else indices
+
+
 def class_table(graph: LayerGraph, convention: str) -> ClassTable:
     """The degree classes of ``graph`` and each edge's place in them."""
     n_right, n_left = graph.biadjacency.shape
     rows, cols = graph.edge_rows, graph.biadjacency.indices.astype(np.int64)
     column_degree = np.bincount(cols, minlength=n_left)
     degrees, column_class = np.unique(column_degree, return_inverse=True)
-    column_class = column_class.ravel()
+    column_class = column_class.ravel().astype(np.int32)  # fewer classes than columns
     sizes = np.bincount(column_class, minlength=degrees.size)
-    edge_class = column_class[cols]
-    keys = edge_class * n_right + rows
+    edge_class = column_class[cols]  # int32: the per-edge arrays are what a large layer's memory is
+    keys = edge_class.astype(np.int64) * n_right + rows
+    del cols, rows
     if degrees.size * n_right <= _TOUCH_TABLE_ENTRIES:
         touched = np.zeros(degrees.size * n_right, dtype=bool)
         touched[keys] = True
@@ -78,7 +84,7 @@ def class_table(graph: LayerGraph, convention: str) -> ClassTable:
         qualifies=qualify(degrees, sizes, d_right, convention),
         column_class=column_class,
         edge_class=edge_class,
-        edge_class_row=edge_class_row.ravel(),
+        edge_class_row=_narrow(edge_class_row.ravel(), pair_keys.size),
         class_rows=class_rows,
         class_row_class=class_row_class,
     )

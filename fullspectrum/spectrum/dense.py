@@ -150,10 +150,13 @@ class ColumnGroups:
         padded = round_up(widths)
         take = min(want, self.n_rows)
         # Each entry's column, the group of that column, and its column within the group.
-        entry_column = np.repeat(np.arange(int(self.col_bounds[-1])), np.diff(self.indptr))
-        column_group = np.repeat(np.arange(widths.size), widths)
+        # (int32 where they fit: these per-entry arrays are a large layer's peak memory)
+        index = np.int32 if self.col_bounds[-1] < 2**31 else np.int64
+        entry_column = np.repeat(np.arange(int(self.col_bounds[-1]), dtype=index), np.diff(self.indptr))
+        column_group = np.repeat(np.arange(widths.size, dtype=index), widths)
         entry_group = column_group[entry_column]
-        local_column = entry_column - self.col_bounds[entry_group]
+        local_column = entry_column - self.col_bounds.astype(index)[entry_group]
+        del entry_column
         kinds = [kind_of(values) for values in self.values]
         # Every channel's blocks of a width in the same calls: the least of their kinds holds for all.
         kind = KINDS[min(KINDS.index(k) for k in kinds)]

@@ -95,12 +95,21 @@ class LockstepBlocks:
         keep = ~self.frozen
         keep_rows = np.repeat(keep, self.row_sizes)
         keep_cols = np.repeat(keep, self.col_sizes)
-        return keep, keep_rows, keep_cols, self.matrix[keep_rows][:, keep_cols]
+        return keep, keep_rows, keep_cols, _cut(self.matrix, keep_rows, keep_cols)
 
     def _keep_blocks(self, keep: np.ndarray) -> None:
         for name in self.SCALARS:
             setattr(self, name, getattr(self, name)[keep])
         self.frozen = np.zeros(int(keep.sum()), dtype=bool)
+
+
+def _cut(matrix: sp.csr_matrix, keep_rows: np.ndarray, keep_cols: np.ndarray) -> sp.csr_matrix:
+    """``matrix[keep_rows][:, keep_cols]`` of a block-diagonal matrix whose kept rows have edges in
+    kept columns only: the columns are renumbered in place of a second copy of every edge."""
+    rows = matrix[keep_rows]
+    new_column = np.cumsum(keep_cols, dtype=np.int64) - 1
+    indices = new_column[rows.indices].astype(rows.indices.dtype)
+    return sp.csr_matrix((rows.data, indices, rows.indptr), shape=(rows.shape[0], int(keep_cols.sum())))
 
 
 class _State(LockstepBlocks):

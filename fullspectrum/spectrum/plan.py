@@ -134,7 +134,9 @@ def _with_weights(
     """Parts of a 0/1 pattern and its weights (graphs ``ids`` plus ``mask_at`` or ``weights_at``):
     one part with two channels, or two parts when a kept weight is exactly 0 (that edge is not
     in ``|W ⊙ M|``, so the components may differ)."""
-    mask = (np.ones(pattern.indices.size), mask_at)
+    # The 0/1 channel: the pattern's own values when they are its ones (no second array per edge).
+    ones = pattern.data if pattern.data.dtype == np.float64 and np.all(pattern.data == 1) else None
+    mask = (np.ones(pattern.indices.size) if ones is None else ones, mask_at)
     if weights is None:
         return [part_of(pattern, *bounds, [mask], ids)]
     if np.all(weights != 0):

@@ -17,7 +17,8 @@ connected non-negative block is simple, so repeated values across components
   Gram matrices under a proven error bound, ``gram.py``, else an SVD);
 * the rest: one lockstep Lanczos run on ``A Aᵀ`` of each block's shorter side,
   where the backend has it and its bound proves the values (``gram_lanczos.py``),
-  and lockstep Golub–Kahan for any block left (``lanczos.py``).
+  and lockstep Golub–Kahan for any block left (``lanczos.py``); a block of 2^18
+  edges or more runs alone, so a large layer's edges are never copied into one matrix.
 
 A graph's values are the largest of its components' values; what is missing is zero.
 """
@@ -40,6 +41,9 @@ from fullspectrum.spectrum.dense import (
 )
 from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
+
+SEPARATE_EDGES = 1 << 18
+"""A Lanczos block with this many edges runs on its own (see ``_Pool._solve_lanczos``)."""
 
 
 @dataclass(frozen=True)
@@ -170,12 +174,22 @@ class _Pool:
         return np.concatenate([g for g, _ in self.found]), np.concatenate([v for _, v in self.found])
 
     def _solve_lanczos(self) -> None:
-        """One lockstep Lanczos run on ``A Aᵀ`` of every block (shorter side as rows), where the
-        backend has one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
-        matrix = _block_diagonal([m for m, *_ in self.lanczos])
-        short = np.concatenate([r for _, r, _, _ in self.lanczos])
-        long = np.concatenate([c for _, _, c, _ in self.lanczos])
-        graphs = np.concatenate([g for *_, g in self.lanczos])
+        """Lockstep Lanczos runs over the collected blocks: the small together (one sparse product per
+        step serves them all), each block of at least :data:`SEPARATE_EDGES` edges alone (its own
+        products dwarf the per-step overhead, and no block-diagonal copy of its edges is made)."""
+        large = [entry for entry in self.lanczos if entry[0].nnz >= SEPARATE_EDGES]
+        small = [entry for entry in self.lanczos if entry[0].nnz < SEPARATE_EDGES]
+        self.lanczos = []
+        for group in ([small] if small else []) + [[entry] for entry in large]:
+            self._solve_group(group)
+
+    def _solve_group(self, entries: list) -> None:
+        """One lockstep run on ``A Aᵀ`` of every block (shorter side as rows), where the backend has
+        one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
+        matrix = _block_diagonal([m for m, *_ in entries])
+        short = np.concatenate([r for _, r, _, _ in entries])
+        long = np.concatenate([c for _, _, c, _ in entries])
+        graphs = np.concatenate([g for *_, g in entries])
         gram = getattr(self.backend, "gram_lanczos", None)
         if gram is None:
             values = self.backend.golub_kahan(matrix, short, long, self.want)
@@ -235,7 +249,7 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
 def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, pool: _Pool) -> None:
     """Find the connected components of a pattern once and hand each, per channel, to its route."""
     n_rows = indptr.size - 1
-    edge_rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+    edge_rows = np.repeat(np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64), np.diff(indptr))
     # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
     pattern = sp.csr_matrix(
         (
@@ -350,7 +364,10 @@ def _block_diagonal(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
     col_offsets = np.cumsum([0] + [b.shape[1] for b in blocks])
     nnz_offsets = np.cumsum([0] + [b.nnz for b in blocks])
     indptr = np.concatenate([[0]] + [b.indptr[1:] + o for b, o in zip(blocks, nnz_offsets)])
-    indices = np.concatenate([b.indices.astype(np.int64) + o for b, o in zip(blocks, col_offsets)])
+    index_type = np.int32 if col_offsets[-1] < 2**31 else np.int64  # no int64 copy of every edge
+    indices = np.concatenate(
+        [b.indices.astype(index_type) + index_type(o) for b, o in zip(blocks, col_offsets)]
+    )
     data = np.concatenate([b.data for b in blocks])
     return sp.csr_matrix((data, indices, indptr), shape=(row_total, int(col_offsets[-1])))
 
