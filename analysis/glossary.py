@@ -78,6 +78,14 @@ _TERMS = (
          "lower", "dead_right", "SPEC §1"),
     Term("dead input channels", "Input channels of a layer none of whose weights is kept.", "lower",
          "dead_in_channels", "SPEC §1"),
+    Term("N:M", "N:M sparsity: in every group of M consecutive input weights of an output unit exactly N are "
+         "kept (the smallest M ≤ 16 that fits, so a 2:4 mask reads 2:4, not 4:8; empty when no N:M holds). Every "
+         "output unit's inputs come in fixed-size groups: the pattern sparse tensor cores run fast.", "",
+         "nm_pattern", "SPEC §1"),
+    Term("block", "The transformer block (decoder layer) a layer belongs to, read from its parameter name "
+         "(model.layers.3.mlp.down_proj is block 3); empty outside blocks.", "", "block", "SPEC §1"),
+    Term("projection", "A transformer layer's role in its block (q_proj, k_proj, v_proj, o_proj, gate_proj, "
+         "up_proj, down_proj, ...), so all layers of one kind can be seen together.", "", "projection", "SPEC §1"),
     Term("degree class", "The live input units of one degree d_c, with every edge leaving them: a d_c-left-regular "
          "subgraph (FS23's nested regular subgraphs).", "", "", "SPEC §3"),
     Term("d_c", "The input degree shared by every unit of degree class c.", "", "d_c", "SPEC §3"),

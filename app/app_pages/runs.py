@@ -100,8 +100,7 @@ else:
 
 ANALYSIS_COLUMNS = ["layer", "edges", "density", "dead_right", "dead_in_channels", "delta_r", "lambda_w",
                     "delta_r_imdb", "lambda_imsg", "n_classes", "in_regime"]  # fmt: skip
-NM_HELP = ("N:M pattern: every group of M consecutive input weights of each output unit keeps exactly N "
-           "(2:4 for sparse tensor cores); empty when there is none")  # fmt: skip
+NM_HELP = help_text("nm_pattern")  # one definition, the glossary's
 
 
 def _analysis_details(path: str, stamp: tuple, info: dict) -> None:
