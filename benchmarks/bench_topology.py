@@ -33,6 +33,7 @@ per run), against ``fullspectrum.layer_spectra`` of the same snapshot's layers.
 
     python benchmarks/bench_topology.py            # about 2 minutes on 2 loaded cores
     python benchmarks/bench_topology.py --quick    # density 0.01, no ResNet-18 part
+    python benchmarks/bench_topology.py --no-paths # density 0.02, no ResNet-18 part
 """
 
 from __future__ import annotations
@@ -317,6 +318,7 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.02)
     parser.add_argument("--quick", action="store_true", help="density 0.01 and no ResNet-18 part")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-paths", action="store_true", help="the two routes only (no ResNet-18 part)")
     args = parser.parse_args()
     density = 0.01 if args.quick else args.density
     torch.manual_seed(args.seed)
@@ -351,7 +353,7 @@ def main() -> None:
     print(
         f"graph build alone: {t_build * 1e3:.0f} ms, peak NumPy {np_build * 2**20 / graph.edges:.1f} bytes per edge"
     )
-    if args.quick:
+    if args.quick or args.no_paths:
         return
     torch.manual_seed(args.seed)
     resnet18 = build_model("resnet18", 10, (3, 32, 32))

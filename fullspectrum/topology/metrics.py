@@ -3,13 +3,13 @@
 All metrics read the whole graph (layer blocks plus, with ``skips="identity"``, the identity
 edges) as one sparse matrix: degrees, sources and sinks, removable edges and strength are
 vectorised NumPy; the 2-step out-neighbourhood is a row-chunked boolean sparse product
-``A + A·A`` whose stored entries are the distinct nodes reached; components come from
-``scipy.sparse.csgraph``; k-cores, bridges and articulation points from igraph's C core; the
-two spectral terms from ARPACK (``eigsh``) on the symmetric weighted adjacency and its
-Laplacian, run in float32 as MGE24's code does, then refined in float64: Rayleigh–Ritz on the
-Krylov blocks ``V, SV`` of the float32 Ritz vectors ``V``, two more of them than asked for (measured
-on the tests' graphs: within 3e-11 of a dense float64 eigendecomposition, where the float32 values
-alone are off by ~1e-7).
+``A·(I + A)`` whose stored entries are the distinct nodes reached; components come from
+``scipy.sparse.csgraph``; k-cores, bridges and articulation points from
+:mod:`~fullspectrum.topology.undirected` (vectorised peeling and Tarjan's low-link test on one
+scipy depth-first tree; igraph's C core when that cannot apply) and the two spectral terms from
+:mod:`~fullspectrum.topology.spectral` (float32 ARPACK refined in float64; a bipartite graph's
+gap from the singular values of its one block). No Python list of edges is ever made (igraph
+only for the optional motifs).
 Counts are also given normalised (``*_norm``): node counts by the number of nodes, edge counts
 by the number of edges, as MGE24 report them.
 """
@@ -24,13 +24,13 @@ import igraph
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 from fullspectrum.spectrum.threads import one_blas_thread
 from fullspectrum.topology.graph import UnrolledGraph
 from fullspectrum.topology.paths import EffectivePaths, effective_paths
+from fullspectrum.topology.spectral import spectral_terms
+from fullspectrum.topology.undirected import coreness, cut_structure
 
-_REFINE_STEPS = 1  # float64 Krylov blocks added to ARPACK's float32 Ritz vectors
 _ROW_CHUNK_EDGES = 4_000_000  # bound on the stored entries of one chunk of A + A·A
 MOTIF_SAMPLE_FRACTION = 0.001
 """Share of nodes igraph's motif estimate starts from (MGE24: ``sample=int(0.001 * n)``)."""
@@ -106,7 +106,7 @@ def topometrics(
     adjacency = graph.adjacency(weighted=True)
     n = adjacency.shape[0]
     structure = sp.csr_matrix(
-        (np.ones(adjacency.nnz, np.float32), adjacency.indices, adjacency.indptr), shape=adjacency.shape
+        (np.ones(adjacency.nnz, bool), adjacency.indices, adjacency.indptr), shape=adjacency.shape
     )
     out_degree = np.diff(adjacency.indptr)
     in_degree = np.bincount(adjacency.indices, minlength=n)
@@ -115,9 +115,10 @@ def topometrics(
     sinks = (out_degree == 0) & (in_degree > 0) & ~outputs
     sources = (in_degree == 0) & (out_degree > 0) & ~inputs
     strength = np.asarray(adjacency.sum(axis=1)).ravel() + np.asarray(adjacency.sum(axis=0)).ravel()
-    count, _ = connected_components(structure, directed=True, connection="weak")
-    undirected = _igraph(adjacency)
-    gap, radius = _spectral_terms(adjacency)
+    symmetric = (adjacency + adjacency.T).tocsr()  # A and A^T share no entry: the graph is a DAG
+    count, labels = connected_components(structure, directed=True, connection="weak")
+    cuts = cut_structure(symmetric, labels)
+    gap, radius = spectral_terms(symmetric, part % 2 == 1)  # bipartite by parity unless skips join partitions
     return Topometrics(
         nodes=n,
         edges=graph.edges,
@@ -135,9 +136,9 @@ def topometrics(
         out_neighbourhood_1=float(out_degree.mean()) if n else math.nan,
         out_neighbourhood_2=out_neighbourhood_2(structure),
         strength=float(strength.mean()) if n else math.nan,
-        coreness=float(np.mean(undirected.coreness())) if n else math.nan,
-        cut_edges=len(undirected.bridges()),
-        cut_nodes=len(undirected.articulation_points()),
+        coreness=float(np.mean(coreness(symmetric))) if n else math.nan,
+        cut_edges=cuts.bridges,
+        cut_nodes=cuts.articulation_points,
         components=int(count),
         mean_component_size=n / count if count else math.nan,
         spectral_gap_w=gap,
@@ -147,83 +148,34 @@ def topometrics(
 
 
 def out_neighbourhood_2(structure: sp.csr_matrix) -> float:
-    """Mean number of distinct nodes reached in one or two steps: stored entries per row of ``A + A·A``
-    (float32 ones, so no sum cancels), in row chunks that bound the product's memory."""
+    """Mean number of distinct nodes reached in one or two steps: stored entries per row of
+    ``A + A·A = A·(I + A)`` (boolean, so no sum cancels and the product stores one byte per entry; 4x
+    faster than float32), in row chunks that bound the product's memory. In a DAG no node reaches
+    itself, so ``I`` adds no entry of its own."""
     n = structure.shape[0]
     if n == 0:
         return math.nan
-    two_step = np.diff(structure.indptr).astype(np.int64)
-    reach = np.asarray(structure @ two_step.astype(np.float64)).ravel()  # upper bound of a row's A·A entries
+    if structure.dtype != bool:
+        structure = sp.csr_matrix(
+            (np.ones(structure.nnz, bool), structure.indices, structure.indptr), shape=structure.shape
+        )
+    step = (structure + sp.identity(n, dtype=bool, format="csr")).tocsr()
+    two_step = np.diff(step.indptr).astype(np.int64)
+    reach = np.asarray(structure @ two_step.astype(np.float64)).ravel()  # upper bound of a row's entries
     total, start = 0, 0
     while start < n:
-        # rows up to a budget of (bounded) two-step entries per chunk
-        cumulative = np.cumsum(reach[start:]) + np.cumsum(two_step[start:])
+        # rows up to a budget of (bounded) entries per chunk
+        cumulative = np.cumsum(reach[start:])
         stop = start + max(1, int(np.searchsorted(cumulative, _ROW_CHUNK_EDGES)))
-        rows = structure[start:stop]
-        total += int((rows + rows @ structure).nnz)
+        total += int((structure[start:stop] @ step).nnz)
         start = stop
     return total / n
-
-
-def _igraph(adjacency: sp.csr_matrix) -> igraph.Graph:
-    """The undirected simple graph (edge pairs handed to igraph's C core)."""
-    return _edges_into(igraph.Graph(n=adjacency.shape[0], directed=False), adjacency)
 
 
 def _edges_into(graph: igraph.Graph, adjacency: sp.csr_matrix) -> igraph.Graph:
     coo = adjacency.tocoo()
     graph.add_edges(zip(coo.row.tolist(), coo.col.tolist()))  # 3x faster than an (E, 2) array's tolist()
     return graph
-
-
-def _spectral_terms(adjacency: sp.csr_matrix) -> tuple[float, float]:
-    """``(|mu1| - |mu3|, largest Laplacian eigenvalue)`` of ``S = A + A^T`` (weights ``|w|``)."""
-    n = adjacency.shape[0]
-    symmetric = (adjacency + adjacency.T).tocsr()
-    gap = radius = math.nan
-    if n > 3 and symmetric.nnz:
-        mu = np.sort(np.abs(_refined_eigenvalues(symmetric, 3, "LM")))[::-1]
-        gap = float(mu[0] - mu[2])
-    if n > 1 and symmetric.nnz:
-        laplacian = (sp.diags(np.asarray(symmetric.sum(axis=1)).ravel()) - symmetric).tocsr()
-        radius = float(np.max(_refined_eigenvalues(laplacian, 1, "LA")))
-    return gap, radius
-
-
-def _refined_eigenvalues(matrix: sp.csr_matrix, k: int, which: str) -> np.ndarray:
-    """ARPACK in float32 (MGE24's arithmetic, far fewer restarts than float64 at tol 0), then the
-    float64 Rayleigh–Ritz values of the Ritz vectors it found. Small graphs are solved densely."""
-    if matrix.shape[0] <= 64:
-        values = np.linalg.eigvalsh(matrix.toarray())
-        order = np.argsort(np.abs(values) if which == "LM" else values)[::-1]
-        return values[order[:k]]
-    rng = np.random.default_rng(0)  # ARPACK's start vector, fixed so results repeat
-    start = rng.random(matrix.shape[0]).astype(np.float32)
-    try:
-        # two more than asked: near-bipartite graphs have +-mu pairs that float32 cannot order
-        wanted = min(k + 2, matrix.shape[0] - 2)
-        _, vectors = eigsh(
-            matrix.astype(np.float32), k=wanted, which=which, v0=start, ncv=max(2 * wanted + 1, 20)
-        )
-    except ArpackNoConvergence as error:
-        vectors = error.eigenvectors
-        if vectors is None or vectors.shape[1] < k:  # not even k converged Ritz vectors
-            raise
-    # a float64 block Krylov step from the float32 Ritz vectors: Rayleigh-Ritz on span(V, SV)
-    scale = max(float(np.abs(values_hint(matrix, vectors)).max()), 1e-300)
-    blocks = [vectors.astype(np.float64)]
-    for _ in range(_REFINE_STEPS):
-        blocks.append(matrix @ blocks[-1] / scale)
-    basis, _ = np.linalg.qr(np.hstack(blocks))
-    ritz = np.linalg.eigvalsh(basis.T @ (matrix @ basis))
-    order = np.argsort(np.abs(ritz) if which == "LM" else ritz)[::-1]
-    return ritz[order[:k]]
-
-
-def values_hint(matrix: sp.csr_matrix, vectors: np.ndarray) -> np.ndarray:
-    """Rayleigh quotients of the columns of ``vectors`` (the scale of the Krylov blocks)."""
-    v = vectors.astype(np.float64)
-    return np.einsum("ij,ij->j", v, matrix @ v) / np.einsum("ij,ij->j", v, v)
 
 
 def _motifs(adjacency: sp.csr_matrix, seed: int) -> float:
