@@ -9,6 +9,8 @@ installs it from the Debian packages when it runs as root).
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
 import time
@@ -43,6 +45,11 @@ PAGES = (
     ("graph_inspector", "Graph inspector", True),
     ("pags_lab", "PAGS lab", True),
     ("compare_masks", "Compare masks", True),
+    # the test runs' masks are not a zoo network's: the unrolled view says so in one line (no chart);
+    # test_unrolled_view_and_whole_network_comparison walks it on real runs
+    ("unrolled_view", "Unrolled view", False),
+    ("graphon_ntk", "Graphon & NTK", False),  # no cached G25 study in the test runs' folder
+    ("reproductions", "Reproductions", False),  # no reproduction folder there either
     ("live_training", "Live training", False),
     ("compare_runs", "Compare runs", True),
     ("glossary", "Glossary", False),
@@ -238,6 +245,93 @@ def test_student_path(app_url, browser):
         page.close()
 
 
+# -- the unrolled view (MGE24) on real runs ----------------------------------------------------------------
+
+CACHED_TRAIN = Path(__file__).resolve().parents[1] / "cached_runs" / "train"
+
+
+@pytest.fixture(scope="module")
+def cached_url(tmp_path_factory):
+    """The app on the shipped cached training runs: the zoo MLP on digits and MNIST-1D, masks and weights stored."""
+    root = tmp_path_factory.mktemp("cached")
+    with app_server(CACHED_TRAIN, root / "workspace", log_path=root / "app.log") as (url, _):
+        yield url
+
+
+def _plot_types(page) -> list[list[str]]:
+    """The trace types of every drawn plotly chart, in page order."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p._fullData || []).map(t => t.type))"
+    )
+
+
+def _table_csv(page, key: str) -> str:
+    """The CSV a table's download button gives (its grid is a canvas: this is how a user gets its cells)."""
+    with page.expect_download(timeout=60_000) as download:
+        page.locator(f".st-key-export_{key}_csv button").click()
+    return Path(download.value.path()).read_text()
+
+
+def test_unrolled_view_and_whole_network_comparison(cached_url, browser):
+    """The Unrolled view page on a run snapshot (kept vs effective bars, the live-unit flow, the topometrics
+    with their meanings, the predictor study's verdict), then Compare masks' whole-network section (both
+    masks' effective paths and topometrics side by side, a dead path linked across layers)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = _open(browser, f"{cached_url}/unrolled_view", height=3200)
+    try:
+        page.get_by_text("Topometrics (MGE24)").wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=120_000
+        )
+        types = _plot_types(page)
+        assert ["bar", "bar"] in types, types  # effective and ineffective weights stacked per layer
+        assert ["sankey"] in types, types  # live units from the input to the output
+        body = page.inner_text("body")
+        assert "effective density" in body and "unrolled edges" in body
+        import pandas as pd  # noqa: PLC0415 - only this test reads a table
+
+        table = pd.read_csv(io.StringIO(_table_csv(page, "topometrics")))
+        assert {"metric", "value", "meaning"} <= set(table.columns)
+        assert {"sink_nodes", "coreness", "cut_edges", "spectral_gap_w", "effective_density"} <= set(
+            table["metric"]
+        )
+        assert (
+            table["meaning"].notna().all() and (table["meaning"].str.len() > 10).all()
+        )  # each one explained
+        page.get_by_text("Run the study on these runs").click()
+        page.get_by_text("density alone R²").wait_for(timeout=300_000)
+        _settle(page, timeout_ms=300_000)
+        verdict = page.get_by_text("density alone R²").first.inner_text()
+        assert "Beats density:" in verdict or "No feature set beats density" in verdict, verdict
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000
+        )
+        page.screenshot(path=str(ARTIFACTS / "unrolled_view.png"), full_page=True, timeout=90_000)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+    page = _open(browser, f"{cached_url}/compare_masks", height=3200)
+    try:
+        page.get_by_text("The whole network: unrolled view (MGE24)").wait_for(timeout=120_000)
+        _settle(page, timeout_ms=180_000)
+        page.get_by_text("Effective weights lie on a path from the input to the output").wait_for(
+            timeout=180_000
+        )
+        paths = _table_csv(page, "cmp_paths").splitlines()[0]
+        assert "effective A" in paths and "effective B" in paths, paths
+        topometrics = _table_csv(page, "cmp_topo")
+        assert "B − A" in topometrics.splitlines()[0] and "coreness" in topometrics, topometrics[:500]
+        text = page.inner_text("body")
+        link = re.search(r"dead outputs? of \S+ makes? [\d,]+ inputs? of \S+ useless", text)
+        assert "Dead paths across layers" in text and link, text[:3000]
+        page.screenshot(
+            path=str(ARTIFACTS / "compare_masks_whole_network.png"), full_page=True, timeout=90_000
+        )
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+
+
 # -- speed: every page against a one-line Streamlit page (printed, never asserted) -----------------------
 
 
@@ -275,27 +369,54 @@ def _time_open(browser, url: str) -> float:
         page.close()
 
 
-def test_speed_against_a_one_line_page(app_url, baseline_url, browser):
-    _time_open(browser, baseline_url)  # warm both servers
-    _time_open(browser, app_url)
-    baseline = min(_time_open(browser, baseline_url) for _ in range(2))
-    lines = [f"one-line Streamlit page: {baseline:.2f} s"]
-    for path, title, _ in PAGES:
-        seconds = _time_open(browser, f"{app_url}/{path}")
-        lines.append(f"{title:<16} {seconds:6.2f} s  ratio {seconds / baseline:4.1f}× (goal ≤ 3×)")
-    page = browser.new_page(viewport={"width": 1400, "height": 1500})
-    try:
-        page.goto(f"{app_url}/trajectories")
-        _settle(page)
-        slider = page.get_by_role("slider").first
-        slider.focus()
-        start = time.monotonic()
-        page.keyboard.press("ArrowLeft")
-        _settle(page)
-        reaction = time.monotonic() - start
-        lines.append(
-            f"step slider reaction {reaction:.2f} s (goal ≤ 1 s, _settle's 1 s of fixed waits included)"
-        )
-    finally:
-        page.close()
+def test_speed_against_a_one_line_page(baseline_url, browser, tmp_path):
+    """Every page of the navigation on the shipped cached runs, each opened in a fresh browser session
+    twice (first: the server's caches cold for that page; again: warm), against a one-line Streamlit
+    page; then the Trajectories step slider: seconds from a key press until the 3-D chart's title names
+    the new step and Streamlit no longer says Running (polled, no fixed waits). Printed, never asserted
+    (issue 15: ≤ 3×, ≤ 1 s)."""
+    import json
+
+    navigation = (
+        ("", "Runs"), ("trajectories", "Trajectories"), ("compare_runs", "Compare runs"),
+        ("graph_inspector", "Graph inspector"), ("pags_lab", "PAGS lab"), ("compare_masks", "Compare masks"),
+        ("unrolled_view", "Unrolled view"), ("graphon_ntk", "Graphon & NTK"), ("reproductions", "Reproductions"),
+        ("live_training", "Live training"), ("glossary", "Glossary"),
+    )  # fmt: skip
+    title = "() => document.querySelector('.js-plotly-plot')?.layout?.title?.text ?? ''"
+    running = (
+        "() => document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText.includes('Running')"
+    )
+    cached_runs = Path(__file__).resolve().parents[1] / "cached_runs"
+    with app_server(cached_runs, tmp_path / "workspace", log_path=tmp_path / "app.log") as (app_url, _):
+        _time_open(browser, baseline_url)  # warm both servers
+        _time_open(browser, app_url)
+        baseline = min(_time_open(browser, baseline_url) for _ in range(2))
+        lines = [f"one-line Streamlit page: {baseline:.2f} s; pages on {cached_runs}",
+                 f"{'page':<16} {'first open':>10} {'ratio':>6} {'again':>8} {'ratio':>6}  (goal ≤ 3×)"]  # fmt: skip
+        for path, name in navigation:
+            first = _time_open(browser, f"{app_url}/{path}")
+            again = _time_open(browser, f"{app_url}/{path}")
+            lines.append(f"{name:<16} {first:8.2f} s {first / baseline:5.1f}× {again:6.2f} s {again / baseline:5.1f}×")  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        try:
+            page.goto(f"{app_url}/trajectories")
+            _settle(page, timeout_ms=120_000)
+            page.wait_for_function(f"() => ({title})().includes('marker at step')", timeout=120_000)
+            reactions = []
+            for _ in range(5):
+                before = json.dumps(page.evaluate(title))
+                page.get_by_role("slider").first.focus()
+                start = time.monotonic()
+                page.keyboard.press("ArrowLeft")
+                page.wait_for_function(f"() => ({title})() !== {before} && !({running})()", polling=20,
+                                       timeout=60_000)  # fmt: skip
+                reactions.append(time.monotonic() - start)
+                page.wait_for_timeout(1000)  # the browser finishes drawing before the next press
+        finally:
+            page.close()
+        shown = ", ".join(f"{seconds:.2f}" for seconds in reactions)
+        median = sorted(reactions)[len(reactions) // 2]
+        lines.append(f"step slider reaction {shown} s, median {median:.2f} s (goal ≤ 1 s; until the chart shows "
+                     "the new step and Streamlit no longer says Running)")  # fmt: skip
     print("\n" + "\n".join(lines))
