@@ -29,8 +29,10 @@ def effective_bars(layers: pd.DataFrame) -> go.Figure:
         )  # fmt: skip
     figure.update_layout(
         barmode="stack",
+        # short enough for half the page (a longer title was cut off); the subtitle says what "ineffective" is
         title={
-            "text": "Kept weights per layer: effective vs ineffective (they lie on no input → output path)"
+            "text": "Kept weights per layer: effective vs ineffective",
+            "subtitle": {"text": "ineffective: on no path from the input to the output"},
         },
         xaxis_title="layer",
         yaxis_title="kept weights",
@@ -69,9 +71,11 @@ def live_flow(partitions: pd.DataFrame) -> go.Figure:
     )  # fmt: skip
     figure.update_layout(
         title={
-            "text": "Live units per partition, input → output (live: reached from the input and reaching the output)"
+            "text": "Live units per partition, input → output",
+            "subtitle": {"text": "live: reached from the input and reaching the output"},
         },
         height=380,
+        margin={"r": 140},  # room for the output partition's label, drawn right of its node
     )
     return figure
 
