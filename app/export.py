@@ -11,6 +11,7 @@ cached by the figure's JSON. Without kaleido or Chromium the popover says so in 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import shutil
@@ -44,6 +45,7 @@ def image_export_problem() -> str | None:
     return None
 
 
+@functools.cache  # once per server process: every chart asks on every rerun
 def _find_chromium() -> str | None:
     """The Chromium kaleido would start: choreographer's own search (its download, then PATH and the usual
     places), or a plain PATH search where that private API has changed."""
