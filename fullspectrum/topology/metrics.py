@@ -118,7 +118,9 @@ def topometrics(
     symmetric = (adjacency + adjacency.T).tocsr()  # A and A^T share no entry: the graph is a DAG
     count, labels = connected_components(structure, directed=True, connection="weak")
     cuts = cut_structure(symmetric, labels)
-    gap, radius = spectral_terms(symmetric, part % 2 == 1)  # bipartite by parity unless skips join partitions
+    gap, radius = spectral_terms(
+        symmetric, part % 2 == 1, strength
+    )  # bipartite by parity unless skips join partitions
     return Topometrics(
         nodes=n,
         edges=graph.edges,

@@ -44,16 +44,20 @@ _FAST_TOP = _Attempt(extra=0, ncv=14, tol=1e-5)
 _THOROUGH = _Attempt(extra=2, ncv=20, tol=0.0)  # the former route: float32's own precision
 
 
-def spectral_terms(symmetric: sp.csr_matrix, sides: np.ndarray | None = None) -> tuple[float, float]:
+def spectral_terms(
+    symmetric: sp.csr_matrix, sides: np.ndarray | None = None, degree: np.ndarray | None = None
+) -> tuple[float, float]:
     """``(|mu1| - |mu3|, largest Laplacian eigenvalue)`` of ``S`` (CSR, weights ``|w|``); NaN where
     the graph is too small or has no edge. ``sides``: a bool per node (e.g. the parity of its
     partition); when every edge joins the two sides the graph is bipartite and ``|mu|`` are the
-    singular values of the block between them (:func:`bipartite_gap`)."""
+    singular values of the block between them (:func:`bipartite_gap`). ``degree``: the row sums of ``S``
+    (the node strengths), if already known."""
     n = symmetric.shape[0]
     gap = radius = math.nan
     if n <= 1 or symmetric.nnz == 0:
         return gap, radius
-    degree = np.asarray(symmetric.sum(axis=1)).ravel()
+    if degree is None:
+        degree = np.asarray(symmetric.sum(axis=1)).ravel()
     if n <= DENSE_NODES:
         dense = symmetric.toarray()
         if n > 3:
@@ -141,11 +145,15 @@ def _refined(apply32, apply64, n: int, k: int, which: str, attempt: _Attempt) ->
         vectors = error.eigenvectors
         if vectors is None or vectors.shape[1] < k:  # not even k converged Ritz vectors
             raise
-    # Rayleigh-Ritz on span(V, SV) in float64
-    first = vectors.astype(np.float64)
+    # Rayleigh-Ritz on span(V, SV) = span(V, W) in float64, W = SV minus its part in span(V): two QRs of
+    # n x wanted instead of one of n x 2 wanted (half the cost), and W needs no scaling
+    first, _ = np.linalg.qr(vectors.astype(np.float64))
     product = apply64(first)
-    basis, _ = np.linalg.qr(np.hstack([first, product / max(float(np.abs(product).max()), 1e-300)]))
-    image = apply64(basis)
+    rest = product - first @ (first.T @ product)
+    rest -= first @ (first.T @ rest)  # twice is enough (Kahan)
+    second, _ = np.linalg.qr(rest)
+    basis = np.hstack([first, second])
+    image = np.hstack([product, apply64(second)])
     ritz, rotation = np.linalg.eigh(basis.T @ image)
     order = np.argsort(np.abs(ritz) if which == "LM" else ritz)[::-1]
     ritz, rotation = ritz[order], rotation[:, order]
