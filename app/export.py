@@ -21,9 +21,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
+from streamlit.runtime.media_file_manager import MediaFileManager
 
 IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 """Server-side export formats and their MIME types."""
+DEFERRED_DOWNLOADS = hasattr(MediaFileManager, "add_deferred")
+"""Whether this Streamlit takes a callable as ``st.download_button`` data (rendered on click); older ones
+get a "Render" button first."""
 PNG_SCALE = 2  # twice the on-screen pixels: sharp on slides and high-density screens
 
 
@@ -89,12 +93,22 @@ def chart(figure: go.Figure, name: str, *, container: Any = None, **plotly_chart
         problem = image_export_problem()
         if problem:
             st.caption(problem)
-        else:
+        elif DEFERRED_DOWNLOADS:
             st.caption("Rendered on the server when clicked (a few seconds).")
             for image_format, mime in IMAGE_FORMATS.items():
                 st.download_button(
                     image_format.upper(),
                     data=_renderer(figure, image_format),
+                    file_name=f"{stem}.{image_format}",
+                    mime=mime,
+                    key=f"{key}_{image_format}",
+                    on_click="ignore",
+                )
+        elif st.button("Render PNG and SVG (a few seconds)", key=f"{key}_render"):
+            for image_format, mime in IMAGE_FORMATS.items():  # a Streamlit without deferred downloads
+                st.download_button(
+                    image_format.upper(),
+                    data=figure_image(figure.to_json(), image_format),
                     file_name=f"{stem}.{image_format}",
                     mime=mime,
                     key=f"{key}_{image_format}",

@@ -80,6 +80,18 @@ def test_a_chart_saves_under_its_name_and_offers_png_and_svg_on_demand(monkeypat
     assert rendered == []
 
 
+def test_without_deferred_downloads_a_render_button_comes_first(monkeypatch):
+    monkeypatch.setattr(export, "image_export_problem", lambda: None)
+    monkeypatch.setattr(export, "DEFERRED_DOWNLOADS", False)
+    monkeypatch.setattr(export, "figure_image", lambda figure_json, fmt: f"<{fmt}>".encode())
+    at = AppTest.from_function(_tiny_page, default_timeout=30).run()
+    assert [b.proto.label for b in at.get("download_button")] == ["CSV"]
+    next(b for b in at.button if b.label.startswith("Render PNG and SVG")).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    images = [b.proto for b in at.get("download_button") if b.proto.label != "CSV"]
+    assert [proto.label for proto in images] == ["PNG", "SVG"] and all(proto.url for proto in images)
+
+
 def test_without_kaleido_or_chromium_the_popover_says_so_in_one_line(monkeypatch):
     monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None)
     assert "kaleido" in export.image_export_problem()
