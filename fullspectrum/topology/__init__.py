@@ -26,6 +26,10 @@ Modules:
 * :mod:`~fullspectrum.topology.recording`: ``PathsRecorder``, effective paths of one model at many
   masks (a training run's snapshots), traced once;
 * :mod:`~fullspectrum.topology.metrics`: ``topometrics``, MGE24's metric list.
+* :mod:`~fullspectrum.topology.undirected`: k-cores, bridges and articulation points, vectorised (peeling
+  rounds; Tarjan's low-link on one scipy depth-first tree), igraph as the fallback;
+* :mod:`~fullspectrum.topology.spectral`: the two spectral terms (float32 ARPACK refined in float64; a
+  bipartite graph's gap from its block's singular values).
 """
 
 from __future__ import annotations
