@@ -445,6 +445,8 @@ def test_app_command_line(tmp_path):
     assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
     assert command[command.index("--server.enableXsrfProtection") + 1] == "true"
     assert int(command[command.index("--server.maxUploadSize") + 1]) == 200
+    assert command[command.index("--runner.postScriptGC") + 1] == "false"  # the slider's reaction
+    assert command[command.index("--server.fileWatcherType") + 1] == "none"
     assert [command[i + 1] for i, part in enumerate(command) if part == "--server.allowedHosts"] == [
         "localhost",
         "lab.example",

@@ -160,7 +160,8 @@ def server_script() -> Path:
 
 def streamlit_command(script: Path, address: str, port: int, hosts: Iterable[str] = LOCAL_HOSTS) -> list[str]:
     """The ``streamlit run`` command line: headless, no usage statistics, upload cap, XSRF and CORS
-    protection on, and ``hosts`` as ``server.allowedHosts``."""
+    protection on, no post-rerun garbage collection or file watching, and ``hosts`` as
+    ``server.allowedHosts``."""
     command = [
         sys.executable,
         "-m",
@@ -181,6 +182,12 @@ def streamlit_command(script: Path, address: str, port: int, hosts: Iterable[str
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # A served lab needs neither: a full gc.collect after every rerun and a watcher of its own
+        # source files were most of the server's CPU per widget move (py-spy, the step slider).
+        "--runner.postScriptGC",
+        "false",
+        "--server.fileWatcherType",
+        "none",
     ]
     for host in hosts:
         command += ["--server.allowedHosts", host]
