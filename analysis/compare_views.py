@@ -41,10 +41,18 @@ def metrics_side_by_side(metrics_a: pd.DataFrame, metrics_b: pd.DataFrame) -> pd
 
 
 def layers_side_by_side(layers_a: pd.DataFrame, layers_b: pd.DataFrame) -> pd.DataFrame:
-    """Per layer, each mask's kept and effective weights and the effective share (:data:`LAYER_COLUMNS`)."""
+    """Per layer, each mask's kept and effective weights and the effective share (:data:`LAYER_COLUMNS`),
+    in the networks' own layer order (an outer merge alone would sort the names):
+
+    >>> a = pd.DataFrame({"layer": ["features.3", "features.10", "classifier"], "kept": [4, 2, 1], "effective": [2, 2, 1]})
+    >>> list(layers_side_by_side(a, a.iloc[::-1])["layer"])
+    ['features.3', 'features.10', 'classifier']
+    """
     joined = layers_a[["layer", "kept", "effective"]].merge(
         layers_b[["layer", "kept", "effective"]], on="layer", how="outer", suffixes=(" A", " B"), sort=False
     )
+    order = list(dict.fromkeys([*layers_a["layer"], *layers_b["layer"]]))
+    joined = joined.set_index("layer").loc[order].reset_index()
     for side in ("A", "B"):
         kept = joined[f"kept {side}"]
         joined[f"share {side}"] = (joined[f"effective {side}"] / kept).where(kept > 0)
