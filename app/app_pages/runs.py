@@ -325,13 +325,18 @@ def _ingest_panel() -> None:
         st.rerun()
 
 
-for status, text in st.session_state.get(_RESULTS, {}).values():
-    if status == "finished":
-        st.success(f"{text}: analysed and selected; its details are above.")
-    else:
-        widgets.error_box(text)
-if st.session_state.get(_INGESTS):
-    st.fragment(_ingest_panel, run_every=widgets.POLL_S)()
+def _show_jobs(results_key: str, pending_key: str, panel) -> None:
+    """The outcomes of finished analyses, then the panel that polls the running ones (if any)."""
+    for status, text in st.session_state.get(results_key, {}).values():
+        if status == "finished":
+            st.success(f"{text}: analysed and selected; its details are above.")
+        else:
+            widgets.error_box(text)
+    if st.session_state.get(pending_key):
+        st.fragment(panel, run_every=widgets.POLL_S)()
+
+
+_show_jobs(_RESULTS, _INGESTS, _ingest_panel)
 
 # -- analyse a model folder ----------------------------------------------------------------------------
 st.subheader("Analyse a model folder")
@@ -408,10 +413,4 @@ def _folder_panel() -> None:
         st.rerun()
 
 
-for status, text in st.session_state.get(_FOLDER_RESULTS, {}).values():
-    if status == "finished":
-        st.success(f"{text}: analysed and selected; its details are above.")
-    else:
-        widgets.error_box(text)
-if st.session_state.get(_FOLDERS):
-    st.fragment(_folder_panel, run_every=widgets.POLL_S)()
+_show_jobs(_FOLDER_RESULTS, _FOLDERS, _folder_panel)
