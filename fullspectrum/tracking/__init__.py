@@ -13,7 +13,9 @@ Modules:
 * :mod:`~fullspectrum.tracking.sources`: the three forms the masks come in (a dict, a
   callable, the model's own ``torch.nn.utils.prune`` buffers or non-zeros) and the cheap check
   that tells when they changed;
-* :mod:`~fullspectrum.tracking.scalars`: logged scalars as ``evals`` rows, committed in batches.
+* :mod:`~fullspectrum.tracking.scalars`: logged scalars as ``evals`` rows, committed in batches;
+* :mod:`~fullspectrum.tracking.background`: the writer thread that commits rows and writes snapshots
+  in order beside the loop.
 """
 
 from __future__ import annotations

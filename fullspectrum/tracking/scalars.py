@@ -67,11 +67,16 @@ def finite(value: float) -> float | None:
 
 
 class RowBuffer:
-    """Rows of ``evals`` and ``events`` per step, committed to a run store in one transaction."""
+    """Rows of ``evals`` and ``events`` per step, committed to a run store in one transaction.
 
-    def __init__(self, store, flush_s: float = FLUSH_S) -> None:
+    With ``writes`` (a :class:`~fullspectrum.tracking.background.BackgroundWrites`) the commits run
+    on its thread, in order with the snapshots handed to it: :meth:`hand_off` returns at once,
+    :meth:`flush` waits until the rows are in the database."""
+
+    def __init__(self, store, flush_s: float = FLUSH_S, writes=None) -> None:
         self.store = store
         self.flush_s = flush_s
+        self.writes = writes
         self._steps: dict[int, dict[str, list[dict]]] = {}
         self._last = time.monotonic()
 
@@ -81,11 +86,21 @@ class RowBuffer:
 
     def flush_if_due(self) -> None:
         if self._steps and time.monotonic() - self._last >= self.flush_s:
-            self.flush()
+            self.hand_off()
 
-    def flush(self) -> None:
-        """Commit every waiting row (one transaction)."""
+    def hand_off(self) -> None:
+        """Queue every waiting row for one transaction (committed now without ``writes``)."""
         self._last = time.monotonic()
         if self._steps:
             steps, self._steps = self._steps, {}
-            self.store.add_steps(sorted(steps.items()))
+            batch = sorted(steps.items())
+            if self.writes is None:
+                self.store.add_steps(batch)
+            else:
+                self.writes.put(lambda: self.store.add_steps(batch))
+
+    def flush(self) -> None:
+        """Commit every waiting row (one transaction) and return once it is in the database."""
+        self.hand_off()
+        if self.writes is not None:
+            self.writes.wait()

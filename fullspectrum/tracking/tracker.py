@@ -16,8 +16,9 @@ one when the tracker is made (step 0), at every step divisible by ``every``, on
 :meth:`Tracker.step`; the first and last keep the kept weights too. A snapshot's masks and
 weights are copied on the loop's thread; their spectra are computed by the trainer's
 :class:`~fullspectrum.training.snapshots.SnapshotWriter` in its spectra worker process
-(:mod:`fullspectrum.training.spectra_worker`), and written in step order once back, so the
-loop waits only for the copies. A small network (:data:`INLINE_MAX_WEIGHTS`) on a CPU is
+(:mod:`fullspectrum.training.spectra_worker`), and written in step order once back, by a writer
+thread (:mod:`.background`) that also commits the logged rows, so the loop waits only for the
+copies, never for a disk sync. A small network (:data:`INLINE_MAX_WEIGHTS`) on a CPU is
 solved inline instead: its snapshot takes milliseconds, less than the worker's start.
 
 Between snapshots a change of the masks (seen from their tensors' identities and in-place
@@ -49,10 +50,10 @@ from fullspectrum.errors import FullSpectrumError, unknown_name
 from fullspectrum.layers import layer_name
 from fullspectrum.runs import RunStore
 from fullspectrum.runs.database import EVAL_SPLITS
+from fullspectrum.tracking.background import BackgroundSnapshots, BackgroundWrites
 from fullspectrum.tracking.scalars import SCALARS, RowBuffer, eval_rows, finite, scalar_value
 from fullspectrum.tracking.sources import MasksArgument, MaskSource
 from fullspectrum.training.loop import HEARTBEAT_S
-from fullspectrum.training.snapshots import SnapshotWriter
 from fullspectrum.training.sparse import SparseState
 from fullspectrum.training.spectra_worker import spectra_device, use_worker
 
@@ -183,11 +184,16 @@ class Tracker:
             if total_steps is not None:
                 info["total_steps"] = total_steps
             self.store.update_info(**info)
-            self._writer = SnapshotWriter(self.store, worker=worker, device=spectra_device(device))
+            self._writes = BackgroundWrites()
+            self._stack.callback(self._writes.close)  # last: after the worker and the heartbeat
+            self._writer = BackgroundSnapshots(
+                self.store, self._writes, worker=worker, device=spectra_device(device)
+            )
             self._stack.callback(self._writer.close)
-            self._rows = RowBuffer(self.store)
+            self._rows = RowBuffer(self.store, writes=self._writes)
             self._stack.enter_context(self.store.heartbeat_thread(interval_s=HEARTBEAT_S))
             self._submit(0, masks_now, events=[], keep_weights=True)
+            self._writes.wait()  # step 0 is on disk when the tracker is made (inline spectra)
         except BaseException as error:
             self._end(_status_after(error), error)
             raise
@@ -203,6 +209,7 @@ class Tracker:
         """Record ``scalars`` (``loss``, ``accuracy``, ``val_loss``... see :data:`.scalars.SCALARS`) at
         ``step``, a mask update if the masks changed, and a snapshot when ``every`` divides ``step``."""
         self._require_open("step")
+        self._writes.raise_error()  # a write that failed on the writer thread ends the run here
         step = _step_number(step, after=self.last_step)
         if scalars:  # checked before anything changes: a refused call records nothing
             self._rows.add(step, "evals", eval_rows(scalars, exploration_rate=self._rate))
@@ -243,7 +250,7 @@ class Tracker:
         if accuracy is not None:
             row["accuracy"] = scalar_value("accuracy", accuracy)
         self._rows.add(self.last_step if step is None else _step_number(step, after=None), "evals", [row])
-        self._rows.flush()
+        self._rows.flush()  # an evaluation is rare: readers see it at once
 
     def finish(self, **final) -> None:
         """End the run ``finished``: a last snapshot (with the kept weights) at the last step, and
@@ -254,12 +261,13 @@ class Tracker:
             self._rows.add(self.last_step, "evals", eval_rows(values, exploration_rate=self._rate))
             if self._has_snapshot(self.last_step) and self._weights_kept_at != self.last_step:
                 self._writer.flush()  # that snapshot is the last: it keeps the weights now
+                self._writes.wait()
                 step_masks = self.store.load_masks(self.last_step)
                 self.store.save_masks(self.last_step, step_masks, self._masked_weights(step_masks))
             elif not self._has_snapshot(self.last_step):
                 self._snapshot(keep_weights=True)
             self._writer.flush()
-            self._rows.flush()
+            self._rows.flush()  # and waits for every write handed to the writer thread
             summary = {
                 "steps": self.last_step,
                 "density": self._state.density(),
@@ -303,7 +311,7 @@ class Tracker:
         self._submit(self.last_step, masks, events=events, keep_weights=keep_weights)
 
     def _submit(self, step: int, masks: dict, *, events: list[dict], keep_weights: bool) -> None:
-        self._rows.flush()  # rows before this step are in the database before its snapshot is
+        self._rows.hand_off()  # rows before this step go to the database before its snapshot does
         self._snapshot_steps.append(step)
         if keep_weights:
             self._weights_kept_at = step
