@@ -288,15 +288,19 @@ def test_no_reproduction_says_how_to_make_one(env, tmp_path):
     assert any("fullspectrum reproduce fs23-table" in text for text in _texts(at, "info"))
 
 
-def test_the_cached_quick_reproduction_opens_with_its_own_tables(env):
-    """The quick preset's real folder as shipped (its sweep's run folders left out): its tables shown."""
-    env(CACHED_REPRODUCTION.parent)
-    at = _app("reproductions", rp_run=str(CACHED_REPRODUCTION))
-    written = pd.read_csv(CACHED_REPRODUCTION / "results.csv")
-    table = next(d.value for d in at.dataframe if "accuracy" in d.value.columns)
-    assert table["accuracy"].to_numpy() == pytest.approx(written["mean_accuracy"].to_numpy())
+@pytest.mark.parametrize("preset", ["quick", "cpu"])
+def test_the_cached_reproductions_open_with_their_own_tables(env, preset):
+    """The quick and cpu presets' real folders as shipped (their sweeps' run folders left out): their tables shown."""
+    shipped = CACHED_REPRODUCTION.parent / f"fs23-{preset}"
+    env(shipped.parent)
+    at = _app("reproductions", rp_run=str(shipped))
+    written = pd.read_csv(shipped / "results.csv")
+    tables = [d.value for d in at.dataframe if "accuracy" in d.value.columns]  # one per dataset
+    assert len(tables) == written["data"].nunique()
+    shown = np.concatenate([table["accuracy"].to_numpy() for table in tables])
+    assert shown == pytest.approx(written["mean_accuracy"].to_numpy())
     correlations = next(d.value for d in at.dataframe if "Pearson r [95% CI]" in d.value.columns)
-    report = (CACHED_REPRODUCTION / "report.md").read_text()
+    report = (shipped / "report.md").read_text()
     for value in correlations["Pearson r [95% CI]"]:
         assert value in report  # the trimmed copy reads its correlation from the report
 
