@@ -18,7 +18,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from fullspectrum.training.snapshots import SnapshotWriter
+from fullspectrum.training.snapshots import ComputedSpectra, SnapshotWriter
 
 Job = Callable[[], None]
 
@@ -72,19 +72,6 @@ class BackgroundWrites:
                     self._done.notify_all()
 
 
-class _Ready:
-    """Spectra already read back, behind the ``done()`` / ``result()`` of a worker's answer."""
-
-    def __init__(self, value: dict[str, dict]) -> None:
-        self._value = value
-
-    def done(self) -> bool:
-        return True
-
-    def result(self) -> dict[str, dict]:
-        return self._value
-
-
 class BackgroundSnapshots(SnapshotWriter):
     """The trainer's :class:`~fullspectrum.training.snapshots.SnapshotWriter` (the same rows and
     files, in step order) whose writes run on ``writes``' thread: the loop's thread only copies the
@@ -96,5 +83,5 @@ class BackgroundSnapshots(SnapshotWriter):
 
     def _write(self, item) -> None:
         if item.spectra is not None:
-            item.spectra = _Ready(item.spectra.result())
+            item.spectra = ComputedSpectra(item.spectra.result())
         self.writes.put(lambda: SnapshotWriter._write(self, item))

@@ -60,7 +60,7 @@ def compute_spectra(
 @dataclass
 class _Pending:
     step: int
-    spectra: PendingSpectra | _Computed | None
+    spectra: PendingSpectra | ComputedSpectra | None
     rates: dict[str, float]
     evals: list[dict]
     events: list[dict]
@@ -82,7 +82,7 @@ def effective_columns(paths) -> dict[str, float]:
     return found
 
 
-class _Computed:
+class ComputedSpectra:
     """Spectra computed inline, behind the same ``done()`` / ``result()`` as a worker's."""
 
     def __init__(self, value: dict[str, dict]) -> None:
@@ -147,7 +147,7 @@ class SnapshotWriter:
             if self._worker is not None:
                 spectra = self._worker.submit(layer_jobs(mask_arrays, weight_arrays))
             else:
-                spectra = _Computed(compute_spectra(mask_arrays, weight_arrays, device=self.device))
+                spectra = ComputedSpectra(compute_spectra(mask_arrays, weight_arrays, device=self.device))
         rates = state.layer_exploration_rates()
         kept = masked if keep_weights else None
         paths = None
