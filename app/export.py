@@ -1,4 +1,4 @@
-"""Downloads: every chart as PNG or SVG and every table as CSV (the tracker habit of issue 15, part 5).
+"""Downloads: every chart as PNG or SVG and every table as CSV (the habit of the trackers researchers use).
 
 ``chart`` draws a Plotly figure whose toolbar camera saves a PNG named after the chart (the browser
 renders it, nothing runs on the server), plus an "Export" popover whose PNG and SVG buttons render

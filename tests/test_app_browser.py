@@ -374,7 +374,7 @@ def test_speed_against_a_one_line_page(baseline_url, browser, tmp_path):
     twice (first: the server's caches cold for that page; again: warm), against a one-line Streamlit
     page; then the Trajectories step slider: seconds from a key press until the 3-D chart's title names
     the new step and Streamlit no longer says Running (polled, no fixed waits). Printed, never asserted
-    (issue 15: ≤ 3×, ≤ 1 s)."""
+    (goals: ≤ 3×, ≤ 1 s)."""
     import json
 
     navigation = (

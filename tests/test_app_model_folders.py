@@ -1,4 +1,4 @@
-"""Hugging Face model folders in the app (issue 16, part 5): a sharded LLaMA-shaped folder under a run
+"""Hugging Face model folders in the app: a sharded LLaMA-shaped folder under a run
 folder is analysed from the Runs page into a run in the workspace (transformer layer names, fused
 q/k/v split, 2:4 detected) and selected; a folder anywhere else is refused in one line naming it;
 an analysis run's layers filter by block and projection and draw as a block × projection heat map;

@@ -185,6 +185,28 @@ def test_ctrl_c_in_a_handler_is_one_line_and_130(capsys, monkeypatch, tmp_path):
     assert one_line(capsys.readouterr().err) == "fullspectrum: interrupted"
 
 
+def test_ctrl_c_while_the_subcommands_import_is_held_until_they_are_in(capsys, monkeypatch):
+    """A SIGINT during the imports must not raise inside them (inside an extension module's import a
+    KeyboardInterrupt aborts the process): the import phase finishes, then main says interrupted."""
+    import fullspectrum.cli as cli
+
+    real_build = cli.build_parser
+    finished = []
+
+    def build_with_a_ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs at the next bytecode: a raising one would stop us here
+        parser = real_build()
+        finished.append(True)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build_with_a_ctrl_c)
+    assert main(["runs", "."]) == 130
+    assert finished, "the interrupt was raised inside the import phase"
+    assert one_line(capsys.readouterr().err) == "fullspectrum: interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_while_building_the_parser_is_one_line_and_130(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -17,10 +17,13 @@ project's modules, so the console script reaches :func:`main` at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import NoReturn
@@ -68,7 +71,10 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fullspectrum ARGV`` and return its exit status (the console script's entry point)."""
     try:
-        parser = build_parser()
+        with _interrupts_held() as interrupted:
+            parser = build_parser()
+        if interrupted():
+            raise KeyboardInterrupt
         try:
             args = parse(parser, argv)
         except SystemExit as done:  # --help, --version, or a refused flag (already printed)
@@ -77,6 +83,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # while the subcommands import, or while argparse prints
         print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold Ctrl-C while the subcommands' modules import, and say whether it came.
+
+    A KeyboardInterrupt raised inside an extension module's import (torch's pybind11 callbacks)
+    aborts the whole process (``terminate called after throwing ...``, exit -6) instead of reaching
+    :func:`main`, so the import phase only notes the signal; :func:`main` acts on it right after.
+    """
+    pressed: list[bool] = []
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):  # not ours to change (a thread, SIGINT ignored, a caller's own handler)
+        yield lambda: False
+        return
+    signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def parse(parser: Parser, argv: list[str] | None) -> argparse.Namespace:
