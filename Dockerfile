@@ -7,6 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
+# Chromium for the app's server-side PNG/SVG chart exports (kaleido drives it).
+RUN apt-get update && apt-get install -y --no-install-recommends chromium \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 1000 lab
 WORKDIR /home/lab/fullspectrum
 
