@@ -9,10 +9,14 @@ under ITOP random growth; across densities, compare with density alone (MGE24).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where frames are built: the spectra worker never needs it
+    import pandas as pd
 
 PLOT_AXES: tuple[str, str, str] = ("delta_r", "lambda_w", "delta_r_imdb")
 """The plotted 3-D coordinate ``v`` (SPEC §4), in axis order."""
@@ -22,7 +26,9 @@ COUNT_FIELDS = ("n_left", "n_right", "dead_left", "dead_right", "dead_in_channel
 
 
 def _get(source, name: str) -> float:
-    value = source[name] if isinstance(source, Mapping | pd.Series) else getattr(source, name)
+    pandas = sys.modules.get("pandas")  # a Series exists only once pandas is imported
+    by_key = isinstance(source, Mapping) or (pandas is not None and isinstance(source, pandas.Series))
+    value = source[name] if by_key else getattr(source, name)
     return float(value)
 
 
@@ -57,6 +63,8 @@ def network_summary(layers: pd.DataFrame) -> pd.Series:
     unweighted mean over layers; ``in_regime`` becomes the fraction of layers in
     the regime.
     """
+    import pandas as pd
+
     summary: dict[str, float] = {}
     # Every unit is live or dead, so a layer's weight count is recoverable even when it collapsed.
     total_weights = (
@@ -81,6 +89,7 @@ def network_summary_by_step(layers: pd.DataFrame) -> pd.DataFrame:
     ``LAYER_COLUMNS``); the result has ``step`` first, then the network-level
     values, ordered by step (an empty table gives an empty frame).
 
+    >>> import pandas as pd
     >>> units = {"n_left": 4, "n_right": 2, "dead_left": 0, "dead_right": 0, "edges": 4, "density": 0.5}
     >>> layers = pd.DataFrame(
     ...     {"step": [0, 0, 5], "layer": ["fc1", "fc2", "fc1"], "delta_r": [1.0, 3.0, 4.0], **units}
@@ -88,6 +97,8 @@ def network_summary_by_step(layers: pd.DataFrame) -> pd.DataFrame:
     >>> network_summary_by_step(layers)[["step", "delta_r", "density"]].to_dict("records")
     [{'step': 0, 'delta_r': 2.0, 'density': 0.5}, {'step': 5, 'delta_r': 4.0, 'density': 0.5}]
     """
+    import pandas as pd
+
     rows = [
         {"step": int(step), **network_summary(group.drop(columns=["step", "layer"])).to_dict()}
         for step, group in layers.groupby("step", sort=True)
