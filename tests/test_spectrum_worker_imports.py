@@ -1,5 +1,5 @@
 """The spectra worker starts beside a user's training loop: every import it makes is paid in CPU
-time the loop shares (issue 16's tracker overhead), so it must not pull in pandas."""
+time the loop shares (the Tracker's overhead), so it must not pull in pandas."""
 
 import subprocess
 import sys
@@ -29,5 +29,6 @@ def test_summaries_still_build_frames_after_the_lazy_import():
     )
     summary = network_summary(layers)
     assert isinstance(summary, pd.Series) and summary["delta_r"] == 1.5
+    # A Series is read by key, in SPEC §4's order (delta_r, lambda_w, delta_r_imdb, lambda_imsg).
     row = pd.Series({"delta_r": 1.0, "delta_r_imdb": 2.0, "lambda_w": 3.0, "lambda_imsg": 4.0})
-    assert full_spectrum_vector(row).tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert full_spectrum_vector(row).tolist() == [1.0, 3.0, 2.0, 4.0]
