@@ -124,6 +124,11 @@ def test_unrolled_view_on_the_cached_runs_shows_the_librarys_numbers(env):
     assert table["metric"].tolist() == expected.metrics["metric"].tolist()
     assert table["value"].to_numpy() == pytest.approx(expected.metrics["value"].to_numpy())
     assert all(table["meaning"].astype(bool))  # every metric explained where it appears
+    # the cell cuts long sentences: each is also written out in full beside the table
+    shown = "\n".join(m.value for m in at.markdown)
+    assert all(
+        f"**{metric}**: {meaning}" in shown for metric, meaning in zip(table["metric"], table["meaning"])
+    )
     bars, flow = _figure(at, 0), _figure(at, 1)
     assert bars["data"][0]["y"] == expected.layers["effective"].tolist()
     assert bars["data"][1]["y"] == expected.layers["ineffective"].tolist()

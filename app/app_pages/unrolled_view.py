@@ -130,6 +130,9 @@ def _unrolled_section() -> None:
             "value": st.column_config.NumberColumn("value", format="%.6g"),
         },
     )
+    with st.expander("What each topometric means (the table's last column in full)", expanded=False):
+        # a table cell cuts long text; the full sentences are readable here
+        st.markdown("\n".join(f"- **{row.metric}**: {row.meaning}" for row in view.metrics.itertuples()))
     glossary.expander([TERMS.get(name, name) for name in ("nodes", "edges", "kept", "live")]
                       + ["effective weights", "ineffective weights", "effective density", "normalised"])  # fmt: skip
     with st.expander("Per layer and per partition", expanded=False):
