@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fullspectrum.spectrum.graph import LayerGraph
+from fullspectrum.spectrum.graph import LayerGraph, column_counts, row_slices
 
 _TOUCH_TABLE_ENTRIES = 1 << 26
 """Above this many ``(class, row)`` cells the rows of each class are found by sorting instead."""
@@ -27,10 +27,13 @@ class ClassTable:
     right_sizes: np.ndarray  # r_c: output units wired to the class
     qualifies: np.ndarray  # bool: enters the iterative means under the convention
     column_class: np.ndarray  # class of each live column
-    edge_class: np.ndarray  # class of each edge (CSR order)
-    edge_class_row: np.ndarray  # row of each edge in the numbering of all (class, row) pairs
     class_rows: np.ndarray  # live row of each (class, row) pair, grouped by class
     class_row_class: np.ndarray  # class of each (class, row) pair
+
+    def pair_of(self, edge_class: np.ndarray, edge_rows: np.ndarray, n_right: int) -> np.ndarray:
+        """Index of each ``(class, row)`` given in the numbering of all pairs (the pairs are sorted)."""
+        keys = self.class_row_class * n_right + self.class_rows
+        return np.searchsorted(keys, edge_class.astype(np.int64) * n_right + edge_rows)
 
     @property
     def d_right(self) -> np.ndarray:
@@ -50,30 +53,29 @@ def qualify(degrees: np.ndarray, sizes: np.ndarray, d_right: np.ndarray, convent
     return (degrees >= 3) & (sizes >= 2) & (d_right > 1)
 
 
-def _narrow(indices: np.ndarray, bound: int) -> np.ndarray:
-    """``indices`` (all below ``bound``) as int32 where they fit: half the memory per edge."""
-    return indices.astype(np.int32) if bound < 2**31 else indices
-
-
 def class_table(graph: LayerGraph, convention: str) -> ClassTable:
-    """The degree classes of ``graph`` and each edge's place in them."""
+    """The degree classes of ``graph`` and the rows each reaches.
+
+    Nothing per edge is kept (a large layer's memory is its per-edge arrays): the pass over the
+    edges that finds each class's rows goes a slice of rows at a time.
+    """
     n_right, n_left = graph.biadjacency.shape
-    rows, cols = graph.edge_rows, graph.biadjacency.indices.astype(np.int64)
-    column_degree = np.bincount(cols, minlength=n_left)
+    indptr, indices = graph.biadjacency.indptr, graph.biadjacency.indices
+    column_degree = column_counts(indices, n_left)
     degrees, column_class = np.unique(column_degree, return_inverse=True)
     column_class = column_class.ravel().astype(np.int32)  # fewer classes than columns
     sizes = np.bincount(column_class, minlength=degrees.size)
-    edge_class = column_class[cols]  # int32: the per-edge arrays are what a large layer's memory is
-    keys = edge_class.astype(np.int64) * n_right + rows
-    del cols, rows
-    if degrees.size * n_right <= _TOUCH_TABLE_ENTRIES:
-        touched = np.zeros(degrees.size * n_right, dtype=bool)
-        touched[keys] = True
-        pair_keys = np.flatnonzero(touched)
-        pair_of_key = np.cumsum(touched) - 1
-        edge_class_row = pair_of_key[keys]
-    else:
-        pair_keys, edge_class_row = np.unique(keys, return_inverse=True)
+    touch = degrees.size * n_right <= _TOUCH_TABLE_ENTRIES
+    touched = np.zeros(degrees.size * n_right if touch else 0, dtype=bool)
+    pieces = []
+    for first, stop in row_slices(indptr):
+        rows = np.repeat(np.arange(first, stop), np.diff(indptr[first : stop + 1]))
+        keys = column_class[indices[indptr[first] : indptr[stop]]].astype(np.int64) * n_right + rows
+        if touch:
+            touched[keys] = True
+        else:
+            pieces.append(np.unique(keys))
+    pair_keys = np.flatnonzero(touched) if touch else np.unique(np.concatenate(pieces))
     class_row_class, class_rows = np.divmod(pair_keys, n_right)
     right_sizes = np.bincount(class_row_class, minlength=degrees.size)
     d_right = sizes * degrees / right_sizes
@@ -83,8 +85,6 @@ def class_table(graph: LayerGraph, convention: str) -> ClassTable:
         right_sizes=right_sizes,
         qualifies=qualify(degrees, sizes, d_right, convention),
         column_class=column_class,
-        edge_class=edge_class,
-        edge_class_row=_narrow(edge_class_row.ravel(), pair_keys.size),
         class_rows=class_rows,
         class_row_class=class_row_class,
     )

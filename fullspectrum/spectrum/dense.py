@@ -130,7 +130,8 @@ class ColumnGroups:
     """Graphs that are consecutive column groups of one CSC matrix, one value array per channel.
 
     Group ``g`` (columns ``col_bounds[g]:col_bounds[g+1]``, every row) is graph
-    ``graph_ids[g] + offsets[c]`` in channel ``c``.
+    ``graph_ids[g] + offsets[c]`` in channel ``c``. A channel's values are ``None`` for the 0/1
+    mask: every entry is 1, and no array of ones is held.
     """
 
     indptr: np.ndarray
@@ -138,7 +139,7 @@ class ColumnGroups:
     n_rows: int
     col_bounds: np.ndarray
     graph_ids: np.ndarray
-    values: tuple[np.ndarray, ...]
+    values: tuple[np.ndarray | None, ...]
     offsets: tuple[int, ...]
 
     def shifted(self, base: int) -> ColumnGroups:
@@ -149,56 +150,68 @@ class ColumnGroups:
         widths = np.diff(self.col_bounds)
         padded = round_up(widths)
         take = min(want, self.n_rows)
-        # Each entry's column, the group of that column, and its column within the group.
-        # (int32 where they fit: these per-entry arrays are a large layer's peak memory)
-        index = np.int32 if self.col_bounds[-1] < 2**31 else np.int64
-        entry_column = np.repeat(np.arange(int(self.col_bounds[-1]), dtype=index), np.diff(self.indptr))
-        column_group = np.repeat(np.arange(widths.size, dtype=index), widths)
-        entry_group = column_group[entry_column]
-        local_column = entry_column - self.col_bounds.astype(index)[entry_group]
-        del entry_column
-        kinds = [kind_of(values) for values in self.values]
+        kinds = ["binary" if values is None else kind_of(values) for values in self.values]
         # Every channel's blocks of a width in the same calls: the least of their kinds holds for all.
         kind = KINDS[min(KINDS.index(k) for k in kinds)]
-        slot_of = np.empty(widths.size, dtype=np.int64)
         channels = len(self.values)
         for width in np.unique(padded).tolist():
             members = np.flatnonzero(padded == width)
             for piece in _pieces(members, self.n_rows * width * channels):
-                slot_of[piece] = np.arange(piece.size)
-                entries = concatenated_ranges(
-                    self.indptr[self.col_bounds[piece]], self.indptr[self.col_bounds[piece + 1]]
-                )
-                slots, rows, columns = (
-                    slot_of[entry_group[entries]],
-                    self.indices[entries],
-                    local_column[entries],
-                )
+                # The piece's columns, then its entries with their slot and column within the group
+                # (worked out per piece: a whole-matrix array per entry is a large layer's peak).
+                first, stop = self.col_bounds[piece], self.col_bounds[piece + 1]
+                columns = concatenated_ranges(first, stop)
+                counts = np.diff(self.indptr)[columns]
+                entries = concatenated_ranges(self.indptr[first], self.indptr[stop])
+                slots = np.repeat(np.repeat(np.arange(piece.size), widths[piece]), counts)
+                local = np.repeat(columns - np.repeat(first, widths[piece]), counts)
+                rows = self.indices[entries]
                 # (zero rows and padded columns add only zero singular values)
                 block = np.zeros((channels * piece.size, self.n_rows, width))
                 for c, values in enumerate(self.values):
-                    block[c * piece.size + slots, rows, columns] = values[entries]
+                    block[c * piece.size + slots, rows, local] = 1.0 if values is None else values[entries]
                 got = backend.dense_top(block, min(take, width), kind)
                 graphs = np.concatenate([self.graph_ids[piece] + offset for offset in self.offsets])
                 found.append((np.repeat(graphs, got.shape[1]), got.ravel()))
 
 
 def column_groups(
-    matrix: sp.csc_matrix, columns: np.ndarray, sizes: np.ndarray, graph_ids: np.ndarray, channels
+    pattern: sp.csr_matrix,
+    weights: np.ndarray | None,
+    columns: np.ndarray,
+    sizes: np.ndarray,
+    graph_ids: np.ndarray,
+    offsets: tuple[int, ...],
 ) -> ColumnGroups:
-    """Groups of ``sizes[g]`` columns taken in the order ``columns`` from ``matrix`` (CSC), with
-    ``channels`` of ``(values aligned with matrix.data, graph offset)``."""
-    starts, ends = matrix.indptr[columns], matrix.indptr[columns + 1]
-    entries = concatenated_ranges(starts, ends)
-    indptr = np.concatenate([[0], np.cumsum(ends - starts)])
+    """Groups of ``sizes[g]`` columns of the 0/1 ``pattern`` (CSR), taken in the order ``columns``:
+    the 0/1 channel (graph offset ``offsets[0]``) and, with ``weights`` (aligned with the pattern's
+    edges), the weighted one (``offsets[1]``). One CSC conversion of the chosen columns, renumbered in
+    that order, gives every group its slice: row indices and the weights, never an array of ones."""
+    n_rows, n_columns = pattern.shape
+    index = np.int32 if max(n_rows, n_columns, pattern.nnz) < 2**31 else np.int64
+    position = np.full(n_columns, -1, dtype=index)
+    position[columns] = np.arange(columns.size, dtype=index)
+    indices, indptr = position[pattern.indices], pattern.indptr
+    data = np.zeros(indices.size, dtype=np.int8) if weights is None else weights  # values of no use alone
+    if columns.size < n_columns:  # only the chosen columns' edges
+        keep = indices >= 0
+        indices, data = indices[keep], data[keep]
+        live = np.flatnonzero(np.diff(indptr) > 0)  # reduceat over the starts of rows with edges
+        counts = np.zeros(n_rows, dtype=np.int64)
+        counts[live] = np.add.reduceat(keep, indptr[live], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        del keep
+    csc = sp.csr_matrix((data, indices, indptr), shape=(n_rows, columns.size)).tocsc()
+    del indices, data
+    channels = (None,) if weights is None else (None, csc.data)
     return ColumnGroups(
-        indptr=indptr,
-        indices=matrix.indices[entries],
-        n_rows=matrix.shape[0],
+        indptr=csc.indptr,
+        indices=csc.indices,
+        n_rows=n_rows,
         col_bounds=np.concatenate([[0], np.cumsum(sizes)]),
         graph_ids=np.asarray(graph_ids, dtype=np.int64),
-        values=tuple(v[entries] for v, _ in channels),
-        offsets=tuple(int(o) for _, o in channels),
+        values=channels,
+        offsets=tuple(int(o) for o in offsets[: len(channels)]),
     )
 
 

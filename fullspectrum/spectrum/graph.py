@@ -14,12 +14,39 @@ import scipy.sparse as sp
 
 from fullspectrum.errors import MaskError
 
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")
+_CHUNK_ENTRIES = 1 << 20
+"""Entries of a layer handled at once where a whole-layer temporary would be a large layer's peak."""
+
+
+def row_slices(indptr: np.ndarray, edges_each: int = _CHUNK_ENTRIES) -> list[tuple[int, int]]:
+    """Consecutive ``(first, stop)`` row ranges of a CSR ``indptr`` covering every row, each with about
+    ``edges_each`` edges (at least one row): the unit in which whole-graph passes bound their
+    temporaries."""
+    n_rows = indptr.size - 1
+    if n_rows <= 0:
+        return []
+    targets = np.arange(edges_each, int(indptr[-1]), edges_each)
+    cuts = np.unique(np.searchsorted(indptr, targets, side="left").clip(1, n_rows))
+    bounds = [0, *cuts.tolist(), n_rows]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def column_counts(indices: np.ndarray, n_columns: int, edges_each: int = _CHUNK_ENTRIES) -> np.ndarray:
+    """``np.bincount(indices, minlength=n_columns)`` a slice at a time (``bincount`` widens its whole
+    input to int64 first)."""
+    counts = np.zeros(n_columns, dtype=np.int64)
+    for start in range(0, indices.size, edges_each):
+        counts += np.bincount(indices[start : start + edges_each], minlength=n_columns)
+    return counts
+
 
 def to_numpy(tensor, *, name: str) -> np.ndarray:
     """A torch tensor or array-like of real numbers as a numpy array (on the CPU).
 
-    Floating-point tensors numpy cannot hold (bfloat16, float8) and float16 become float64;
-    complex values are refused (a layer's weights and masks are real numbers).
+    Floating-point tensors numpy cannot hold (bfloat16, float8) become float32, which holds them
+    exactly (no float64 copy of a whole layer: the engine casts only the kept weights); complex
+    values are refused (a layer's weights and masks are real numbers).
     """
     if hasattr(tensor, "detach"):  # torch tensor, any device
         tensor = tensor.detach().cpu()
@@ -27,8 +54,8 @@ def to_numpy(tensor, *, name: str) -> np.ndarray:
             raise MaskError(
                 f"{name}: holds complex values ({tensor.dtype}); weights and masks are real numbers"
             )
-        if tensor.is_floating_point() and str(tensor.dtype) not in ("torch.float32", "torch.float64"):
-            tensor = tensor.double()  # numpy lacks bfloat16 and float8
+        if tensor.is_floating_point() and str(tensor.dtype) not in _NUMPY_FLOATS:
+            tensor = tensor.float()  # numpy lacks bfloat16 and float8; float32 holds both exactly
         tensor = tensor.numpy()
     array = np.asarray(tensor)
     if array.dtype == object:
@@ -74,9 +101,15 @@ def check_weight(weight, mask_shape: tuple[int, ...], *, name: str = "weight") -
         raise MaskError(f"{name}: not a numeric tensor ({array.dtype})")
     if array.shape != tuple(mask_shape):
         raise MaskError(f"{name}: weight shape {array.shape} differs from its mask shape {tuple(mask_shape)}")
-    if not np.all(np.isfinite(array)):
+    if not all(np.isfinite(chunk).all() for chunk in _row_chunks(array.reshape(array.shape[0], -1))):
         raise MaskError(f"{name}: weight holds NaN or Inf values")
     return array
+
+
+def _row_chunks(matrix: np.ndarray):
+    """Consecutive row slices of a 2-D array of about :data:`_CHUNK_ENTRIES` entries each (views)."""
+    step = max(1, _CHUNK_ENTRIES // max(1, matrix.shape[1]))
+    return (matrix[start : start + step] for start in range(0, matrix.shape[0], step))
 
 
 @dataclass(frozen=True)
@@ -124,34 +157,44 @@ class LayerGraph:
 def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
     """Flatten ``mask`` (and ``weight``) and keep the live units (SPEC §1).
 
-    One pass finds the kept positions; degrees come from ``bincount`` and the
-    CSR arrays are assembled directly, so no dense copy of the live block is made.
+    Degrees come from counts along each axis; the CSR arrays (int32 column indices where they
+    fit) are filled a slice of rows at a time, so no dense copy of the live block and no
+    whole-layer temporary per edge is made: a large layer holds its 0/1 values, its indices and
+    its kept weights (about 20 bytes per edge) and a slice's work.
     """
     mask_bool = check_mask(mask, name=f"{name} mask")
     out_units = mask_bool.shape[0]
     flat = mask_bool.reshape(out_units, -1)  # (out, in*prod(kernel))
     n_columns = flat.shape[1]
-    positions = np.flatnonzero(flat)  # row-major, so edges come sorted by row: CSR order
-    rows, columns = np.divmod(positions, n_columns)
-    row_degree = np.bincount(rows, minlength=out_units)
-    column_degree = np.bincount(columns, minlength=n_columns)
+    row_degree = np.count_nonzero(flat, axis=1)
+    column_degree = np.count_nonzero(flat, axis=0)
     in_channels = mask_bool.shape[1]
     taps_alive = column_degree.reshape(in_channels, -1).any(axis=1)
     dead_in_channels = int(in_channels - taps_alive.sum())
+    w = None
+    if weight is not None:
+        w = check_weight(weight, mask_bool.shape, name=f"{name} weight").reshape(out_units, -1)
 
     right_index = np.flatnonzero(row_degree)
     left_index = np.flatnonzero(column_degree)
-    column_of = np.cumsum(column_degree > 0) - 1  # original column -> live column
-    indptr = np.concatenate([[0], np.cumsum(row_degree[right_index])])
-    biadjacency = sp.csr_matrix(
-        (np.ones(positions.size), column_of[columns], indptr),
-        shape=(right_index.size, left_index.size),
-    )
-
-    kept_weights = None
-    if weight is not None:
-        w = check_weight(weight, mask_bool.shape, name=f"{name} weight")
-        kept_weights = np.abs(w.reshape(-1)[positions].astype(np.float64))
+    index_type = np.int32 if max(n_columns, int(row_degree.sum())) < 2**31 else np.int64
+    column_of = (np.cumsum(column_degree > 0) - 1).astype(index_type)  # original column -> live column
+    indptr = np.concatenate([[0], np.cumsum(row_degree[right_index])]).astype(index_type)
+    edges = int(indptr[-1])
+    indices = np.empty(edges, dtype=index_type)
+    kept_weights = None if w is None else np.empty(edges)
+    start = 0
+    step = max(1, _CHUNK_ENTRIES // max(1, n_columns))
+    for first in range(0, out_units, step):
+        rows, columns = np.nonzero(flat[first : first + step])  # row-major: CSR order
+        stop = start + rows.size
+        indices[start:stop] = column_of[columns]
+        if w is not None:
+            kept = kept_weights[start:stop]
+            kept[:] = w[first : first + step][rows, columns]  # cast to float64 here, kept weights only
+            np.abs(kept, out=kept)
+        start = stop
+    biadjacency = sp.csr_matrix((np.ones(edges), indices, indptr), shape=(right_index.size, left_index.size))
     return LayerGraph(
         biadjacency=biadjacency,
         kept_weights=kept_weights,

@@ -46,11 +46,14 @@ def layer_tops(requests: list[LayerRequest], backend=None) -> list[LayerTops]:
     stacks = [_layer_stack(request) for request in requests]
     if not stacks:
         return []
-    values = stack_top(GraphStack.concatenate(stacks), 2, backend)
+    counts = [stack.n_graphs for stack in stacks]
+    combined = [GraphStack.concatenate(stacks)]
+    del stacks  # stack_top then holds the only reference, and lets go of each column group once solved
+    values = stack_top(combined.pop(), 2, backend)
     tops, start = [], 0
-    for request, stack in zip(requests, stacks):
-        tops.append(_read(request, values[start : start + stack.n_graphs]))
-        start += stack.n_graphs
+    for request, count in zip(requests, counts):
+        tops.append(_read(request, values[start : start + count]))
+        start += count
     return tops
 
 
@@ -74,21 +77,20 @@ def _layer_stack(request: LayerRequest) -> GraphStack:
     dense_full = bool(_dense_is_cheaper(n_right, n_left, graph.edges))
     parts: list[GraphPart] = []
     columns = []
-    if dense_full or dense_class.any():
-        csc = graph.biadjacency.tocsc()  # sorted: CSR rows become each column's row indices
-        channels = [(csc.data, 0)]
-        if weights is not None:
-            weighted = sp.csr_matrix(
-                (weights, graph.biadjacency.indices, graph.biadjacency.indptr), shape=(n_right, n_left)
+    pattern = graph.biadjacency
+    if dense_full:
+        columns.append(
+            column_groups(
+                pattern, weights, np.arange(n_left), np.array([n_left]), np.array([0]), (0, weights_at)
             )
-            channels.append((weighted.tocsc().data, weights_at))
-        if dense_full:
-            columns.append(column_groups(csc, np.arange(n_left), np.array([n_left]), np.array([0]), channels))
-        if dense_class.any():
-            order = np.flatnonzero(dense_class[table.column_class])
-            order = order[np.argsort(table.column_class[order], kind="stable")]
-            ids = np.flatnonzero(dense_class)
-            columns.append(column_groups(csc, order, table.sizes[ids], class_graph[ids], channels))
+        )
+    if dense_class.any():
+        order = np.flatnonzero(dense_class[table.column_class])
+        order = order[np.argsort(table.column_class[order], kind="stable")]
+        ids = np.flatnonzero(dense_class)
+        columns.append(
+            column_groups(pattern, weights, order, table.sizes[ids], class_graph[ids], (0, weights_at))
+        )
     if not dense_full:
         parts += _with_weights(graph.biadjacency, ([0, n_right], [0, n_left]), [0], weights, 0, weights_at)
     sparse_class = chosen & ~dense_class
@@ -100,7 +102,7 @@ def _layer_stack(request: LayerRequest) -> GraphStack:
 
 def _class_parts(graph: LayerGraph, table: ClassTable, chosen: np.ndarray, ids: np.ndarray, weights_at: int):
     """The ``chosen`` classes (graph ids ``ids``) as diagonal blocks of one sparse part."""
-    n_left = graph.biadjacency.shape[1]
+    n_right, n_left = graph.biadjacency.shape
     pair_chosen = chosen[table.class_row_class]
     pair_id = np.cumsum(pair_chosen) - 1
     chosen_columns = np.flatnonzero(chosen[table.column_class])
@@ -108,12 +110,18 @@ def _class_parts(graph: LayerGraph, table: ClassTable, chosen: np.ndarray, ids: 
     column_id = np.empty(n_left, dtype=np.int64)
     column_id[column_order] = np.arange(column_order.size)
     # Edges of the chosen classes, by class then row: a stable sort by class keeps CSR order.
-    in_class = np.flatnonzero(chosen[table.edge_class])
-    edge_class = table.edge_class[in_class]
+    pattern = graph.biadjacency
+    edge_class = table.column_class[pattern.indices]
+    in_class = np.flatnonzero(chosen[edge_class])
+    edge_class = edge_class[in_class]
     if table.degrees.size < 1 << 16:
         edge_class = edge_class.astype(np.uint16)  # radix sort
-    edges = in_class[np.argsort(edge_class, kind="stable")]
-    pair_rows = pair_id[table.edge_class_row[edges]]
+    order = np.argsort(edge_class, kind="stable")
+    edges, edge_class = in_class[order], edge_class[order]
+    del in_class, order
+    edge_rows = np.searchsorted(pattern.indptr, edges, side="right") - 1
+    pair_rows = pair_id[table.pair_of(edge_class, edge_rows, n_right)]
+    del edge_class, edge_rows
     n_pairs = int(pair_chosen.sum())
     indptr = np.concatenate([[0], np.cumsum(np.bincount(pair_rows, minlength=n_pairs))])
     classes = sp.csr_matrix(

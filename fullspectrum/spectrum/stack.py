@@ -40,6 +40,7 @@ from fullspectrum.spectrum.dense import (
     kind_of,
 )
 from fullspectrum.spectrum.gram_lanczos import gram_lanczos
+from fullspectrum.spectrum.graph import row_slices
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
 
 SEPARATE_EDGES = 1 << 18
@@ -123,16 +124,19 @@ def stack_top(stack: GraphStack, want: int = 2, backend=None) -> np.ndarray:
     smaller rank) are zero. With ``want > 2`` every non-star component is solved
     densely: Lanczos finds distinct values only, and a component's third value
     may be repeated. ``backend`` (default numpy, see ``backends.py``) runs the
-    batched dense calls and the Lanczos run.
+    batched dense calls and the Lanczos run. Where the caller holds no other reference to
+    ``stack`` (``stack_top(GraphStack.concatenate(...))``), each column group is freed once solved.
     """
     pool = _Pool(want, backend or NUMPY)
-    for groups in stack.columns:
-        groups.solve(want, pool.backend, pool.found)
-    for part in stack.parts:
+    columns, parts, n_graphs = list(stack.columns), stack.parts, stack.n_graphs
+    del stack  # a stack handed over whole lets go of each column group once it is solved
+    while columns:
+        columns.pop(0).solve(want, pool.backend, pool.found)
+    for part in parts:
         if part.indices.size:
             _split_part(part, pool)
     graph_ids, values = pool.solve()
-    out = np.zeros((stack.n_graphs, want))
+    out = np.zeros((n_graphs, want))
     if graph_ids.size == 0:
         return out
     # Per graph, the largest `want` values over its components (multiplicity kept).
@@ -152,7 +156,7 @@ class _Pool:
         self.backend = backend
         self.found: list[tuple[np.ndarray, np.ndarray]] = []  # (graph, value) pairs
         self.dense = DensePool(want, backend, self.found)
-        self.lanczos: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.lanczos: list[tuple] = []  # (matrix or a function making it, nnz, rows, cols, graphs)
 
     def add_values(self, graphs: np.ndarray, values: np.ndarray) -> None:
         self.found.append((graphs, values))
@@ -161,9 +165,13 @@ class _Pool:
         """Components for the dense route (see ``dense.DensePool.add``)."""
         self.dense.add(*component_arrays)
 
-    def add_lanczos(self, matrix: sp.csr_matrix, rows, cols, graphs) -> None:
-        """Diagonal blocks of ``matrix`` with ``rows[k] <= cols[k]`` (the shorter side as rows)."""
-        self.lanczos.append((matrix, rows, cols, graphs))
+    def add_lanczos(self, matrix, rows, cols, graphs, nnz: int | None = None) -> None:
+        """Diagonal blocks of ``matrix`` with ``rows[k] <= cols[k]`` (the shorter side as rows).
+
+        ``matrix`` may be a function making it, given with its ``nnz``: it is then made only when
+        its run starts, and let go when it ends (a large layer's channels, each transposed to put
+        its shorter side as rows, are then never held together)."""
+        self.lanczos.append((matrix, matrix.nnz if nnz is None else nnz, rows, cols, graphs))
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         self.dense.solve()
@@ -177,19 +185,22 @@ class _Pool:
         """Lockstep Lanczos runs over the collected blocks: the small together (one sparse product per
         step serves them all), each block of at least :data:`SEPARATE_EDGES` edges alone (its own
         products dwarf the per-step overhead, and no block-diagonal copy of its edges is made)."""
-        large = [entry for entry in self.lanczos if entry[0].nnz >= SEPARATE_EDGES]
-        small = [entry for entry in self.lanczos if entry[0].nnz < SEPARATE_EDGES]
+        large = [entry for entry in self.lanczos if entry[1] >= SEPARATE_EDGES]
+        small = [entry for entry in self.lanczos if entry[1] < SEPARATE_EDGES]
         self.lanczos = []
-        for group in ([small] if small else []) + [[entry] for entry in large]:
-            self._solve_group(group)
+        if small:
+            self._solve_group(small)
+        while large:  # one at a time, each let go once solved
+            self._solve_group([large.pop(0)])
 
     def _solve_group(self, entries: list) -> None:
         """One lockstep run on ``A Aᵀ`` of every block (shorter side as rows), where the backend has
         one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
-        matrix = _block_diagonal([m for m, *_ in entries])
-        short = np.concatenate([r for _, r, _, _ in entries])
-        long = np.concatenate([c for _, _, c, _ in entries])
+        matrix = _block_diagonal([m if isinstance(m, sp.spmatrix | sp.sparray) else m() for m, *_ in entries])
+        short = np.concatenate([r for _, _, r, _, _ in entries])
+        long = np.concatenate([c for _, _, _, c, _ in entries])
         graphs = np.concatenate([g for *_, g in entries])
+        entries.clear()  # a matrix made for this run goes with it
         gram = getattr(self.backend, "gram_lanczos", None)
         if gram is None:
             values = self.backend.golub_kahan(matrix, short, long, self.want)
@@ -249,22 +260,11 @@ def _split_part(part: GraphPart, pool: _Pool) -> None:
 def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, pool: _Pool) -> None:
     """Find the connected components of a pattern once and hand each, per channel, to its route."""
     n_rows = indptr.size - 1
-    edge_rows = np.repeat(np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64), np.diff(indptr))
-    # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
-    pattern = sp.csr_matrix(
-        (
-            np.ones(indices.size, dtype=np.int8),
-            indices + n_rows,
-            np.concatenate([indptr, np.full(n_cols, indptr[-1])]),
-        ),
-        shape=(n_rows + n_cols,) * 2,
-    )
-    count, labels = connected_components(pattern, directed=True, connection="weak")
-    row_label, col_label = labels[:n_rows], labels[n_rows:]
+    count, row_label, col_label = connected_parts(indptr, indices, n_cols)
+    row_degree = np.diff(indptr)
     rows = np.bincount(row_label, minlength=count)
     cols = np.bincount(col_label, minlength=count)
-    edge_label = row_label[edge_rows]
-    edge_counts = np.bincount(edge_label, minlength=count)
+    edge_counts = np.bincount(row_label, weights=row_degree, minlength=count).astype(np.int64)
     component_graph = np.zeros(count, dtype=np.int64)
     component_graph[row_label] = row_graph
     has_edges = edge_counts > 0
@@ -278,13 +278,16 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
     lanczos_ids = np.flatnonzero(lanczos_route)
     dense_ids = np.flatnonzero(dense_route)
     whole = lanczos_ids.size == 1 and edge_counts[lanczos_ids[0]] == indices.size
-    if dense_ids.size or (lanczos_ids.size and not whole):
+    if dense_ids.size or (lanczos_ids.size and not whole):  # per-edge labels and ranks are needed
+        edge_rows = np.repeat(np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64), row_degree)
+        edge_label = row_label[edge_rows]
         row_rank = _rank_within_groups(row_label, count)
         col_rank = _rank_within_groups(col_label, count)
     for values, offset in zip(channels, offsets):
         graphs = component_graph + offset
         if stars.size:
-            norms = np.sqrt(np.bincount(edge_label, weights=values**2, minlength=count))
+            squares = _row_sums_of_squares(values, indptr)
+            norms = np.sqrt(np.bincount(row_label, weights=squares, minlength=count))
             pool.add_values(graphs[stars], norms[stars])
         if dense_ids.size:
             slot = np.full(count, -1)
@@ -301,18 +304,115 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
                 kind_of(values),
             )
         if lanczos_ids.size:
-            if whole:  # one connected component holds every edge: the matrix as it is
-                matrix = _live_block(sp.csr_matrix((values, indices, indptr), shape=(n_rows, n_cols)))
-                if matrix.shape[0] > matrix.shape[1]:  # the shorter side as rows
-                    matrix = matrix.T.tocsr()
+            short = np.minimum(rows[lanczos_ids], cols[lanczos_ids])
+            long = np.maximum(rows[lanczos_ids], cols[lanczos_ids])
+            if whole:  # one connected component holds every edge: the matrix as it is, made when solved
+                pool.add_lanczos(
+                    _oriented(values, indices, indptr, n_cols), short, long, graphs[lanczos_ids], indices.size
+                )
             else:
                 blocks = _component_blocks(
                     lanczos_ids, edge_label, row_rank[edge_rows], col_rank[indices], rows, cols, count
                 )
-                matrix = blocks(values)
-            short = np.minimum(rows[lanczos_ids], cols[lanczos_ids])
-            long = np.maximum(rows[lanczos_ids], cols[lanczos_ids])
-            pool.add_lanczos(matrix, short, long, graphs[lanczos_ids])
+                pool.add_lanczos(blocks(values), short, long, graphs[lanczos_ids])
+
+
+def connected_parts(
+    indptr: np.ndarray, indices: np.ndarray, n_cols: int
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(count, row labels, column labels)``: the connected components of the bipartite graph of a
+    CSR pattern, numbered as ``scipy.sparse.csgraph.connected_components`` numbers them on the
+    graph of rows then columns (by least row; columns without edges last, in order).
+
+    Every row takes the least label of its columns' and every column that of its rows' (a slice of
+    rows at a time, with pointer jumping between rows), until a pass changes no row: then each
+    edge's two ends agree, so labels are constant on components, and each is its least row. That
+    takes a few passes on a layer (its graph has a small diameter) and holds no per-edge array; a
+    graph still changing after :data:`_LABEL_PASSES` passes (a long chain) goes to ``csgraph``.
+    """
+    n_rows = indptr.size - 1
+    label_type = np.int32 if n_rows < 2**31 else np.int64
+    row_label = np.arange(n_rows, dtype=label_type)
+    col_label = np.full(n_cols, n_rows, dtype=label_type)  # n_rows: no row seen yet
+    slices = row_slices(indptr)
+    row_degree = np.diff(indptr)
+    for _ in range(_LABEL_PASSES):
+        for first, stop in slices:
+            edges = slice(indptr[first], indptr[stop])
+            np.minimum.at(col_label, indices[edges], np.repeat(row_label[first:stop], row_degree[first:stop]))
+        changed = False
+        for first, stop in slices:
+            live = first + np.flatnonzero(row_degree[first:stop])
+            if live.size == 0:
+                continue
+            seen = col_label[indices[indptr[first] : indptr[stop]]]
+            least = np.minimum.reduceat(seen, indptr[live] - indptr[first])
+            lower = least < row_label[live]
+            if lower.any():
+                changed = True
+                row_label[live[lower]] = least[lower]
+        while True:  # pointer jumping: a row's label is a row of its component with a lower label
+            jumped = row_label[row_label]
+            if np.array_equal(jumped, row_label):
+                break
+            row_label, changed = jumped, True
+        if not changed:
+            break
+    else:
+        return _csgraph_parts(indptr, indices, n_cols)
+    roots = row_label == np.arange(n_rows)
+    number = np.cumsum(roots) - 1  # root row -> component, by least row
+    count = int(roots.sum())
+    isolated = col_label == n_rows
+    column_number = np.empty(n_cols, dtype=np.int64)
+    column_number[~isolated] = number[col_label[~isolated]]
+    column_number[isolated] = count + np.arange(int(isolated.sum()))
+    return count + int(isolated.sum()), number[row_label], column_number
+
+
+_LABEL_PASSES = 24
+"""Label passes of ``connected_parts`` before it hands the graph to ``csgraph``."""
+
+
+def _csgraph_parts(
+    indptr: np.ndarray, indices: np.ndarray, n_cols: int
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """``connected_parts`` by ``scipy.sparse.csgraph`` (it copies the pattern twice, in float64)."""
+    n_rows = indptr.size - 1
+    # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
+    pattern = sp.csr_matrix(
+        (
+            np.ones(indices.size, dtype=np.int8),
+            indices + n_rows,
+            np.concatenate([indptr, np.full(n_cols, indptr[-1])]),
+        ),
+        shape=(n_rows + n_cols,) * 2,
+    )
+    count, labels = connected_components(pattern, directed=True, connection="weak")
+    return count, labels[:n_rows], labels[n_rows:]
+
+
+def _row_sums_of_squares(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Sum of the squared values of each CSR row (zero for a row without edges), a slice at a time."""
+    sums = np.zeros(indptr.size - 1)
+    row_degree = np.diff(indptr)
+    for first, stop in row_slices(indptr):
+        live = first + np.flatnonzero(row_degree[first:stop])
+        if live.size:
+            piece = values[indptr[first] : indptr[stop]]
+            sums[live] = np.add.reduceat(piece * piece, indptr[live] - indptr[first])
+    return sums
+
+
+def _oriented(values, indices, indptr, n_cols):
+    """A function making the CSR matrix of one channel, without empty rows and columns, with its
+    shorter side as rows."""
+
+    def make() -> sp.csr_matrix:
+        matrix = _live_block(sp.csr_matrix((values, indices, indptr), shape=(indptr.size - 1, n_cols)))
+        return matrix.T.tocsr() if matrix.shape[0] > matrix.shape[1] else matrix
+
+    return make
 
 
 def _live_block(matrix: sp.csr_matrix) -> sp.csr_matrix:
