@@ -11,11 +11,12 @@ kept weights; :func:`edge_batches` is that grouping): one call per batch, so
 ``progress`` follows the batches, the values are exactly those of one
 ``layer_spectra`` call for all layers, and a checkpoint read from a file lets go
 of each batch's tensors once it is solved. Memory is bounded by the network's
-tensors plus the engine's work on one batch (about 200 bytes per edge: a 7B
+tensors plus the engine's work on one batch (under 50 bytes per kept weight on a large layer: a 7B
 model's 224 layers never meet in one batch). A sharded Hugging Face model
 (:mod:`~fullspectrum.checkpoints.sharded`) is never held whole: its weights are
-read one at a time into the same batches, so memory is one batch's tensors plus
-the engine's work on it. Training snapshots and PAGS scoring, which hold their
+read one at a time into the same batches, and a batch no later layer can join is
+solved before the next weight is read, so memory is one batch's tensors plus the
+engine's work on it. Training snapshots and PAGS scoring, which hold their
 layers anyway, give ``layer_spectra`` all of them at once. Each row also says
 where the layer sits (``block``, ``projection``) and its N:M pattern.
 
@@ -161,22 +162,30 @@ def _analyze_sharded(
     limit = batch_edges(device)
     rows: list[dict] = []
     notes = list(checkpoint.notes)
-    pending: list = []
-    held = 0
+    pending: list = []  # records of the batch being gathered, not solved yet
+    held = 0  # edges of the batch being gathered (solved or not)
+    open_batch = False  # a batch has layers (solved or not) whose progress is not reported yet
     for records in checkpoint.records(keep):
         notes += collapsed_notes(tuple(records))
         for record in records:
             count = _edges(record.mask)
-            if pending and held + count > limit:  # the grouping of edge_batches, decided as layers arrive
-                rows += _batch_rows(pending, convention, device, groups)
+            if open_batch and held + count > limit:  # the grouping of edge_batches, decided as layers arrive
+                if pending:
+                    rows += _batch_rows(pending, convention, device, groups)
                 pending, held = [], 0
                 if progress is not None:
                     progress(len(rows), total)
             pending.append(record)
             held += count
+            open_batch = True
+            if held > limit:  # no later layer can join this batch: solve it before the next is read
+                rows += _batch_rows(pending, convention, device, groups)
+                pending = []
+        record = None
         del records
     if pending:
         rows += _batch_rows(pending, convention, device, groups)
+    if open_batch:
         if progress is not None:
             progress(len(rows), total)
     return _table(rows, checkpoint.skipped, notes, checkpoint.format)
