@@ -1,6 +1,7 @@
 """Trajectories: the camera survives the step slider (uirevision), the step markers take their layer's
-colour, a Play control moves them in the browser, and a single-snapshot run says why there is no
-trajectory instead of drawing empty charts."""
+colour, a Play control (off by default: the browser then re-receives no animation frames per step)
+moves them in the browser, and a single-snapshot run says why there is no trajectory instead of drawing
+empty charts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from app.charts.trajectories import HIGHLIGHT_NAME, trajectory_figure
+from app.charts.trajectories import HIGHLIGHT_NAME, place_marker, trajectory_base, trajectory_figure
 from fullspectrum.runs import RunStore
 from tests.app_fixtures import make_run
 
@@ -29,12 +30,7 @@ def _page(root: Path, run: Path, monkeypatch, tmp_path) -> AppTest:
     return at
 
 
-def test_markers_by_layer_play_control_and_a_camera_that_stays(tmp_path, monkeypatch):
-    run = make_run(tmp_path / "runs" / "r", density=0.2, seed=0, accuracy=0.9)
-    at = _page(tmp_path / "runs", run, monkeypatch, tmp_path)
-    before = json.loads(at.get("plotly_chart")[0].proto.spec)
-    at.select_slider[0].set_value(10).run()
-    after = json.loads(at.get("plotly_chart")[0].proto.spec)
+def _assert_markers_by_layer_and_camera_kept(before: dict, after: dict, run: Path) -> None:
     assert before["layout"]["uirevision"] == after["layout"]["uirevision"] == str(run)
     assert after["layout"]["scene"]["uirevision"] == str(run)
     markers = next(trace for trace in after["data"] if trace["name"] == HIGHLIGHT_NAME)
@@ -43,6 +39,30 @@ def test_markers_by_layer_play_control_and_a_camera_that_stays(tmp_path, monkeyp
     }
     assert markers["marker"]["color"] == [lines[name] for name in markers["text"]]
     assert len(set(markers["marker"]["color"])) == len(markers["text"])  # one colour per layer
+
+
+def test_by_default_a_step_sends_the_traces_and_markers_without_animation(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "runs" / "r", density=0.2, seed=0, accuracy=0.9)
+    at = _page(tmp_path / "runs", run, monkeypatch, tmp_path)
+    assert at.toggle[0].value is False
+    before = json.loads(at.get("plotly_chart")[0].proto.spec)
+    at.select_slider[0].set_value(10).run()
+    after = json.loads(at.get("plotly_chart")[0].proto.spec)
+    _assert_markers_by_layer_and_camera_kept(before, after, run)
+    assert "marker at step 10" in after["layout"]["title"]["text"]
+    for figure in (before, after):
+        assert not figure.get("frames")
+        assert "updatemenus" not in figure["layout"] and "sliders" not in figure["layout"]
+
+
+def test_markers_by_layer_play_control_and_a_camera_that_stays(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "runs" / "r", density=0.2, seed=0, accuracy=0.9)
+    at = _page(tmp_path / "runs", run, monkeypatch, tmp_path)
+    at.toggle[0].set_value(True).run()
+    before = json.loads(at.get("plotly_chart")[0].proto.spec)
+    at.select_slider[0].set_value(10).run()
+    after = json.loads(at.get("plotly_chart")[0].proto.spec)
+    _assert_markers_by_layer_and_camera_kept(before, after, run)
     buttons = after["layout"]["updatemenus"][0]["buttons"]
     assert [b["label"] for b in buttons] == ["▶ Play", "❚❚ Pause"]
     assert [frame["name"] for frame in after["frames"]] == ["0", "10", "20", "30"]
@@ -65,3 +85,6 @@ def test_without_animation_the_figure_has_no_frames():
                           "lambda_w": [0.0, 1, 0, 1], "delta_r_imdb": [1.0, 1, 1, 1]})  # fmt: skip
     assert not trajectory_figure(frame, step=1).frames
     assert len(trajectory_figure(frame, step=1, animate=True).frames) == 2
+    still = place_marker(trajectory_base(frame, animate=True), 1, play=False)
+    assert not still.frames and not still.layout.updatemenus and not still.layout.sliders
+    assert still.data[-1].name == HIGHLIGHT_NAME

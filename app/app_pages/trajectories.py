@@ -22,6 +22,11 @@ def _ci(interval) -> str:
 
 
 MAX_DEFAULT_LAYERS = 8  # layers drawn by default (deep networks have dozens; the picker adds more)
+PLAY_HELP = (
+    "Adds ▶ Play / ❚❚ Pause buttons and a step slider inside the 3-D chart: they move the markers through "
+    "the recorded steps in your browser, without asking the server. Off by default, because the chart then "
+    "carries every step's markers and the Step slider below redraws more slowly."
+)
 
 st.title("Trajectories")
 runs = widgets.load_runs()
@@ -72,17 +77,18 @@ def one_run(selected: str) -> None:
             "Layers", names, default=names[:MAX_DEFAULT_LAYERS], key=f"traj_layers_{selected}"
         )
         show_network = options.checkbox("network mean", value=True, key="traj_network")
+        play = options.toggle("Play the steps in the chart", value=False, key="traj_play", help=PLAY_HELP)
         step = st.select_slider(
-            "Step (moves a marker on every layer; ▶ Play in the chart plays them all)",
-            options=steps,
-            value=steps[-1],
-            key="traj_step",
+            "Step (moves a marker on every layer)", options=steps, value=steps[-1], key="traj_step"
         )
         # The figures are built once per run and choice of layers (cached); a step only places the marker
         # and the line, unvalidated (the builders' tests validate every part), so the slider reacts at once.
+        # Without Play the 3-D figure carries no animation frames: the browser re-receives only the traces.
         base = cache.trajectory_chart_base(selected, stamp, tuple(chosen), show_network)
         export.chart(
-            place_marker(base, step, validate=False), f"trajectory {Path(selected).name}", key="traj_3d"
+            place_marker(base, step, play=play, validate=False),
+            f"trajectory {Path(selected).name}",
+            key="traj_3d",
         )
         export.chart(
             with_step_line(cache.metrics_chart_base(selected, stamp, tuple(chosen)), step, validate=False),

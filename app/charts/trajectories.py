@@ -141,20 +141,26 @@ def trajectory_base(
     )
 
 
-def place_marker(base: TrajectoryBase, step: int | None, *, validate: bool = True) -> go.Figure:
+def place_marker(
+    base: TrajectoryBase, step: int | None, *, play: bool = True, validate: bool = True
+) -> go.Figure:
     """``base`` with its marker at the last drawn step at or before ``step`` (none for ``None``), the title
-    naming it, and the Play control when ``base`` has frames and the step has drawable points.
+    naming it, and the Play control when ``play`` is set, ``base`` has frames and the step has drawable
+    points.
 
-    ``validate=False`` skips plotly's validation of the dict (most of the cost of a step change); the
-    tests build every part through ``trajectory_figure``, which validates."""
+    ``play=False`` leaves out the frames, the Play/Pause buttons and the chart's own step slider: the
+    figure then holds only its traces and the marker, the least a browser re-receives and redraws per
+    step. ``validate=False`` skips plotly's validation of the dict (most of the cost of a step change);
+    the tests build every part through ``trajectory_figure``, which validates."""
     marked_step = nearest_step(base.steps, step) if step is not None else None
     layout = dict(base.figure["layout"])
     data = list(base.figure["data"])
     marker = base.markers.get(marked_step)
+    frames = list(base.frames) if play and marker is not None else []
     if marker is not None:
         data.append(marker)
-        if base.frames:
-            layout.update(_play_layout(base.frames, marked_step))
+    if frames:
+        layout.update(_play_layout(base.frames, marked_step))
     title = "Full-spectrum trajectories"
     if step is not None:
         title += f" · marker at step {marked_step}"
@@ -163,7 +169,6 @@ def place_marker(base: TrajectoryBase, step: int | None, *, validate: bool = Tru
             f" · {base.left_out} point{'s' if base.left_out != 1 else ''} with a NaN coordinate not drawn"
         )
     layout["title"] = {"text": title}
-    frames = list(base.frames) if marker is not None else []
     return go.Figure({"data": data, "layout": layout, "frames": frames}, _validate=validate)
 
 
