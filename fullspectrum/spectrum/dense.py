@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import gram_top
+from fullspectrum.spectrum.graph import column_counts, row_slices
 
 BATCH_SIDE = 48
 """Components whose larger side is at most this go to square buckets (sparse masks split into
@@ -30,6 +31,8 @@ KINDS = (None, "nonnegative", "binary")
 """What may be known of a matrix's entries (see ``gram.gram_top``), least first."""
 _POOL_EDGES = 1 << 19
 """Edges the pool gathers (from many graphs, for few batched calls) before it is solved."""
+_SORT_EDGES = 1 << 16
+"""Edges ``column_groups`` sorts into column order at once (its temporaries: about 40 bytes each)."""
 _BUCKET_ENTRIES = 1 << 22
 """Largest zero-padded stack (entries) one batched dense call is given."""
 
@@ -185,28 +188,41 @@ def column_groups(
 ) -> ColumnGroups:
     """Groups of ``sizes[g]`` columns of the 0/1 ``pattern`` (CSR), taken in the order ``columns``:
     the 0/1 channel (graph offset ``offsets[0]``) and, with ``weights`` (aligned with the pattern's
-    edges), the weighted one (``offsets[1]``). One CSC conversion of the chosen columns, renumbered in
-    that order, gives every group its slice: row indices and the weights, never an array of ones."""
+    edges), the weighted one (``offsets[1]``). The chosen columns' entries are sorted into
+    column-major order, renumbered in that order (each column's rows ascending, as a CSC
+    conversion gives them), a slice of rows at a time: the groups hold row indices and the weights,
+    never an array of ones, and no whole-layer temporary is made on the way."""
     n_rows, n_columns = pattern.shape
     index = np.int32 if max(n_rows, n_columns, pattern.nnz) < 2**31 else np.int64
     position = np.full(n_columns, -1, dtype=index)
     position[columns] = np.arange(columns.size, dtype=index)
-    indices, indptr = position[pattern.indices], pattern.indptr
-    data = np.zeros(indices.size, dtype=np.int8) if weights is None else weights  # values of no use alone
-    if columns.size < n_columns:  # only the chosen columns' edges
-        keep = indices >= 0
-        indices, data = indices[keep], data[keep]
-        live = np.flatnonzero(np.diff(indptr) > 0)  # reduceat over the starts of rows with edges
-        counts = np.zeros(n_rows, dtype=np.int64)
-        counts[live] = np.add.reduceat(keep, indptr[live], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        del keep
-    csc = sp.csr_matrix((data, indices, indptr), shape=(n_rows, columns.size)).tocsc()
-    del indices, data
-    channels = (None,) if weights is None else (None, csc.data)
+    counts = column_counts(pattern.indices, n_columns)[columns]
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    rows_out = np.empty(int(indptr[-1]), dtype=index)
+    data_out = None if weights is None else np.empty(rows_out.size)
+    free = indptr[:-1].copy()  # next free entry of each group column
+    row_degree = np.diff(pattern.indptr)
+    for first, stop in row_slices(pattern.indptr, _SORT_EDGES):
+        edges = slice(pattern.indptr[first], pattern.indptr[stop])
+        where = position[pattern.indices[edges]]
+        rows = np.repeat(np.arange(first, stop, dtype=index), row_degree[first:stop])
+        if columns.size < n_columns:  # only the chosen columns' entries
+            chosen = np.flatnonzero(where >= 0)
+            order = chosen[np.argsort(where[chosen], kind="stable")]
+        else:
+            order = np.argsort(where, kind="stable")  # by column, rows ascending within
+        sorted_where = where[order]
+        run = np.bincount(sorted_where, minlength=columns.size)
+        run_start = np.cumsum(run) - run  # first entry of each column's run in ``order``
+        slot = free[sorted_where] + np.arange(order.size) - run_start[sorted_where]
+        rows_out[slot] = rows[order]
+        if data_out is not None:
+            data_out[slot] = weights[edges][order]
+        free += run
+    channels = (None,) if weights is None else (None, data_out)
     return ColumnGroups(
-        indptr=csc.indptr,
-        indices=csc.indices,
+        indptr=indptr,
+        indices=rows_out,
         n_rows=n_rows,
         col_bounds=np.concatenate([[0], np.cumsum(sizes)]),
         graph_ids=np.asarray(graph_ids, dtype=np.int64),
