@@ -18,11 +18,20 @@ Lanczos with full re-orthogonalisation then gives Ritz values exact for a matrix
 within ``4k·eps·‖M‖`` (``k`` steps; the constant of ``gram.py``), and each Ritz
 value ``θ`` with residual ``r`` has an eigenvalue of that matrix within ``r``.
 So ``|θ - λ| <= δ = r + (γ + 4k·eps)·σ1²``, and ``|sqrt(θ) - σ| <= min(δ/sqrt(θ), sqrt(δ))``.
+
+A lone block that is dense enough (a large pruned LLM layer at 50%) takes its products on a dense
+copy instead of the CSR arrays: a 0/1 block as bytes through two compiled loops (numba, where it is
+installed) that accumulate in float64, else any block as float64 through BLAS. Both read far fewer
+bytes per edge than CSR (measured on a 4096×4096 layer at 50%, one thread: 1.1 ms a byte product,
+4.3 ms a BLAS one, 7.4 ms the CSR one). The rounding is that of the sparse products: an exact zero
+adds no error whatever the order of the sums, so ``γ`` is unchanged and so is the bound.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg as la
@@ -43,6 +52,13 @@ _FIRST_TEST = 8
 down sooner is tested when it does), and each costs a small eigenproblem."""
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
+DENSE_SHARE = 0.2
+"""A lone block with at least this share of its entries kept runs its products on a dense copy (at
+this share a byte product still reads 10 times fewer bytes than a CSR one, a float64 one 1.7 times)."""
+DENSE_ENTRIES = 1 << 20
+"""...and at least this many entries (rows × columns): below, the products take microseconds either way."""
+DENSE_BYTES = 1 << 27
+"""Largest dense copy made (128 MiB: a 4096×4096 float64 block, or an 11585² one as bytes)."""
 
 
 def gram_lanczos(
@@ -59,7 +75,10 @@ def gram_lanczos(
     values = np.zeros((row_sizes.size, want))
     certified = np.zeros(row_sizes.size, dtype=bool)
     if row_sizes.size:
-        state = _GramState(sp.csr_matrix(matrix, dtype=np.float64), row_sizes, col_sizes, want)
+        matrix = sp.csr_matrix(matrix, dtype=np.float64)
+        state = _GramState(matrix, row_sizes, col_sizes, want)
+        if row_sizes.size == 1:  # a lone block: its products may be cheaper on a dense copy
+            state.product = dense_product(matrix)
         while not state.frozen.all():
             state.step(values, certified)
     return values, certified
@@ -81,6 +100,8 @@ class _GramState(LockstepBlocks):
         self.basis[0] = q
         self.next_due = max(want + 2, _FIRST_TEST)  # the first step at which some block is due for a test
         self.any_frozen = False
+        self.product: Callable[[np.ndarray], np.ndarray] | None = None
+        """``q -> A Aᵀ q`` on a dense copy of a lone block (``dense_product``); None: the CSR arrays."""
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
@@ -112,7 +133,7 @@ class _GramState(LockstepBlocks):
         if step + 1 == self.basis.shape[0]:
             self._grow()
         q = self.basis[step]
-        w = self.matrix @ (self.transpose @ q)
+        w = self.matrix @ (self.transpose @ q) if self.product is None else self.product(q)
         if step:
             w -= self._expand(self.beta) * self.basis[step - 1]
         alpha = self.segments.sums(q * w)
@@ -198,3 +219,63 @@ def _top_eigenpairs(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[n
         alphas, betas, select="i", select_range=(n - take, n - 1), check_finite=False
     )
     return eigenvalues[::-1], vectors[-1, ::-1]
+
+
+def dense_product(matrix: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``q -> A Aᵀ q`` on a dense copy of ``matrix`` where that is cheaper than CSR products (see
+    :data:`DENSE_SHARE`), else None: a 0/1 matrix as bytes through :func:`byte_kernels`, any other
+    (or a 0/1 one without numba) as float64 through BLAS."""
+    rows, cols = matrix.shape
+    entries = rows * cols
+    if entries < DENSE_ENTRIES or matrix.nnz < DENSE_SHARE * entries:
+        return None
+    kernels = byte_kernels() if bool(np.all(matrix.data == 1)) else None
+    if kernels is not None and entries <= DENSE_BYTES:
+        row_sums, row_combination = kernels
+        ones = sp.csr_matrix(
+            (np.ones(matrix.nnz, dtype=np.uint8), matrix.indices, matrix.indptr), shape=(rows, cols)
+        )
+        dense = ones.toarray()  # (rows, cols) uint8
+
+        def byte_product(q: np.ndarray) -> np.ndarray:
+            middle, out = np.empty(cols), np.empty(rows)
+            row_combination(dense, q, middle)  # Aᵀ q
+            row_sums(dense, middle, out)  # A (Aᵀ q)
+            return out
+
+        return byte_product
+    if 8 * entries > DENSE_BYTES:
+        return None
+    dense = matrix.toarray()  # (rows, cols) float64
+    return lambda q: dense @ (dense.T @ q)
+
+
+def _row_sums(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
+    """``out = matrix @ vector``, accumulated in float64 (compiled by :func:`byte_kernels`)."""
+    for i in range(matrix.shape[0]):
+        total = 0.0
+        for j in range(matrix.shape[1]):
+            total += matrix[i, j] * vector[j]
+        out[i] = total
+
+
+def _row_combination(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
+    """``out = matrix.T @ vector``, a sum of rows accumulated in float64 (compiled by :func:`byte_kernels`)."""
+    out[:] = 0.0
+    for i in range(matrix.shape[0]):
+        weight = vector[i]
+        for j in range(matrix.shape[1]):
+            out[j] += matrix[i, j] * weight
+
+
+@functools.cache
+def byte_kernels() -> tuple[Callable, Callable] | None:
+    """:func:`_row_sums` and :func:`_row_combination` compiled by numba (a dependency of umap-learn),
+    or None without it. Reassociation lets the sums use vector registers: any order of a sum keeps
+    the rounding bound of the module docstring."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with umap-learn
+        return None
+    compile_ = numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)
+    return compile_(_row_sums), compile_(_row_combination)

@@ -1,0 +1,63 @@
+"""A lone dense Lanczos block takes its products on a dense copy (``gram_lanczos.dense_product``):
+bytes through compiled loops for a 0/1 block, float64 through BLAS otherwise. The values stay
+those of a dense SVD, proven, and the products those of the CSR arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fullspectrum.spectrum import gram_lanczos as gram_lanczos_module
+from fullspectrum.spectrum import layer_spectrum
+from fullspectrum.spectrum.gram_lanczos import dense_product, gram_lanczos
+
+ROWS, COLS = 1000, 1100  # 1.1e6 entries: above DENSE_ENTRIES
+
+
+def dense_block(rng, density=0.4, weighted=False):
+    block = (rng.random((ROWS, COLS)) < density).astype(float)
+    if weighted:
+        block *= rng.random((ROWS, COLS)) + 0.05
+    return sp.csr_matrix(block)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_dense_products_equal_the_csr_ones(weighted):
+    rng = np.random.default_rng(0)
+    matrix = dense_block(rng, weighted=weighted)
+    product = dense_product(matrix)
+    assert product is not None, "a 40% dense block of 1.1e6 entries should be held dense"
+    q = rng.standard_normal(ROWS)
+    expected = matrix @ (matrix.T @ q)
+    assert np.abs(product(q) - expected).max() <= 1e-12 * np.abs(expected).max()
+
+
+def test_a_sparse_or_small_block_keeps_its_csr_products():
+    rng = np.random.default_rng(1)
+    assert dense_product(dense_block(rng, density=0.05)) is None  # too sparse
+    assert dense_product(sp.csr_matrix(rng.random((300, 300)))) is None  # too small
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("numba", [True, False])
+def test_gram_lanczos_on_a_dense_block_gives_the_svd_values_proven(monkeypatch, weighted, numba):
+    rng = np.random.default_rng(2)
+    matrix = dense_block(rng, weighted=weighted)
+    if not numba:  # a 0/1 block without numba goes through BLAS in float64
+        monkeypatch.setattr(gram_lanczos_module, "byte_kernels", lambda: None)
+    values, proven = gram_lanczos(matrix, np.array([ROWS]), np.array([COLS]), 2)
+    exact = np.linalg.svd(matrix.toarray(), compute_uv=False)[:2]
+    assert proven[0]
+    assert values[0] == pytest.approx(exact, abs=1e-9 * exact[0], rel=0)
+
+
+def test_a_dense_layer_gives_the_same_spectrum_with_or_without_dense_products(monkeypatch):
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((1100, 1000))
+    mask = np.abs(weight) > np.median(np.abs(weight), axis=1, keepdims=True)  # row-wise, 50%
+    dense = layer_spectrum(mask, weight)
+    monkeypatch.setattr(gram_lanczos_module, "dense_product", lambda matrix: None)
+    sparse = layer_spectrum(mask, weight)
+    for name in ("sigma1", "sigma2", "omega1", "omega2"):
+        assert getattr(dense, name) == pytest.approx(getattr(sparse, name), abs=1e-9 * dense.sigma1, rel=0)
