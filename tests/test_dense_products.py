@@ -1,6 +1,7 @@
 """A lone dense Lanczos block takes its products on a dense copy (``gram_lanczos.dense_product``):
-bytes through compiled loops for a 0/1 block, float64 through BLAS otherwise. The values stay
-those of a dense SVD, proven, and the products those of the CSR arrays."""
+bytes through compiled loops for a 0/1 block, float64 through BLAS otherwise, float32 late in the
+run of a weighted block with the values then proven from the Ritz vectors' own residuals. The
+values stay those of a dense SVD, proven, and the products those of the CSR arrays."""
 
 from __future__ import annotations
 
@@ -26,11 +27,28 @@ def dense_block(rng, density=0.4, weighted=False):
 def test_the_dense_products_equal_the_csr_ones(weighted):
     rng = np.random.default_rng(0)
     matrix = dense_block(rng, weighted=weighted)
-    product = dense_product(matrix)
-    assert product is not None, "a 40% dense block of 1.1e6 entries should be held dense"
+    products = dense_product(matrix)
+    assert products is not None, "a 40% dense block of 1.1e6 entries should be held dense"
     q = rng.standard_normal(ROWS)
     expected = matrix @ (matrix.T @ q)
-    assert np.abs(product(q) - expected).max() <= 1e-12 * np.abs(expected).max()
+    assert np.abs(products.exact(q) - expected).max() <= 1e-12 * np.abs(expected).max()
+    if weighted:  # float32 products, for the end of the run
+        assert np.abs(products.single(q) - expected).max() <= 1e-5 * np.abs(expected).max()
+    else:  # a 0/1 block's products are exact already
+        assert products.single is None
+
+
+def test_the_certificate_bounds_the_error_of_any_vector():
+    rng = np.random.default_rng(4)
+    block = rng.random((300, 400)) * (rng.random((300, 400)) < 0.5)
+    left, exact, _ = np.linalg.svd(block)
+    products = gram_lanczos_module.DenseProducts(lambda q: block @ (block.T @ q), block)
+    most = 700
+    sigma, bound = products.certify(left[:, :2].T, most)
+    assert sigma == pytest.approx(exact[:2], abs=1e-12 * exact[0], rel=0) and bound.max() < 1e-11 * exact[0]
+    rough = left[:, :2].T + 1e-4 * rng.standard_normal((2, 300))
+    sigma, bound = products.certify(rough, most)
+    assert np.all(np.abs(sigma - exact[:2]) <= bound) and bound.min() > 1e-7 * exact[0]
 
 
 def test_a_sparse_or_small_block_keeps_its_csr_products():
@@ -46,10 +64,43 @@ def test_gram_lanczos_on_a_dense_block_gives_the_svd_values_proven(monkeypatch, 
     matrix = dense_block(rng, weighted=weighted)
     if not numba:  # a 0/1 block without numba goes through BLAS in float64
         monkeypatch.setattr(gram_lanczos_module, "byte_kernels", lambda: None)
+    single = []
+    original = gram_lanczos_module.dense_product
+
+    def spied(matrix):
+        products = original(matrix)
+        if products.single is not None:
+            fast = products.single
+            products.single = lambda q: single.append(1) or fast(q)
+        return products
+
+    monkeypatch.setattr(gram_lanczos_module, "dense_product", spied)
     values, proven = gram_lanczos(matrix, np.array([ROWS]), np.array([COLS]), 2)
     exact = np.linalg.svd(matrix.toarray(), compute_uv=False)[:2]
     assert proven[0]
     assert values[0] == pytest.approx(exact, abs=1e-9 * exact[0], rel=0)
+    assert bool(single) == weighted, "a weighted block ends its run on float32 products"
+
+
+def test_a_failed_certificate_leaves_the_block_unproven_and_the_layer_exact(monkeypatch):
+    rng = np.random.default_rng(5)
+    matrix = dense_block(rng, weighted=True)
+    original = gram_lanczos_module.dense_product
+
+    def sloppy(matrix):  # float32 products from the start, each off by 1e-4
+        products = original(matrix)
+        if products.single is not None:  # the weighted graph (the mask's products stay exact)
+            products.single = lambda q: products.exact(q) * (1 + 1e-4 * rng.standard_normal(q.size))
+        return products
+
+    monkeypatch.setattr(gram_lanczos_module, "dense_product", sloppy)
+    monkeypatch.setattr(gram_lanczos_module, "SINGLE_AFTER", 1.0)
+    _, proven = gram_lanczos(matrix, np.array([ROWS]), np.array([COLS]), 2)
+    assert not proven[0]
+    dense = matrix.toarray()
+    spectrum = layer_spectrum(dense > 0, dense)  # the stack falls back to Golub–Kahan
+    exact = np.linalg.svd(dense, compute_uv=False)[:2]
+    assert (spectrum.omega1, spectrum.omega2) == pytest.approx(tuple(exact), abs=1e-9 * exact[0], rel=0)
 
 
 def test_a_dense_layer_gives_the_same_spectrum_with_or_without_dense_products(monkeypatch):

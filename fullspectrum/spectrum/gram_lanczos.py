@@ -25,6 +25,15 @@ installed) that accumulate in float64, else any block as float64 through BLAS. B
 bytes per edge than CSR (measured on a 4096×4096 layer at 50%, one thread: 1.1 ms a byte product,
 4.3 ms a BLAS one, 7.4 ms the CSR one). The rounding is that of the sparse products: an exact zero
 adds no error whatever the order of the sums, so ``γ`` is unchanged and so is the bound.
+
+A weighted dense block goes further: once its values are within :data:`SINGLE_AFTER` of converged,
+the remaining products are float32 (half the bytes again). An inexact product late in a Krylov run
+barely moves the Ritz vectors (its error enters them scaled by the residual reached, measured
+``~1e-6 × SINGLE_AFTER``), but the recurrence no longer proves anything, so the values are then
+proven directly: for each top Ritz vector ``u`` (unit), ``v = Aᵀu/σ̂`` with ``σ̂ = ‖Aᵀu‖``, and
+``x = (u, v)`` has ``Hx - σ̂x = (Av - σ̂u, 0)`` for ``H = [[0, A], [Aᵀ, 0]]``: some singular value lies
+within ``‖Av - σ̂u‖/√2`` (plus the float64 rounding of that residual) of ``σ̂``. A block this fails
+for is left unproven, and the stack then runs Golub–Kahan on it.
 """
 
 from __future__ import annotations
@@ -57,8 +66,17 @@ DENSE_SHARE = 0.2
 this share a byte product still reads 10 times fewer bytes than a CSR one, a float64 one 1.7 times)."""
 DENSE_ENTRIES = 1 << 20
 """...and at least this many entries (rows × columns): below, the products take microseconds either way."""
-DENSE_BYTES = 1 << 27
-"""Largest dense copy made (128 MiB: a 4096×4096 float64 block, or an 11585² one as bytes)."""
+DENSE_BYTES = 3 << 26
+"""Largest dense copies made (192 MiB: a 4096×4096 block in float64 and float32, or a 14189² one as bytes)."""
+SINGLE_AFTER = 1e-5
+"""A weighted dense block takes float32 products once the bound on its values (times ``max(1, σ1)``)
+is below this: measured, its Ritz vectors then keep a residual near ``1e-6 × SINGLE_AFTER``, 100
+times inside :data:`ACCEPTED_ERROR` (2048² and 4096² layers at 50%)."""
+_CERTIFY_AT = 0.1
+"""Once on float32 products, the Ritz vectors are certified when the recurrence's bound is this share
+of the accepted one: at the accepted bound itself their float64 residuals are only just inside it."""
+_SWITCH_TESTS = 4
+"""Steps between convergence tests while a dense block waits for its float32 products."""
 
 
 def gram_lanczos(
@@ -78,7 +96,7 @@ def gram_lanczos(
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
         state = _GramState(matrix, row_sizes, col_sizes, want)
         if row_sizes.size == 1:  # a lone block: its products may be cheaper on a dense copy
-            state.product = dense_product(matrix)
+            state.dense = dense_product(matrix)
         while not state.frozen.all():
             state.step(values, certified)
     return values, certified
@@ -100,8 +118,13 @@ class _GramState(LockstepBlocks):
         self.basis[0] = q
         self.next_due = max(want + 2, _FIRST_TEST)  # the first step at which some block is due for a test
         self.any_frozen = False
-        self.product: Callable[[np.ndarray], np.ndarray] | None = None
-        """``q -> A Aᵀ q`` on a dense copy of a lone block (``dense_product``); None: the CSR arrays."""
+        self.dense: DenseProducts | None = None
+        """Products on a dense copy of a lone block (``dense_product``); None: the CSR arrays."""
+        self.single = False  # taking the dense block's float32 products
+        self.single_steps = 0
+        self.certify_at = (
+            _CERTIFY_AT  # the recurrence bound, times the accepted one, that calls a certificate
+        )
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
@@ -133,7 +156,13 @@ class _GramState(LockstepBlocks):
         if step + 1 == self.basis.shape[0]:
             self._grow()
         q = self.basis[step]
-        w = self.matrix @ (self.transpose @ q) if self.product is None else self.product(q)
+        if self.dense is None:
+            w = self.matrix @ (self.transpose @ q)
+        elif self.single:
+            w = self.dense.single(q)
+            self.single_steps += 1
+        else:
+            w = self.dense.exact(q)
         if step:
             w -= self._expand(self.beta) * self.basis[step - 1]
         alpha = self.segments.sums(q * w)
@@ -180,16 +209,51 @@ class _GramState(LockstepBlocks):
         if _error(sigma, rounding).max() > allowed:  # rounding alone breaks the bound: never provable
             self._finish(values, certified, block, sigma, False)
             return
-        if broke or _error(sigma, residual + rounding).max() <= allowed:
+        if self.single_steps:  # float32 products: only the vectors themselves prove the values
+            allowed *= self.certify_at
+            if (broke or _error(sigma, residual + rounding).max() <= allowed) and self._certify(
+                values, certified, block, final=broke or n >= self.limit[block]
+            ):
+                return
+        elif broke or _error(sigma, residual + rounding).max() <= allowed:
             self._finish(values, certified, block, sigma, True)
             return
         if n >= self.limit[block]:
             self._finish(values, certified, block, sigma, False)
             return
+        if self.dense is not None and self.dense.single is not None and not self.single:
+            self.single = bool(_error(sigma, residual + rounding).max() <= SINGLE_AFTER * max(1.0, sigma[0]))
+            if not self.single:  # test often enough to switch soon after the bound allows it
+                self.next_check[block] = n + _SWITCH_TESTS
+                self.last_check[block] = (n, residual)
+                return
         # In eigenvalue terms, the residual that would prove the values.
         tolerance = max(allowed * float(sigma[min(self.want, sigma.size) - 1]) - rounding, 1e-300)
         self.next_check[block] = n + steps_to_converge(self.last_check[block], n, residual, tolerance)
         self.last_check[block] = (n, residual)
+
+    def _certify(self, values, certified, block: int, final: bool) -> bool:
+        """Finish a lone dense block from its top Ritz vectors where their float64 residuals prove
+        them (or, ``final``, unproven where they do not); else ask for a 10 times smaller recurrence
+        bound before the next try. Whether the block is finished."""
+        n = self.n
+        take = min(self.want, n)
+        _, ritz = la.eigh_tridiagonal(
+            self.alphas[block, :n],
+            self.betas[block, : n - 1],
+            select="i",
+            select_range=(n - take, n - 1),
+            check_finite=False,
+        )
+        vectors = ritz.T @ self.basis[:n]  # (take, rows), ascending values
+        sigma, bounds = self.dense.certify(vectors, int(self.most[block]))
+        order = np.argsort(sigma)[::-1]
+        proven = bool(np.all(bounds <= ACCEPTED_ERROR * max(1.0, float(sigma.max()))))
+        if proven or final:
+            self._finish(values, certified, block, sigma[order], proven)
+            return True
+        self.certify_at *= 0.1
+        return False
 
     def _finish(self, values, certified, block: int, sigma: np.ndarray, proven: bool) -> None:
         values[self.original[block], : sigma.size] = sigma[: self.want]
@@ -221,15 +285,44 @@ def _top_eigenpairs(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[n
     return eigenvalues[::-1], vectors[-1, ::-1]
 
 
-def dense_product(matrix: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
-    """``q -> A Aᵀ q`` on a dense copy of ``matrix`` where that is cheaper than CSR products (see
+class DenseProducts:
+    """``q -> A Aᵀ q`` of one block on a dense copy: ``exact`` (float64 accumulation), and for a
+    weighted block ``single`` (float32 BLAS) with ``certify`` (see the module docstring)."""
+
+    def __init__(self, exact: Callable, dense: np.ndarray | None = None):
+        self.exact = exact
+        self.dense = dense  # (rows, cols) float64, for the float32 copy and the certificates
+        self.single = None
+        if dense is not None and 12 * dense.size <= DENSE_BYTES:
+            single = dense.astype(np.float32)  # (rows, cols)
+            self.single = lambda q: (single @ (single.T @ q.astype(np.float32))).astype(np.float64)
+
+    def certify(self, vectors: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(σ̂, bound)`` per row ``u`` of ``vectors``: a singular value lies within ``bound`` of ``σ̂``.
+
+        ``most``: the most entries in a row plus in a column (the rounding of the float64 residual,
+        at most ``2·most·eps·σ1`` per product for a non-negative block, generously doubled)."""
+        sigma, residual = np.zeros(len(vectors)), np.zeros(len(vectors))
+        for i, u in enumerate(vectors):
+            u = u / np.linalg.norm(u)
+            image = self.dense.T @ u
+            sigma[i] = np.linalg.norm(image)
+            if sigma[i] > 0:
+                residual[i] = np.linalg.norm(self.dense @ (image / sigma[i]) - sigma[i] * u)
+        rounding = 4.0 * (most + 2) * EPS * float(sigma.max())
+        return sigma, (residual + rounding) / math.sqrt(2.0) * (1 + 1e-6)
+
+
+def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
+    """The products of ``matrix`` on a dense copy where that is cheaper than CSR products (see
     :data:`DENSE_SHARE`), else None: a 0/1 matrix as bytes through :func:`byte_kernels`, any other
-    (or a 0/1 one without numba) as float64 through BLAS."""
+    (or a 0/1 one without numba) as float64 through BLAS, with float32 ones for a weighted matrix."""
     rows, cols = matrix.shape
     entries = rows * cols
     if entries < DENSE_ENTRIES or matrix.nnz < DENSE_SHARE * entries:
         return None
-    kernels = byte_kernels() if bool(np.all(matrix.data == 1)) else None
+    binary = bool(np.all(matrix.data == 1))
+    kernels = byte_kernels() if binary else None
     if kernels is not None and entries <= DENSE_BYTES:
         row_sums, row_combination = kernels
         ones = sp.csr_matrix(
@@ -243,11 +336,11 @@ def dense_product(matrix: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] |
             row_sums(dense, middle, out)  # A (Aᵀ q)
             return out
 
-        return byte_product
+        return DenseProducts(byte_product)
     if 8 * entries > DENSE_BYTES:
         return None
     dense = matrix.toarray()  # (rows, cols) float64
-    return lambda q: dense @ (dense.T @ q)
+    return DenseProducts(lambda q: dense @ (dense.T @ q), None if binary else dense)
 
 
 def _row_sums(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
