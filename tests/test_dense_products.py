@@ -112,3 +112,34 @@ def test_a_dense_layer_gives_the_same_spectrum_with_or_without_dense_products(mo
     sparse = layer_spectrum(mask, weight)
     for name in ("sigma1", "sigma2", "omega1", "omega2"):
         assert getattr(dense, name) == pytest.approx(getattr(sparse, name), abs=1e-9 * dense.sigma1, rel=0)
+
+
+def half_dense(rng, rows, cols, keep):
+    """Each row keeps ``keep`` random columns of the first ``cols``."""
+    order = np.argsort(rng.random((rows, cols)), axis=1)[:, :keep]
+    mask = np.zeros((rows, cols), dtype=bool)
+    np.put_along_axis(mask, order, True, axis=1)
+    return mask
+
+
+def test_a_half_dense_pattern_is_one_component_and_any_other_is_searched():
+    from scipy.sparse.csgraph import connected_components
+
+    from fullspectrum.spectrum.stack import _components
+
+    rng = np.random.default_rng(6)
+    half = sp.csr_matrix(half_dense(rng, 40, 30, 16))  # 16 of 30 columns a row: any two rows meet
+    count, labels = _components(half.indptr, half.indices, 30)
+    assert count == 1 and labels.shape == (70,) and not labels.any()
+    # Two blocks, each half dense within itself but not across: the search finds both.
+    two = sp.csr_matrix(sp.block_diag([half, half]))
+    count, labels = _components(two.indptr, two.indices, 60)
+    expected, _ = connected_components(sp.bmat([[None, two], [two.T, None]]), directed=False)
+    assert count == expected == 2
+    # Rows that meet, but a column without an edge: that column is a component of its own.
+    gap = np.zeros((40, 30), dtype=bool)
+    gap[:, :29] = half_dense(rng, 40, 29, 16)
+    gap = sp.csr_matrix(gap)
+    assert 2 * np.diff(gap.indptr).min() > 30
+    count, labels = _components(gap.indptr, gap.indices, 30)
+    assert count == 2 and labels[-1] != labels[0]

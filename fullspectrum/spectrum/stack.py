@@ -250,16 +250,7 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
     """Find the connected components of a pattern once and hand each, per channel, to its route."""
     n_rows = indptr.size - 1
     edge_rows = np.repeat(np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64), np.diff(indptr))
-    # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
-    pattern = sp.csr_matrix(
-        (
-            np.ones(indices.size, dtype=np.int8),
-            indices + n_rows,
-            np.concatenate([indptr, np.full(n_cols, indptr[-1])]),
-        ),
-        shape=(n_rows + n_cols,) * 2,
-    )
-    count, labels = connected_components(pattern, directed=True, connection="weak")
+    count, labels = _components(indptr, indices, n_cols)
     row_label, col_label = labels[:n_rows], labels[n_rows:]
     rows = np.bincount(row_label, minlength=count)
     cols = np.bincount(col_label, minlength=count)
@@ -313,6 +304,28 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
             short = np.minimum(rows[lanczos_ids], cols[lanczos_ids])
             long = np.maximum(rows[lanczos_ids], cols[lanczos_ids])
             pool.add_lanczos(matrix, short, long, graphs[lanczos_ids])
+
+
+def _components(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> tuple[int, np.ndarray]:
+    """Connected components of a pattern (rows, then columns): one, without a search, where every
+    row holds more than half the columns (any two rows then share one) and every column has an
+    edge (a half-dense layer, e.g. an LLM layer at 50%); else ``scipy.sparse.csgraph``'s."""
+    n_rows = indptr.size - 1
+    if n_rows and 2 * int(np.diff(indptr).min()) > n_cols:
+        used = np.zeros(n_cols, dtype=bool)
+        used[indices] = True
+        if used.all():
+            return 1, np.zeros(n_rows + n_cols, dtype=np.int32)
+    # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
+    pattern = sp.csr_matrix(
+        (
+            np.ones(indices.size, dtype=np.int8),
+            indices + n_rows,
+            np.concatenate([indptr, np.full(n_cols, indptr[-1])]),
+        ),
+        shape=(n_rows + n_cols,) * 2,
+    )
+    return connected_components(pattern, directed=True, connection="weak")
 
 
 def _live_block(matrix: sp.csr_matrix) -> sp.csr_matrix:
