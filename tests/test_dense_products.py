@@ -54,6 +54,8 @@ def test_the_certificate_bounds_the_error_of_any_vector():
 def test_a_sparse_or_small_block_keeps_its_csr_products():
     rng = np.random.default_rng(1)
     assert dense_product(dense_block(rng, density=0.05)) is None  # too sparse
+    assert dense_product(dense_block(rng, density=0.12, weighted=True)) is None  # float64 reads more
+    assert dense_product(dense_block(rng, density=0.12)) is not None  # bytes read less
     assert dense_product(sp.csr_matrix(rng.random((300, 300)))) is None  # too small
 
 
