@@ -307,15 +307,20 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
 
 
 def _components(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> tuple[int, np.ndarray]:
-    """Connected components of a pattern (rows, then columns): one, without a search, where every
-    row holds more than half the columns (any two rows then share one) and every column has an
-    edge (a half-dense layer, e.g. an LLM layer at 50%); else ``scipy.sparse.csgraph``'s."""
+    """Connected components of a pattern (rows, then columns): one, without a search, where a dense
+    pattern (a quarter of its entries or more, e.g. an LLM layer at 50%) has every row share a column
+    with its fullest row and every column an edge; else ``scipy.sparse.csgraph``'s."""
     n_rows = indptr.size - 1
-    if n_rows and 2 * int(np.diff(indptr).min()) > n_cols:
-        used = np.zeros(n_cols, dtype=bool)
-        used[indices] = True
-        if used.all():
-            return 1, np.zeros(n_rows + n_cols, dtype=np.int32)
+    row_nnz = np.diff(indptr)
+    if n_rows and 4 * indices.size >= n_rows * n_cols and row_nnz.min() > 0:
+        fullest = int(np.argmax(row_nnz))
+        reached = np.zeros(n_cols, dtype=bool)
+        reached[indices[indptr[fullest] : indptr[fullest + 1]]] = True
+        if np.logical_or.reduceat(reached[indices], indptr[:-1]).all():  # every row meets the fullest
+            used = np.zeros(n_cols, dtype=bool)
+            used[indices] = True
+            if used.all():
+                return 1, np.zeros(n_rows + n_cols, dtype=np.int32)
     # The bipartite graph on rows (0..n_rows-1) and columns (n_rows..), one direction only.
     pattern = sp.csr_matrix(
         (
