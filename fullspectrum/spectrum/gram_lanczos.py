@@ -48,6 +48,8 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.lanczos import (
+    _LARGE_PIECE,
+    _ORTHOGONAL,
     BREAKDOWN,
     MAX_STEPS,
     LockstepBlocks,
@@ -166,12 +168,17 @@ class _GramState(LockstepBlocks):
             self.single_steps += 1
         else:
             w = self.dense.exact(q)
-        if step:
-            w -= self._expand(self.beta) * self.basis[step - 1]
-        alpha = self.segments.sums(q * w)
-        w -= self._expand(alpha) * q
-        orthogonalise(w, self.basis[: step + 1], self.segments)
-        beta = np.sqrt(self.segments.sums(w * w))
+        kernel = recurrence_kernel()
+        if kernel is not None:  # every block's recurrence in one compiled call
+            alpha, beta = np.empty(self.beta.size), np.empty(self.beta.size)
+            kernel(w, self.basis, step, self.bounds, self.beta, alpha, beta, _LARGE_PIECE // (step + 1))
+        else:
+            if step:
+                w -= self._expand(self.beta) * self.basis[step - 1]
+            alpha = self.segments.sums(q * w)
+            w -= self._expand(alpha) * q
+            orthogonalise(w, self.basis[: step + 1], self.segments)
+            beta = np.sqrt(self.segments.sums(w * w))
         np.maximum(self.scale, np.maximum(np.abs(alpha), beta), out=self.scale)
         self.alphas[:, step] = alpha
         self.n = n = step + 1
@@ -377,3 +384,56 @@ def byte_kernels() -> tuple[Callable, Callable] | None:
         return None
     compile_ = numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)
     return compile_(_row_sums), compile_(_row_combination)
+
+
+def _recurrence(w, basis, step, bounds, beta_previous, alpha, beta, small) -> None:
+    """One step of every block's recurrence after its product ``w = A Aᵀ q``, ``q = basis[step]``:
+    ``w -= β q_prev``, ``α = q·w``, ``w -= α q``, the re-orthogonalisation of ``lanczos.orthogonalise``
+    against ``basis[:step+1]`` (classical Gram–Schmidt; a block of ``small`` rows or more skips the
+    update while already orthogonal), and ``β = ‖w‖``, block by block (compiled by
+    :func:`recurrence_kernel`; row slices, so that the loops use vector registers)."""
+    coefficients = np.empty(step + 1)
+    for block in range(bounds.size - 1):
+        start, end = bounds[block], bounds[block + 1]
+        part, q = w[start:end], basis[step, start:end]
+        if step:
+            previous, before = beta_previous[block], basis[step - 1, start:end]
+            for i in range(part.size):
+                part[i] -= previous * before[i]
+        total = 0.0
+        for i in range(part.size):
+            total += q[i] * part[i]
+        for i in range(part.size):
+            part[i] -= total * q[i]
+        alpha[block] = total
+        largest = 0.0
+        for k in range(step + 1):
+            row = basis[k, start:end]
+            total = 0.0
+            for i in range(part.size):
+                total += row[i] * part[i]
+            coefficients[k] = total
+            largest = max(largest, abs(total))
+        norm = 0.0
+        for i in range(part.size):
+            norm += part[i] * part[i]
+        if part.size < small or largest > _ORTHOGONAL * math.sqrt(norm):
+            for k in range(step + 1):
+                row, coefficient = basis[k, start:end], coefficients[k]
+                for i in range(part.size):
+                    part[i] -= coefficient * row[i]
+            norm = 0.0
+            for i in range(part.size):
+                norm += part[i] * part[i]
+        beta[block] = math.sqrt(norm)
+
+
+@functools.cache
+def recurrence_kernel() -> Callable | None:
+    """:func:`_recurrence` compiled by numba (one call a step in place of some thirty numpy calls and
+    two BLAS calls a block: the lockstep runs of small layers are mostly that overhead), or None."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with umap-learn
+        return None
+    return numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)(_recurrence)
