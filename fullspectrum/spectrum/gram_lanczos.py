@@ -18,11 +18,29 @@ Lanczos with full re-orthogonalisation then gives Ritz values exact for a matrix
 within ``4k·eps·‖M‖`` (``k`` steps; the constant of ``gram.py``), and each Ritz
 value ``θ`` with residual ``r`` has an eigenvalue of that matrix within ``r``.
 So ``|θ - λ| <= δ = r + (γ + 4k·eps)·σ1²``, and ``|sqrt(θ) - σ| <= min(δ/sqrt(θ), sqrt(δ))``.
+
+A lone block that is dense enough (a large pruned LLM layer at 50%) takes its products on a dense
+copy instead of the CSR arrays: a 0/1 block as bytes through two compiled loops (numba, where it is
+installed) that accumulate in float64, else any block as float64 through BLAS. Both read far fewer
+bytes per edge than CSR (measured on a 4096×4096 layer at 50%, one thread: 1.1 ms a byte product,
+4.3 ms a BLAS one, 7.4 ms the CSR one). The rounding is that of the sparse products: an exact zero
+adds no error whatever the order of the sums, so ``γ`` is unchanged and so is the bound.
+
+A weighted dense block goes further: once its values are within :data:`SINGLE_AFTER` of converged,
+the remaining products are float32 (half the bytes again). An inexact product late in a Krylov run
+barely moves the Ritz vectors (its error enters them scaled by the residual reached, measured
+``~1e-6 × SINGLE_AFTER``), but the recurrence no longer proves anything, so the values are then
+proven directly: for each top Ritz vector ``u`` (unit), ``v = Aᵀu/σ̂`` with ``σ̂ = ‖Aᵀu‖``, and
+``x = (u, v)`` has ``Hx - σ̂x = (Av - σ̂u, 0)`` for ``H = [[0, A], [Aᵀ, 0]]``: some singular value lies
+within ``‖Av - σ̂u‖/√2`` (plus the float64 rounding of that residual) of ``σ̂``. A block this fails
+for is left unproven, and the stack then runs Golub–Kahan on it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg as la
@@ -30,6 +48,8 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.lanczos import (
+    _LARGE_PIECE,
+    _ORTHOGONAL,
     BREAKDOWN,
     MAX_STEPS,
     LockstepBlocks,
@@ -43,6 +63,25 @@ _FIRST_TEST = 8
 down sooner is tested when it does), and each costs a small eigenproblem."""
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
+DENSE_SHARE = 0.2
+"""A lone weighted block with at least this share of its entries kept runs its products on a dense
+copy (measured break-even against CSR: 0.3 in float64, 0.13 in float32, which ends the run)."""
+BYTES_SHARE = 0.08
+"""A lone 0/1 block does so from this share (measured break-even of a byte product: 0.075; a ResNet-18
+layer4 conv at ERK 0.2 keeps 0.12 of its 512 × 4608 weights)."""
+DENSE_ENTRIES = 1 << 20
+"""...and at least this many entries (rows × columns): below, the products take microseconds either way."""
+DENSE_BYTES = 3 << 26
+"""Largest dense copies made (192 MiB: a 4096×4096 block in float64 and float32, or a 14189² one as bytes)."""
+SINGLE_AFTER = 1e-5
+"""A weighted dense block takes float32 products once the bound on its values (times ``max(1, σ1)``)
+is below this: measured, its Ritz vectors then keep a residual near ``1e-6 × SINGLE_AFTER``, 100
+times inside :data:`ACCEPTED_ERROR` (2048² and 4096² layers at 50%)."""
+_CERTIFY_AT = 0.1
+"""Once on float32 products, the Ritz vectors are certified when the recurrence's bound is this share
+of the accepted one: at the accepted bound itself their float64 residuals are only just inside it."""
+_SWITCH_TESTS = 4
+"""Steps between convergence tests while a dense block waits for its float32 products."""
 
 
 def gram_lanczos(
@@ -59,7 +98,10 @@ def gram_lanczos(
     values = np.zeros((row_sizes.size, want))
     certified = np.zeros(row_sizes.size, dtype=bool)
     if row_sizes.size:
-        state = _GramState(sp.csr_matrix(matrix, dtype=np.float64), row_sizes, col_sizes, want)
+        matrix = sp.csr_matrix(matrix, dtype=np.float64)
+        state = _GramState(matrix, row_sizes, col_sizes, want)
+        if row_sizes.size == 1:  # a lone block: its products may be cheaper on a dense copy
+            state.dense = dense_product(matrix)
         while not state.frozen.all():
             state.step(values, certified)
     return values, certified
@@ -81,6 +123,13 @@ class _GramState(LockstepBlocks):
         self.basis[0] = q
         self.next_due = max(want + 2, _FIRST_TEST)  # the first step at which some block is due for a test
         self.any_frozen = False
+        self.dense: DenseProducts | None = None
+        """Products on a dense copy of a lone block (``dense_product``); None: the CSR arrays."""
+        self.single = False  # taking the dense block's float32 products
+        self.single_steps = 0
+        self.certify_at = (
+            _CERTIFY_AT  # the recurrence bound, times the accepted one, that calls a certificate
+        )
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
@@ -112,13 +161,24 @@ class _GramState(LockstepBlocks):
         if step + 1 == self.basis.shape[0]:
             self._grow()
         q = self.basis[step]
-        w = self.matrix @ (self.transpose @ q)
-        if step:
-            w -= self._expand(self.beta) * self.basis[step - 1]
-        alpha = self.segments.sums(q * w)
-        w -= self._expand(alpha) * q
-        orthogonalise(w, self.basis[: step + 1], self.segments)
-        beta = np.sqrt(self.segments.sums(w * w))
+        if self.dense is None:
+            w = self.matrix @ (self.transpose @ q)
+        elif self.single:
+            w = self.dense.single(q)
+            self.single_steps += 1
+        else:
+            w = self.dense.exact(q)
+        kernel = recurrence_kernel()
+        if kernel is not None:  # every block's recurrence in one compiled call
+            alpha, beta = np.empty(self.beta.size), np.empty(self.beta.size)
+            kernel(w, self.basis, step, self.bounds, self.beta, alpha, beta, _LARGE_PIECE // (step + 1))
+        else:
+            if step:
+                w -= self._expand(self.beta) * self.basis[step - 1]
+            alpha = self.segments.sums(q * w)
+            w -= self._expand(alpha) * q
+            orthogonalise(w, self.basis[: step + 1], self.segments)
+            beta = np.sqrt(self.segments.sums(w * w))
         np.maximum(self.scale, np.maximum(np.abs(alpha), beta), out=self.scale)
         self.alphas[:, step] = alpha
         self.n = n = step + 1
@@ -159,16 +219,51 @@ class _GramState(LockstepBlocks):
         if _error(sigma, rounding).max() > allowed:  # rounding alone breaks the bound: never provable
             self._finish(values, certified, block, sigma, False)
             return
-        if broke or _error(sigma, residual + rounding).max() <= allowed:
+        if self.single_steps:  # float32 products: only the vectors themselves prove the values
+            allowed *= self.certify_at
+            if (broke or _error(sigma, residual + rounding).max() <= allowed) and self._certify(
+                values, certified, block, final=broke or n >= self.limit[block]
+            ):
+                return
+        elif broke or _error(sigma, residual + rounding).max() <= allowed:
             self._finish(values, certified, block, sigma, True)
             return
         if n >= self.limit[block]:
             self._finish(values, certified, block, sigma, False)
             return
+        if self.dense is not None and self.dense.single is not None and not self.single:
+            self.single = bool(_error(sigma, residual + rounding).max() <= SINGLE_AFTER * max(1.0, sigma[0]))
+            if not self.single:  # test often enough to switch soon after the bound allows it
+                self.next_check[block] = n + _SWITCH_TESTS
+                self.last_check[block] = (n, residual)
+                return
         # In eigenvalue terms, the residual that would prove the values.
         tolerance = max(allowed * float(sigma[min(self.want, sigma.size) - 1]) - rounding, 1e-300)
         self.next_check[block] = n + steps_to_converge(self.last_check[block], n, residual, tolerance)
         self.last_check[block] = (n, residual)
+
+    def _certify(self, values, certified, block: int, final: bool) -> bool:
+        """Finish a lone dense block from its top Ritz vectors where their float64 residuals prove
+        them (or, ``final``, unproven where they do not); else ask for a 10 times smaller recurrence
+        bound before the next try. Whether the block is finished."""
+        n = self.n
+        take = min(self.want, n)
+        _, ritz = la.eigh_tridiagonal(
+            self.alphas[block, :n],
+            self.betas[block, : n - 1],
+            select="i",
+            select_range=(n - take, n - 1),
+            check_finite=False,
+        )
+        vectors = ritz.T @ self.basis[:n]  # (take, rows), ascending values
+        sigma, bounds = self.dense.certify(vectors, int(self.most[block]))
+        order = np.argsort(sigma)[::-1]
+        proven = bool(np.all(bounds <= ACCEPTED_ERROR * max(1.0, float(sigma.max()))))
+        if proven or final:
+            self._finish(values, certified, block, sigma[order], proven)
+            return True
+        self.certify_at *= 0.1
+        return False
 
     def _finish(self, values, certified, block: int, sigma: np.ndarray, proven: bool) -> None:
         values[self.original[block], : sigma.size] = sigma[: self.want]
@@ -198,3 +293,147 @@ def _top_eigenpairs(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[n
         alphas, betas, select="i", select_range=(n - take, n - 1), check_finite=False
     )
     return eigenvalues[::-1], vectors[-1, ::-1]
+
+
+class DenseProducts:
+    """``q -> A Aᵀ q`` of one block on a dense copy: ``exact`` (float64 accumulation), and for a
+    weighted block ``single`` (float32 BLAS) with ``certify`` (see the module docstring)."""
+
+    def __init__(self, exact: Callable, dense: np.ndarray | None = None):
+        self.exact = exact
+        self.dense = dense  # (rows, cols) float64, for the float32 copy and the certificates
+        self.single = None
+        if dense is not None and 12 * dense.size <= DENSE_BYTES:
+            single = dense.astype(np.float32)  # (rows, cols)
+            self.single = lambda q: (single @ (single.T @ q.astype(np.float32))).astype(np.float64)
+
+    def certify(self, vectors: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(σ̂, bound)`` per row ``u`` of ``vectors``: a singular value lies within ``bound`` of ``σ̂``.
+
+        ``most``: the most entries in a row plus in a column (the rounding of the float64 residual,
+        at most ``2·most·eps·σ1`` per product for a non-negative block, generously doubled)."""
+        sigma, residual = np.zeros(len(vectors)), np.zeros(len(vectors))
+        for i, u in enumerate(vectors):
+            u = u / np.linalg.norm(u)
+            image = self.dense.T @ u
+            sigma[i] = np.linalg.norm(image)
+            if sigma[i] > 0:
+                residual[i] = np.linalg.norm(self.dense @ (image / sigma[i]) - sigma[i] * u)
+        rounding = 4.0 * (most + 2) * EPS * float(sigma.max())
+        return sigma, (residual + rounding) / math.sqrt(2.0) * (1 + 1e-6)
+
+
+def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
+    """The products of ``matrix`` on a dense copy where that is cheaper than CSR products (see
+    :data:`DENSE_SHARE`, :data:`BYTES_SHARE`), else None: a 0/1 matrix as bytes through :func:`byte_kernels`, any other
+    (or a 0/1 one without numba) as float64 through BLAS, with float32 ones for a weighted matrix."""
+    rows, cols = matrix.shape
+    entries = rows * cols
+    if entries < DENSE_ENTRIES or matrix.nnz < BYTES_SHARE * entries:
+        return None
+    binary = bool(np.all(matrix.data == 1))
+    kernels = byte_kernels() if binary else None
+    if kernels is None and matrix.nnz < DENSE_SHARE * entries:
+        return None
+    if kernels is not None and entries <= DENSE_BYTES:
+        row_sums, row_combination = kernels
+        ones = sp.csr_matrix(
+            (np.ones(matrix.nnz, dtype=np.uint8), matrix.indices, matrix.indptr), shape=(rows, cols)
+        )
+        dense = ones.toarray()  # (rows, cols) uint8
+
+        def byte_product(q: np.ndarray) -> np.ndarray:
+            middle, out = np.empty(cols), np.empty(rows)
+            row_combination(dense, q, middle)  # Aᵀ q
+            row_sums(dense, middle, out)  # A (Aᵀ q)
+            return out
+
+        return DenseProducts(byte_product)
+    if 8 * entries > DENSE_BYTES:
+        return None
+    dense = matrix.toarray()  # (rows, cols) float64
+    return DenseProducts(lambda q: dense @ (dense.T @ q), None if binary else dense)
+
+
+def _row_sums(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
+    """``out = matrix @ vector``, accumulated in float64 (compiled by :func:`byte_kernels`)."""
+    for i in range(matrix.shape[0]):
+        total = 0.0
+        for j in range(matrix.shape[1]):
+            total += matrix[i, j] * vector[j]
+        out[i] = total
+
+
+def _row_combination(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
+    """``out = matrix.T @ vector``, a sum of rows accumulated in float64 (compiled by :func:`byte_kernels`)."""
+    out[:] = 0.0
+    for i in range(matrix.shape[0]):
+        weight = vector[i]
+        for j in range(matrix.shape[1]):
+            out[j] += matrix[i, j] * weight
+
+
+@functools.cache
+def byte_kernels() -> tuple[Callable, Callable] | None:
+    """:func:`_row_sums` and :func:`_row_combination` compiled by numba (a dependency of umap-learn),
+    or None without it. Reassociation lets the sums use vector registers: any order of a sum keeps
+    the rounding bound of the module docstring."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with umap-learn
+        return None
+    compile_ = numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)
+    return compile_(_row_sums), compile_(_row_combination)
+
+
+def _recurrence(w, basis, step, bounds, beta_previous, alpha, beta, small) -> None:
+    """One step of every block's recurrence after its product ``w = A Aᵀ q``, ``q = basis[step]``:
+    ``w -= β q_prev``, ``α = q·w``, ``w -= α q``, the re-orthogonalisation of ``lanczos.orthogonalise``
+    against ``basis[:step+1]`` (classical Gram–Schmidt; a block of ``small`` rows or more skips the
+    update while already orthogonal), and ``β = ‖w‖``, block by block (compiled by
+    :func:`recurrence_kernel`; row slices, so that the loops use vector registers)."""
+    coefficients = np.empty(step + 1)
+    for block in range(bounds.size - 1):
+        start, end = bounds[block], bounds[block + 1]
+        part, q = w[start:end], basis[step, start:end]
+        if step:
+            previous, before = beta_previous[block], basis[step - 1, start:end]
+            for i in range(part.size):
+                part[i] -= previous * before[i]
+        total = 0.0
+        for i in range(part.size):
+            total += q[i] * part[i]
+        for i in range(part.size):
+            part[i] -= total * q[i]
+        alpha[block] = total
+        largest = 0.0
+        for k in range(step + 1):
+            row = basis[k, start:end]
+            total = 0.0
+            for i in range(part.size):
+                total += row[i] * part[i]
+            coefficients[k] = total
+            largest = max(largest, abs(total))
+        norm = 0.0
+        for i in range(part.size):
+            norm += part[i] * part[i]
+        if part.size < small or largest > _ORTHOGONAL * math.sqrt(norm):
+            for k in range(step + 1):
+                row, coefficient = basis[k, start:end], coefficients[k]
+                for i in range(part.size):
+                    part[i] -= coefficient * row[i]
+            norm = 0.0
+            for i in range(part.size):
+                norm += part[i] * part[i]
+        beta[block] = math.sqrt(norm)
+
+
+@functools.cache
+def recurrence_kernel() -> Callable | None:
+    """:func:`_recurrence` compiled by numba (one call a step in place of some thirty numpy calls and
+    two BLAS calls a block: the lockstep runs of small layers are mostly that overhead), or None."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with umap-learn
+        return None
+    return numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)(_recurrence)

@@ -1,0 +1,40 @@
+"""The compiled lockstep recurrence (``gram_lanczos.recurrence_kernel``) is the numpy one: the same
+values, proven, for blocks that finish at different steps, with or without numba."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fullspectrum.spectrum import gram_lanczos as gram_lanczos_module
+from fullspectrum.spectrum.gram_lanczos import gram_lanczos
+
+
+def connected_block(rng, rows, cols, density):
+    block = (rng.random((rows, cols)) < density).astype(float)
+    block[np.arange(rows), np.arange(rows) % cols] = 1.0  # every row and column wired,
+    block[np.arange(cols) % rows, np.arange(cols)] = 1.0  # and a path through them: connected
+    block[np.arange(rows - 1), (np.arange(rows - 1) + 1) % cols] = 1.0
+    return block * (rng.random((rows, cols)) + 0.5)
+
+
+def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch):
+    assert gram_lanczos_module.recurrence_kernel() is not None, "numba comes with umap-learn"
+    rng = np.random.default_rng(7)
+    blocks = [
+        connected_block(rng, 150, 600, 0.02),  # slow: a wide bulk
+        connected_block(rng, 40, 50, 0.6),  # dense: finishes early (the run is cut down to the rest)
+        connected_block(rng, 30, 45, 0.2),
+        connected_block(rng, 300, 320, 0.03),  # long enough to skip updates while orthogonal
+    ]
+    matrix = sp.csr_matrix(sp.block_diag(blocks))
+    rows, cols = np.array([b.shape[0] for b in blocks]), np.array([b.shape[1] for b in blocks])
+    compiled, proven = gram_lanczos(matrix, rows, cols, 2)
+    monkeypatch.setattr(gram_lanczos_module, "recurrence_kernel", lambda: None)
+    plain, plain_proven = gram_lanczos(matrix, rows, cols, 2)
+    assert proven.all() and plain_proven.all()
+    for got, numpy_got, block in zip(compiled, plain, blocks):
+        exact = np.linalg.svd(block, compute_uv=False)[:2]
+        assert got == pytest.approx(exact, abs=1e-9 * exact[0], rel=0)
+        assert got == pytest.approx(numpy_got, abs=1e-11 * exact[0], rel=0)
