@@ -46,7 +46,7 @@ from fullspectrum.layers.names import layer_name
 from fullspectrum.models import build_model
 from fullspectrum.pruning import GENERATORS, compute_scores, top_k_per_layer
 from fullspectrum.seeds import CandidateSeeds, candidate_seeds
-from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectra
+from fullspectrum.spectrum import VECTOR_AXES, full_spectrum_vector, layer_spectra, load_compiled_kernels
 
 NOISE_SCALE = 1e-3
 """Relative score noise of the deterministic generators (SPEC §5)."""
@@ -181,6 +181,7 @@ class CandidateEvaluator:
         self.model = model.to(torch.device(context.device))
         # (out, in, *kernel) float64 weights for the spectra, in layer order
         self.weights = {name: context.state_dict[name].double().numpy() for name in context.counts}
+        load_compiled_kernels()  # a population is many solves: numba's load pays for itself
 
     def scores(self, index_seeds: CandidateSeeds, batches) -> dict[str, Tensor]:
         """The candidate's per-weight scores (higher = keep)."""

@@ -37,6 +37,7 @@ from fullspectrum.spectrum.coordinate import (
     network_summary,
     network_summary_by_step,
 )
+from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels
 from fullspectrum.spectrum.layer import (
     SPECTRUM_FIELDS,
     LayerSpectrum,
@@ -66,6 +67,7 @@ __all__ = [
     "full_spectrum_vector",
     "layer_spectra",
     "layer_spectrum",
+    "load_compiled_kernels",
     "moving_distance",
     "network_summary",
     "network_summary_by_step",

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -428,10 +429,24 @@ def _recurrence(w, basis, step, bounds, beta_previous, alpha, beta, small) -> No
         beta[block] = math.sqrt(norm)
 
 
-@functools.cache
 def recurrence_kernel() -> Callable | None:
     """:func:`_recurrence` compiled by numba (one call a step in place of some thirty numpy calls and
-    two BLAS calls a block: the lockstep runs of small layers are mostly that overhead), or None."""
+    two BLAS calls a block: the lockstep runs of small layers are mostly that overhead) once numba is
+    loaded in this process, else None. Loading it costs a process about 0.4 CPU-s, more than the kernel
+    saves a one-off analysis of a ResNet; the dense products of a large layer load it anyway, and
+    long runs of many solves (PAGS populations) ask for it with :func:`load_compiled_kernels`."""
+    if "numba" not in sys.modules:
+        return None
+    return _compiled_recurrence()
+
+
+def load_compiled_kernels() -> bool:
+    """Load numba so that every later Lanczos step runs compiled; whether it could be loaded."""
+    return _compiled_recurrence() is not None
+
+
+@functools.cache
+def _compiled_recurrence() -> Callable | None:
     try:
         import numba
     except ImportError:  # pragma: no cover - numba comes with umap-learn
