@@ -11,7 +11,14 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from app.charts.trajectories import HIGHLIGHT_NAME, place_marker, trajectory_base, trajectory_figure
+from app.charts.trajectories import (
+    HIGHLIGHT_NAME,
+    metrics_base,
+    place_marker,
+    trajectory_base,
+    trajectory_figure,
+    with_step_line,
+)
 from fullspectrum.runs import RunStore
 from tests.app_fixtures import make_run
 
@@ -88,3 +95,18 @@ def test_without_animation_the_figure_has_no_frames():
     still = place_marker(trajectory_base(frame, animate=True), 1, play=False)
     assert not still.frames and not still.layout.updatemenus and not still.layout.sliders
     assert still.data[-1].name == HIGHLIGHT_NAME
+
+
+def test_the_metrics_datarevision_follows_the_data_not_the_step():
+    """Plotly.react recomputes the traces only when ``datarevision`` changes: the step line leaves it,
+    another choice of layers changes it."""
+    frame = pd.DataFrame(
+        {"step": [0, 1, 0, 1], "layer": ["a", "a", "b", "b"], "moving_distance": [0.0, 1, 0, 2]}
+    )
+    evals = pd.DataFrame({"step": [0, 1], "split": ["val", "val"], "accuracy": [0.1, 0.5],
+                          "exploration_rate": [0.1, 0.2]})  # fmt: skip
+    both = metrics_base(frame, evals)
+    revisions = {with_step_line(both, step).layout.datarevision for step in (0, 1)}
+    assert len(revisions) == 1 and None not in revisions
+    assert metrics_base(frame, evals, selected_layers=["a"])["layout"]["datarevision"] not in revisions
+    assert metrics_base(frame, evals)["layout"]["datarevision"] in revisions  # same data, same revision

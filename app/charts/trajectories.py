@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -341,6 +342,9 @@ def metrics_base(
     figure.update_yaxes(title_text="R_s", row=2, col=1)
     figure.update_yaxes(title_text="accuracy", row=3, col=1)
     figure.update_layout(height=650, margin={"t": 40, "b": 40})
+    # A datarevision that changes only with the data: moving the step line then redraws the line alone in
+    # the browser (Plotly.react otherwise recomputes every trace, each step's arrays being new objects).
+    figure.update_layout(datarevision=hashlib.sha1(figure.to_json().encode()).hexdigest()[:16])
     return figure.to_plotly_json()
 
 
