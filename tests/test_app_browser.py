@@ -201,6 +201,9 @@ def test_lecturer_path(app_url, browser):
     page = _open(browser, f"{app_url}/trajectories")
     try:
         page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+        assert page.get_by_text("▶ Play").count() == 0  # off by default: a lighter chart per step
+        page.get_by_text("Play the steps in the chart").click()
+        _settle(page)
         assert page.get_by_text("▶ Play").count() >= 1
         page.get_by_role("tab", name="mnist1d · mlp").click()
         _settle(page)
