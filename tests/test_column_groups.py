@@ -1,0 +1,54 @@
+"""Column groups (``dense.column_groups``): a layer's graphs that are groups of its columns, filled
+straight into batched dense calls. Whatever the order and sizes of the groups given, and whichever
+columns are left out, every group's values are those of a dense SVD of its columns, in both
+channels, with multiplicity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fullspectrum.spectrum.dense import column_groups
+from fullspectrum.spectrum.stack import NUMPY
+
+
+def top_two(block: np.ndarray) -> np.ndarray:
+    values = np.zeros(2)
+    found = np.linalg.svd(block, compute_uv=False)[:2]
+    values[: found.size] = found
+    return values
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_group_gets_the_values_of_its_own_columns(weighted):
+    rng = np.random.default_rng(3)
+    rows, n_columns = 40, 230
+    dense = (rng.random((rows, n_columns)) < 0.3).astype(float)
+    dense[:, 7] = dense[:, 8]  # a repeated column: a group holding both has a repeated structure
+    dense[5] = 0  # a row no group reaches
+    weights_dense = dense * (rng.random((rows, n_columns)) + 0.1)
+    weights_dense[np.flatnonzero(dense[3])[:2]] = 0.0  # kept weights that are exactly 0
+    pattern = sp.csr_matrix(dense)
+    weights = weights_dense[dense != 0] if weighted else None  # CSR order (row-major)
+    # Groups of mixed sizes (widths that round alike and differently), not in width order,
+    # over a shuffled subset of the columns.
+    sizes = np.array([9, 1, 17, 3, 40, 9, 2, 18, 33])
+    columns = rng.permutation(n_columns)[: sizes.sum()]
+    graph_ids = np.arange(sizes.size) * 3 + 1
+    groups = column_groups(pattern, weights, columns, sizes, graph_ids, (0, 100))
+    found: list = []
+    groups.solve(2, NUMPY, found)
+    graphs = np.concatenate([g for g, _ in found])
+    values = np.concatenate([v for _, v in found])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    channels = [(dense, 0)] + ([(weights_dense, 100)] if weighted else [])
+    for g, (start, size) in enumerate(zip(starts, sizes)):
+        chosen = columns[start : start + size]
+        for matrix, offset in channels:
+            got = np.zeros(2)  # a group of one column has one value
+            mine = np.sort(values[graphs == graph_ids[g] + offset])[::-1]
+            assert mine.size == min(2, size), (g, offset)
+            got[: mine.size] = mine
+            want = top_two(matrix[:, chosen])
+            assert got == pytest.approx(want, abs=1e-10 * max(1.0, want[0]), rel=0), (g, offset)
