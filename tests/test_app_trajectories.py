@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
@@ -20,6 +21,7 @@ from app.charts.trajectories import (
     with_step_line,
 )
 from fullspectrum.runs import RunStore
+from fullspectrum.spectrum import layer_spectrum
 from tests.app_fixtures import make_run
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
@@ -110,3 +112,40 @@ def test_the_metrics_datarevision_follows_the_data_not_the_step():
     assert len(revisions) == 1 and None not in revisions
     assert metrics_base(frame, evals, selected_layers=["a"])["layout"]["datarevision"] not in revisions
     assert metrics_base(frame, evals)["layout"]["datarevision"] in revisions  # same data, same revision
+
+
+def _transformer_run(path: Path) -> Path:
+    """Two steps of a 3-block model with attention and MLP projections (LLaMA's parameter names)."""
+    rng = np.random.default_rng(3)
+    store = RunStore.create(path, kind="train", config={"model": "tiny-llama", "data": "digits"}, seed=0,
+                            device="cpu")  # fmt: skip
+    names = [f"model.layers.{block}.{projection}" for block in range(3)
+             for projection in ("self_attn.q_proj", "mlp.down_proj")]  # fmt: skip
+    for step in (0, 10):
+        rows = []
+        for name in names:
+            mask = rng.random((12, 16)) < 0.5
+            rows.append({"layer": name, **layer_spectrum(mask, None, name=name).as_dict(),
+                         "moving_distance": float(step), "exploration_rate": 0.5})  # fmt: skip
+        store.add_snapshot(
+            step, rows, [{"split": "val", "loss": 1.0, "accuracy": 0.5, "exploration_rate": 0.5}]
+        )
+    store.finish(final={"steps": 10})
+    return path
+
+
+def test_a_run_of_many_blocks_filters_its_layers_by_block_and_projection(tmp_path, monkeypatch):
+    run = _transformer_run(tmp_path / "runs" / "llm")
+    at = _page(tmp_path / "runs", run, monkeypatch, tmp_path)
+    labels = [widget.label for widget in at.multiselect]
+    assert labels[:3] == ["Blocks", "Projections", "Layers"]
+    assert at.multiselect[1].options == ["q_proj", "down_proj"]
+    assert len(at.multiselect[2].options) == 6
+    at.multiselect[1].set_value(["down_proj"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    down = [f"model.layers.{block}.mlp.down_proj" for block in range(3)]
+    assert at.multiselect[2].options == down and at.multiselect[2].value == down
+    assert any("3 of 6 layers (3 blocks × 2 projections)" in c.value for c in at.caption)
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    drawn = {trace["name"] for trace in figure["data"]} - {HIGHLIGHT_NAME}
+    assert set(down) <= drawn and not any("q_proj" in name for name in drawn)

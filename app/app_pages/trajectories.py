@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.correlation import study_reading
-from app import cache, export, glossary, widgets
+from app import cache, export, glossary, layer_groups, widgets
 from app.charts.trajectories import correlation_figure, place_marker, with_step_line
 from fullspectrum.errors import FullSpectrumError
 from fullspectrum.spectrum import VECTOR_AXES
@@ -38,6 +38,26 @@ if runs.empty or not selected:
         "`fullspectrum train --out cached_runs/my_run` or start one on the **Live training** page."
     )
     st.stop()
+
+
+def _layers_in_picked_blocks(selected: str, stamp: tuple, names: list[str]) -> list[str]:
+    """``names``, narrowed by a block and a projection filter when the run repeats blocks (a
+    transformer's hundreds of layers: "every ``down_proj``" at once); the layer picker offers these."""
+    groups = layer_groups.grouped_layers(pd.DataFrame({"layer": names}), cache.run_info(selected, stamp))
+    if not layer_groups.has_blocks(groups):
+        return names
+    blocks = layer_groups.block_order(groups.loc[groups["block"] != "", "block"])
+    projections = layer_groups.projection_order(groups)
+    left, right = st.columns(2)
+    picked_blocks = left.multiselect(
+        "Blocks", blocks, key=f"traj_blocks_{selected}", placeholder="all blocks"
+    )
+    picked_projections = right.multiselect(
+        "Projections", projections, key=f"traj_projections_{selected}", placeholder="all projections"
+    )
+    kept = layer_groups.filter_layers(groups, picked_blocks, picked_projections)["layer"].tolist()
+    st.caption(f"{len(kept)} of {len(names)} layers ({len(blocks)} blocks × {len(projections)} projections)")
+    return kept
 
 
 @st.fragment
@@ -70,11 +90,14 @@ def one_run(selected: str) -> None:
             column_config=glossary.column_help(shown),
         )
     elif layers is not None:
-        names = list(dict.fromkeys(layers["layer"]))
+        names = _layers_in_picked_blocks(selected, stamp, list(dict.fromkeys(layers["layer"])))
         steps = sorted(int(s) for s in layers["step"].unique())
         picker, options = st.columns([3, 1])
         chosen = picker.multiselect(
-            "Layers", names, default=names[:MAX_DEFAULT_LAYERS], key=f"traj_layers_{selected}"
+            "Layers",
+            names,
+            default=names[:MAX_DEFAULT_LAYERS],
+            key=f"traj_layers_{selected}_{hash(tuple(names))}",
         )
         show_network = options.checkbox("network mean", value=True, key="traj_network")
         play = options.toggle("Play the steps in the chart", value=False, key="traj_play", help=PLAY_HELP)
