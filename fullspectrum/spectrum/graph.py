@@ -185,13 +185,16 @@ def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
     kept_weights = None if w is None else np.empty(edges)
     start = 0
     step = max(1, _CHUNK_ENTRIES // max(1, n_columns))
+    # Each row's live column numbers, repeated for a slice of rows: ``np.compress`` by the slice's
+    # mask then gives the CSR indices in row-major order (several times faster than ``np.nonzero``).
+    column_tile = np.tile(column_of, min(step, out_units))
     for first in range(0, out_units, step):
-        rows, columns = np.nonzero(flat[first : first + step])  # row-major: CSR order
-        stop = start + rows.size
-        indices[start:stop] = column_of[columns]
+        picks = flat[first : first + step].reshape(-1)
+        stop = start + int(np.count_nonzero(picks))
+        np.compress(picks, column_tile[: picks.size], out=indices[start:stop])
         if w is not None:
             kept = kept_weights[start:stop]
-            kept[:] = w[first : first + step][rows, columns]  # cast to float64 here, kept weights only
+            kept[:] = np.compress(picks, w[first : first + step].reshape(-1))  # float64, kept weights only
             np.abs(kept, out=kept)
         start = stop
     biadjacency = sp.csr_matrix((np.ones(edges), indices, indptr), shape=(right_index.size, left_index.size))
