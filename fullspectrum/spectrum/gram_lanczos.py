@@ -48,6 +48,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
+from fullspectrum.spectrum.graph import column_counts
 from fullspectrum.spectrum.lanczos import (
     _LARGE_PIECE,
     _ORTHOGONAL,
@@ -139,7 +140,7 @@ class _GramState(LockstepBlocks):
         self.bounds = np.concatenate([[0], np.cumsum(row_sizes)])
         self.segments = Segments(row_sizes)
         row_nnz = np.diff(matrix.indptr)
-        col_nnz = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        col_nnz = column_counts(matrix.indices, matrix.shape[1])  # no int64 copy of every index
         # Most entries in a row, and in a column, of each block: the rounding of a product A(Aᵀx).
         self.most = np.maximum.reduceat(row_nnz, self.bounds[:-1]) + np.maximum.reduceat(
             col_nnz, np.concatenate([[0], np.cumsum(col_sizes)[:-1]])
