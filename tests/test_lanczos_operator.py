@@ -7,9 +7,10 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
-from fullspectrum.spectrum.gram_lanczos import _GramState
+from fullspectrum.spectrum.gram_lanczos import _GramState, _top_eigenpairs
 
 
 def test_the_column_counts_take_no_copy_of_the_indices():
@@ -24,3 +25,18 @@ def test_the_column_counts_take_no_copy_of_the_indices():
     tracemalloc.stop()
     assert peak < 3 * matrix.nnz, f"{peak / matrix.nnz:.1f} bytes per entry"
     assert state.most[0] == 2 * side  # a row's entries plus a column's: the rounding of a product
+
+
+def test_the_top_eigenpairs_are_those_of_the_tridiagonal():
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3, 40, 200):
+        alphas, betas = rng.random(n) + 1.0, rng.random(n - 1)
+        betas[n // 3 : n // 3 + 1] = 1e-300  # a breakdown-like split
+        dense = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        exact, vectors = np.linalg.eigh(dense)
+        for want in (1, 2, 3):
+            take = min(want, n)
+            values, last = _top_eigenpairs(alphas, betas, want)
+            assert values == pytest.approx(exact[::-1][:take], abs=1e-13, rel=0)
+            # eigenvectors are defined up to sign: compare the last entries' magnitudes
+            assert np.abs(last) == pytest.approx(np.abs(vectors[-1, ::-1][:take]), abs=1e-12)

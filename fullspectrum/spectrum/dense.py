@@ -135,9 +135,9 @@ class ColumnGroups:
     Group ``g`` (columns ``col_bounds[g]:col_bounds[g+1]``, every row) is graph
     ``graph_ids[g] + offsets[c]`` in channel ``c``. Its width is its size rounded up
     (``round_up``): the columns past its size are empty, and the groups come by increasing width,
-    so the groups of one width are one slice of the arrays, filled into their dense calls by a
-    CSR-to-dense conversion of that slice (the transposed blocks: the same singular values). A
-    channel's values are ``None`` for the 0/1 mask: every entry is 1, and no array of ones is held.
+    so the groups of one width are one slice of the arrays, scattered into their dense calls in
+    one pass (as transposed blocks: the same singular values). A channel's values are ``None`` for
+    the 0/1 mask: every entry is 1, and no array of ones is held.
     """
 
     indptr: np.ndarray
@@ -164,16 +164,16 @@ class ColumnGroups:
             for piece in _pieces(members, self.n_rows * width * channels):
                 first, stop = int(self.col_bounds[piece[0]]), int(self.col_bounds[piece[-1] + 1])
                 start, end = int(self.indptr[first]), int(self.indptr[stop])
-                indptr = self.indptr[first : stop + 1] - start
-                rows = self.indices[start:end]
-                # (p, width, n_rows): each group transposed; zero rows and padded columns add only
-                # zero singular values
-                block = np.empty((channels * piece.size, width, self.n_rows))
+                # Each entry's place in the piece's blocks (p, width, n_rows), each group transposed
+                # (the same singular values); zero rows and padded columns add only zero values.
+                flat = np.repeat(
+                    np.arange(stop - first) * self.n_rows, np.diff(self.indptr[first : stop + 1])
+                )
+                flat += self.indices[start:end]
+                block = np.zeros((channels * piece.size, width, self.n_rows))
                 for c, values in enumerate(self.values):
-                    data = np.ones(end - start) if values is None else values[start:end]
-                    group_columns = sp.csr_matrix((data, rows, indptr), shape=(stop - first, self.n_rows))
-                    group_columns.toarray(
-                        out=block[c * piece.size : (c + 1) * piece.size].reshape(-1, self.n_rows)
+                    block[c * piece.size : (c + 1) * piece.size].reshape(-1)[flat] = (
+                        1.0 if values is None else values[start:end]
                     )
                 got = backend.dense_top(block, min(take, width), kind)
                 graphs = np.concatenate([self.graph_ids[piece] + offset for offset in self.offsets])

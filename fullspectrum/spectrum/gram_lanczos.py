@@ -288,13 +288,21 @@ def _error(sigma: np.ndarray, delta: float) -> np.ndarray:
 
 
 def _top_eigenpairs(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``want`` eigenvalues of the tridiagonal (descending) and the last entries of their vectors."""
+    """Top ``want`` eigenvalues of the tridiagonal (descending) and the last entries of their vectors.
+
+    LAPACK's MRRR (``stemr``, what ``eigh_tridiagonal`` runs with ``lapack_driver="stemr"``) called
+    directly: a test costs some 4 µs instead of 35 µs through the wrapper's checks and its
+    bisection with inverse iteration, and the tests are many (every block, every few steps)."""
     n = alphas.size
     take = min(want, n)
-    eigenvalues, vectors = la.eigh_tridiagonal(
-        alphas, betas, select="i", select_range=(n - take, n - 1), check_finite=False
-    )
-    return eigenvalues[::-1], vectors[-1, ::-1]
+    off = np.zeros(n)  # stemr wants n entries (the last unused) and overwrites them
+    off[: n - 1] = betas
+    found, eigenvalues, vectors, info = la.lapack.dstemr(alphas, off, 3, 0.0, 0.0, n - take + 1, n)
+    if info != 0 or found != take:  # pragma: no cover - MRRR declined: the wrapper's own route
+        eigenvalues, vectors = la.eigh_tridiagonal(
+            alphas, betas, select="i", select_range=(n - take, n - 1), check_finite=False
+        )
+    return eigenvalues[:take][::-1], vectors[-1, :take][::-1]
 
 
 class DenseProducts:
