@@ -32,3 +32,13 @@ def test_the_csr_arrays_are_those_of_the_live_block(monkeypatch, density, chunk)
     np.testing.assert_array_equal(got.data, np.ones(want.nnz))
     absolute = np.abs(weight.astype(np.float64)).reshape(40, -1)[np.ix_(live_rows, live_cols)]
     np.testing.assert_array_equal(graph.kept_weights, absolute[want.toarray() != 0])
+
+
+def test_the_degrees_count_past_the_narrow_sums():
+    rng = np.random.default_rng(1)
+    for shape in [(3, 70_000), (70_000, 3), (5, 7)]:
+        flat = rng.random(shape) < 0.97  # counts above 65535
+        for axis in (0, 1):
+            np.testing.assert_array_equal(
+                graph_module._kept_along(flat, axis), np.count_nonzero(flat, axis=axis)
+            )

@@ -157,6 +157,13 @@ class LayerGraph:
         return matrix
 
 
+def _kept_along(flat: np.ndarray, axis: int) -> np.ndarray:
+    """``np.count_nonzero(flat, axis=axis)`` of a 2-D bool array, summed as bytes into uint16 where
+    the count fits (numpy reduces those some five times faster)."""
+    narrow = np.uint16 if flat.shape[axis] < 2**16 else np.int64
+    return flat.view(np.uint8).sum(axis=axis, dtype=narrow).astype(np.int64)
+
+
 def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
     """Flatten ``mask`` (and ``weight``) and keep the live units (SPEC §1).
 
@@ -169,8 +176,8 @@ def build_layer_graph(mask, weight=None, *, name: str = "layer") -> LayerGraph:
     out_units = mask_bool.shape[0]
     flat = mask_bool.reshape(out_units, -1)  # (out, in*prod(kernel))
     n_columns = flat.shape[1]
-    row_degree = np.count_nonzero(flat, axis=1)
-    column_degree = np.count_nonzero(flat, axis=0)
+    row_degree = _kept_along(flat, axis=1)
+    column_degree = _kept_along(flat, axis=0)
     in_channels = mask_bool.shape[1]
     taps_alive = column_degree.reshape(in_channels, -1).any(axis=1)
     dead_in_channels = int(in_channels - taps_alive.sum())
