@@ -28,3 +28,17 @@ def test_every_class_reaches_exactly_the_rows_wired_to_it(monkeypatch, touch_ent
         assert np.array_equal(table.class_rows[table.class_row_class == c], reached), c
         assert table.right_sizes[c] == reached.size
     assert np.all(np.diff(table.class_row_class * dense.shape[0] + table.class_rows) > 0)  # sorted pairs
+
+
+@pytest.mark.parametrize("table_entries", [1 << 22, 0])
+def test_each_edge_finds_its_class_row_pair(monkeypatch, table_entries):
+    monkeypatch.setattr(classes, "_PAIR_TABLE_ENTRIES", table_entries)
+    rng = np.random.default_rng(6)
+    graph = build_layer_graph(rng.random((50, 200)) < 0.1)
+    table = class_table(graph, "fs23")
+    pattern = graph.biadjacency
+    edge_class = table.column_class[pattern.indices]
+    edge_rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
+    pairs = table.pair_of(edge_class, edge_rows, pattern.shape[0])
+    np.testing.assert_array_equal(table.class_row_class[pairs], edge_class)
+    np.testing.assert_array_equal(table.class_rows[pairs], edge_rows)

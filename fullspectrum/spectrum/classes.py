@@ -16,6 +16,8 @@ from fullspectrum.spectrum.graph import LayerGraph, column_counts, row_slices
 
 _TOUCH_TABLE_ENTRIES = 1 << 26
 """Above this many ``(class, row)`` cells the rows of each class are found by sorting instead."""
+_PAIR_TABLE_ENTRIES = 1 << 22
+"""Up to this many ``(class, row)`` cells ``pair_of`` reads a table (16 MiB) instead of searching."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,13 @@ class ClassTable:
     class_row_class: np.ndarray  # class of each (class, row) pair
 
     def pair_of(self, edge_class: np.ndarray, edge_rows: np.ndarray, n_right: int) -> np.ndarray:
-        """Index of each ``(class, row)`` given in the numbering of all pairs (the pairs are sorted)."""
+        """Index of each ``(class, row)`` given in the numbering of all pairs (the pairs are sorted):
+        read from a table of every cell where it is small, else found by binary search."""
+        n_classes = self.degrees.size
+        if n_classes * n_right <= _PAIR_TABLE_ENTRIES:
+            table = np.zeros((n_classes, n_right), dtype=np.int32)
+            table[self.class_row_class, self.class_rows] = np.arange(self.class_rows.size, dtype=np.int32)
+            return table[edge_class, edge_rows]
         keys = self.class_row_class * n_right + self.class_rows
         return np.searchsorted(keys, edge_class.astype(np.int64) * n_right + edge_rows)
 
