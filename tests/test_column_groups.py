@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.dense import column_groups
+from fullspectrum.spectrum.gram import gram_top
 from fullspectrum.spectrum.stack import NUMPY
 
 
@@ -52,3 +53,12 @@ def test_every_group_gets_the_values_of_its_own_columns(weighted):
             got[: mine.size] = mine
             want = top_two(matrix[:, chosen])
             assert got == pytest.approx(want, abs=1e-10 * max(1.0, want[0]), rel=0), (g, offset)
+
+
+def test_wide_grams_take_their_top_values_from_lapack_directly():
+    rng = np.random.default_rng(8)
+    stack = rng.random((3, 130, 300)) * (rng.random((3, 130, 300)) < 0.3)  # Gram side 130 >= 96
+    values, certified = gram_top(stack, 2, "nonnegative")
+    exact = np.linalg.svd(stack, compute_uv=False)[:, :2]
+    assert certified.all()
+    assert values == pytest.approx(exact, abs=1e-10 * exact.max(), rel=0)
