@@ -12,14 +12,7 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum import gram_lanczos as gram_lanczos_module
 from fullspectrum.spectrum.gram_lanczos import gram_lanczos
-
-
-def connected_block(rng, rows, cols, density):
-    block = (rng.random((rows, cols)) < density).astype(float)
-    block[np.arange(rows), np.arange(rows) % cols] = 1.0  # every row and column wired,
-    block[np.arange(cols) % rows, np.arange(cols)] = 1.0  # and a path through them: connected
-    block[np.arange(rows - 1), (np.arange(rows - 1) + 1) % cols] = 1.0
-    return block * (rng.random((rows, cols)) + 0.5)
+from tests.test_batched_engine import random_connected_block as connected_block
 
 
 def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch):
