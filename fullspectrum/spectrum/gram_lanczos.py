@@ -450,8 +450,17 @@ def recurrence_kernel() -> Callable | None:
 
 
 def load_compiled_kernels() -> bool:
-    """Load numba so that every later Lanczos step runs compiled; whether it could be loaded."""
-    return _compiled_recurrence() is not None
+    """Load numba so that every later Lanczos step runs compiled; whether it could be loaded.
+
+    One tiny run of two blocks here compiles the kernel (or reads numba's cache: ~0.1 s), so the
+    first real solve, e.g. a PAGS population's first candidate, does not pay for it."""
+    if _compiled_recurrence() is None:
+        return False
+    tiny = sp.csr_matrix(
+        np.array([[1.0, 1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0]])
+    )
+    gram_lanczos(tiny, np.array([2, 1]), np.array([3, 2]), 2)
+    return True
 
 
 @functools.cache
