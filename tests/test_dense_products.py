@@ -127,7 +127,7 @@ def half_dense(rng, rows, cols, keep):
 def test_a_dense_connected_pattern_is_one_component_and_any_other_is_searched():
     from scipy.sparse.csgraph import connected_components
 
-    from fullspectrum.spectrum.stack import _dense_and_connected, connected_parts
+    from fullspectrum.spectrum.components import _dense_and_connected, connected_parts
 
     def searched(matrix):
         n_rows, n_cols = matrix.shape

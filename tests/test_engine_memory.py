@@ -21,11 +21,12 @@ import torch
 from safetensors.torch import save_file
 
 from fullspectrum.checkpoints import sharded
+from fullspectrum.spectrum import components as components_module
 from fullspectrum.spectrum import layer_spectrum
-from fullspectrum.spectrum import stack as stack_module
+from fullspectrum.spectrum.components import connected_parts
 from fullspectrum.spectrum.graph import build_layer_graph, column_counts, row_slices, to_numpy
 from fullspectrum.spectrum.network import analyze, edge_batches
-from fullspectrum.spectrum.stack import NUMPY, connected_parts
+from fullspectrum.spectrum.stack import NUMPY
 
 
 def path_graph(n: int) -> sp.csr_matrix:
@@ -47,10 +48,10 @@ def graphs():
 
 @pytest.mark.parametrize("passes", [24, 1], ids=["label passes", "csgraph fallback"])
 def test_components_are_numbered_as_csgraph_numbers_them(passes, monkeypatch):
-    monkeypatch.setattr(stack_module, "_LABEL_PASSES", passes)
+    monkeypatch.setattr(components_module, "_LABEL_PASSES", passes)
     for case in graphs():
         got = connected_parts(case.indptr, case.indices, case.shape[1])
-        want = stack_module._csgraph_parts(case.indptr, case.indices, case.shape[1])
+        want = components_module._csgraph_parts(case.indptr, case.indices, case.shape[1])
         assert got[0] == want[0]
         np.testing.assert_array_equal(got[1], want[1])
         np.testing.assert_array_equal(got[2], want[2])
@@ -58,11 +59,11 @@ def test_components_are_numbered_as_csgraph_numbers_them(passes, monkeypatch):
 
 def test_a_long_chain_falls_back_to_csgraph(monkeypatch):
     calls = []
-    fallback = stack_module._csgraph_parts
-    monkeypatch.setattr(stack_module, "_csgraph_parts", lambda *a: calls.append(1) or fallback(*a))
+    fallback = components_module._csgraph_parts
+    monkeypatch.setattr(components_module, "_csgraph_parts", lambda *a: calls.append(1) or fallback(*a))
     chain = path_graph(150)
     assert connected_parts(chain.indptr, chain.indices, 150)[0] == 1 and not calls
-    monkeypatch.setattr(stack_module, "_LABEL_PASSES", 1)
+    monkeypatch.setattr(components_module, "_LABEL_PASSES", 1)
     assert connected_parts(chain.indptr, chain.indices, 150)[0] == 1 and calls == [1]
 
 
