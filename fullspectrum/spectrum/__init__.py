@@ -16,6 +16,7 @@ Where a metric is computed:
 * :mod:`~fullspectrum.spectrum.components`: a layer graph's connected components, a slice of rows at a time;
 * :mod:`~fullspectrum.spectrum.dense`: batched dense top values (padded buckets; column groups of a layer);
 * :mod:`~fullspectrum.spectrum.gram_lanczos`: lockstep Lanczos on ``A Aᵀ`` (shorter side), under a proven bound;
+* :mod:`~fullspectrum.spectrum.kernels`: the compiled (numba) loops: byte products, one whole Lanczos step;
 * :mod:`~fullspectrum.spectrum.lanczos`: the lockstep Golub–Kahan–Lanczos run over many blocks (numpy);
 * :mod:`~fullspectrum.spectrum.backends`: numpy on the CPU or torch on a device, chosen per call;
 * :mod:`~fullspectrum.spectrum.torch_backend`: the same kernels in torch, float64, on any device;

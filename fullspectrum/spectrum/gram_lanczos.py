@@ -38,9 +38,7 @@ for is left unproven, and the stack then runs Golub–Kahan on it.
 
 from __future__ import annotations
 
-import functools
 import math
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -49,9 +47,9 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.graph import column_counts
+from fullspectrum.spectrum.kernels import byte_kernels, compiled_recurrence, recurrence_kernel
 from fullspectrum.spectrum.lanczos import (
     _LARGE_PIECE,
-    _ORTHOGONAL,
     BREAKDOWN,
     MAX_STEPS,
     LockstepBlocks,
@@ -129,9 +127,8 @@ class _GramState(LockstepBlocks):
         """Products on a dense copy of a lone block (``dense_product``); None: the CSR arrays."""
         self.single = False  # taking the dense block's float32 products
         self.single_steps = 0
-        self.certify_at = (
-            _CERTIFY_AT  # the recurrence bound, times the accepted one, that calls a certificate
-        )
+        # the recurrence bound, times the accepted one, that calls a certificate
+        self.certify_at = _CERTIFY_AT
 
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
@@ -365,108 +362,15 @@ def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
     return DenseProducts(lambda q: dense @ (dense.T @ q), None if binary else dense)
 
 
-def _row_sums(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
-    """``out = matrix @ vector``, accumulated in float64 (compiled by :func:`byte_kernels`)."""
-    for i in range(matrix.shape[0]):
-        total = 0.0
-        for j in range(matrix.shape[1]):
-            total += matrix[i, j] * vector[j]
-        out[i] = total
-
-
-def _row_combination(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) -> None:
-    """``out = matrix.T @ vector``, a sum of rows accumulated in float64 (compiled by :func:`byte_kernels`)."""
-    out[:] = 0.0
-    for i in range(matrix.shape[0]):
-        weight = vector[i]
-        for j in range(matrix.shape[1]):
-            out[j] += matrix[i, j] * weight
-
-
-@functools.cache
-def byte_kernels() -> tuple[Callable, Callable] | None:
-    """:func:`_row_sums` and :func:`_row_combination` compiled by numba (a dependency of umap-learn),
-    or None without it. Reassociation lets the sums use vector registers: any order of a sum keeps
-    the rounding bound of the module docstring."""
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba comes with umap-learn
-        return None
-    compile_ = numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)
-    return compile_(_row_sums), compile_(_row_combination)
-
-
-def _recurrence(w, basis, step, bounds, beta_previous, alpha, beta, small) -> None:
-    """One step of every block's recurrence after its product ``w = A Aᵀ q``, ``q = basis[step]``:
-    ``w -= β q_prev``, ``α = q·w``, ``w -= α q``, the re-orthogonalisation of ``lanczos.orthogonalise``
-    against ``basis[:step+1]`` (classical Gram–Schmidt; a block of ``small`` rows or more skips the
-    update while already orthogonal), and ``β = ‖w‖``, block by block (compiled by
-    :func:`recurrence_kernel`; row slices, so that the loops use vector registers)."""
-    coefficients = np.empty(step + 1)
-    for block in range(bounds.size - 1):
-        start, end = bounds[block], bounds[block + 1]
-        part, q = w[start:end], basis[step, start:end]
-        if step:
-            previous, before = beta_previous[block], basis[step - 1, start:end]
-            for i in range(part.size):
-                part[i] -= previous * before[i]
-        total = 0.0
-        for i in range(part.size):
-            total += q[i] * part[i]
-        for i in range(part.size):
-            part[i] -= total * q[i]
-        alpha[block] = total
-        largest = 0.0
-        for k in range(step + 1):
-            row = basis[k, start:end]
-            total = 0.0
-            for i in range(part.size):
-                total += row[i] * part[i]
-            coefficients[k] = total
-            largest = max(largest, abs(total))
-        norm = 0.0
-        for i in range(part.size):
-            norm += part[i] * part[i]
-        if part.size < small or largest > _ORTHOGONAL * math.sqrt(norm):
-            for k in range(step + 1):
-                row, coefficient = basis[k, start:end], coefficients[k]
-                for i in range(part.size):
-                    part[i] -= coefficient * row[i]
-            norm = 0.0
-            for i in range(part.size):
-                norm += part[i] * part[i]
-        beta[block] = math.sqrt(norm)
-
-
-def recurrence_kernel() -> Callable | None:
-    """:func:`_recurrence` compiled by numba (one call a step in place of some thirty numpy calls and
-    two BLAS calls a block: the lockstep runs of small layers are mostly that overhead) once numba is
-    loaded in this process, else None. Loading it costs a process about 0.4 CPU-s, more than the kernel
-    saves a one-off analysis of a ResNet; the dense products of a large layer load it anyway, and
-    long runs of many solves (PAGS populations) ask for it with :func:`load_compiled_kernels`."""
-    if "numba" not in sys.modules:
-        return None
-    return _compiled_recurrence()
-
-
 def load_compiled_kernels() -> bool:
     """Load numba so that every later Lanczos step runs compiled; whether it could be loaded.
 
     One tiny run of two blocks here compiles the kernel (or reads numba's cache: ~0.1 s), so the
     first real solve, e.g. a PAGS population's first candidate, does not pay for it."""
-    if _compiled_recurrence() is None:
+    if compiled_recurrence() is None:
         return False
     tiny = sp.csr_matrix(
         np.array([[1.0, 1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0]])
     )
     gram_lanczos(tiny, np.array([2, 1]), np.array([3, 2]), 2)
     return True
-
-
-@functools.cache
-def _compiled_recurrence() -> Callable | None:
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba comes with umap-learn
-        return None
-    return numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)(_recurrence)
