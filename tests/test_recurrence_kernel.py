@@ -15,26 +15,57 @@ from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from tests.test_batched_engine import random_connected_block as connected_block
 
 
-def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch):
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch, binary):
+    """Three routes, one answer: whole runs of compiled steps (products included), the compiled
+    recurrence after scipy's products, and numpy alone; with blocks that break down within a compiled
+    run (2 and 3 rows) and blocks frozen while the others go on."""
     assert gram_lanczos_module.load_compiled_kernels(), "numba comes with umap-learn"
     assert gram_lanczos_module.recurrence_kernel() is not None
+    assert gram_lanczos_module.steps_kernel() is not None
     rng = np.random.default_rng(7)
+    two_rows = np.array([[1, 1, 1, 0, 1, 0, 1], [0, 1, 1, 1, 0, 1, 1]])
     blocks = [
         connected_block(rng, 150, 600, 0.02),  # slow: a wide bulk
         connected_block(rng, 40, 50, 0.6),  # dense: finishes early (the run is cut down to the rest)
         connected_block(rng, 30, 45, 0.2),
         connected_block(rng, 300, 320, 0.03),  # long enough to skip updates while orthogonal
+        two_rows * rng.uniform(0.5, 1, two_rows.shape),  # breaks down at step 2
+        connected_block(rng, 3, 5, 0.8),  # breaks down at its third step
     ]
+    if binary:
+        blocks = [(b != 0).astype(float) for b in blocks]
     matrix = sp.csr_matrix(sp.block_diag(blocks))
     rows, cols = np.array([b.shape[0] for b in blocks]), np.array([b.shape[1] for b in blocks])
     compiled, proven = gram_lanczos(matrix, rows, cols, 2)
+    monkeypatch.setattr(gram_lanczos_module, "steps_kernel", lambda: None)
+    recurrence_only, recurrence_proven = gram_lanczos(matrix, rows, cols, 2)
     monkeypatch.setattr(gram_lanczos_module, "recurrence_kernel", lambda: None)
     plain, plain_proven = gram_lanczos(matrix, rows, cols, 2)
-    assert proven.all() and plain_proven.all()
-    for got, numpy_got, block in zip(compiled, plain, blocks):
+    assert proven.all() and recurrence_proven.all() and plain_proven.all()
+    for got, recurrence_got, numpy_got, block in zip(compiled, recurrence_only, plain, blocks):
         exact = np.linalg.svd(block, compute_uv=False)[:2]
         assert got == pytest.approx(exact, abs=1e-9 * exact[0], rel=0)
         assert got == pytest.approx(numpy_got, abs=1e-11 * exact[0], rel=0)
+        assert recurrence_got == pytest.approx(numpy_got, abs=1e-11 * exact[0], rel=0)
+
+
+def test_compiled_steps_run_many_steps_a_call(monkeypatch):
+    """The compiled route takes whole stretches of steps in one call, not one call a step."""
+    assert gram_lanczos_module.load_compiled_kernels()
+    kernel = gram_lanczos_module.steps_kernel()
+    calls = []
+
+    def counted(*args):
+        calls.append(args[5:7])  # (first, stop)
+        return kernel(*args)
+
+    monkeypatch.setattr(gram_lanczos_module, "steps_kernel", lambda: counted)
+    block = connected_block(np.random.default_rng(3), 200, 500, 0.03)
+    values, proven = gram_lanczos(sp.csr_matrix(block), np.array([200]), np.array([500]), 2)
+    assert proven.all()
+    assert values[0] == pytest.approx(np.linalg.svd(block, compute_uv=False)[:2], abs=1e-9 * values[0, 0])
+    assert calls and max(stop - first for first, stop in calls) >= 4
 
 
 def test_a_one_off_analysis_does_not_load_numba():
@@ -46,10 +77,12 @@ def test_a_one_off_analysis_does_not_load_numba():
         "mask = rng.random((300, 400)) < 0.1\n"
         "layer_spectrum(mask, rng.standard_normal((300, 400)))\n"
         "assert 'numba' not in sys.modules, 'numba loaded'\n"
-        "from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels, recurrence_kernel\n"
-        "assert recurrence_kernel() is None and load_compiled_kernels() and recurrence_kernel() is not None\n"
+        "from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels\n"
+        "from fullspectrum.spectrum.kernels import recurrence_kernel, steps_kernel\n"
+        "assert recurrence_kernel() is None and steps_kernel() is None and load_compiled_kernels()\n"
         # compiled for the engine's argument types already: the first real solve pays no compilation
-        "assert recurrence_kernel().signatures, 'not compiled'\n"
+        "assert recurrence_kernel().signatures, 'recurrence not compiled'\n"
+        "assert steps_kernel().signatures, 'steps not compiled'\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

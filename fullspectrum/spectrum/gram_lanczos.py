@@ -47,7 +47,12 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.graph import column_counts
-from fullspectrum.spectrum.kernels import byte_kernels, compiled_recurrence, recurrence_kernel
+from fullspectrum.spectrum.kernels import (
+    byte_kernels,
+    compiled_recurrence,
+    recurrence_kernel,
+    steps_kernel,
+)
 from fullspectrum.spectrum.lanczos import (
     _LARGE_PIECE,
     BREAKDOWN,
@@ -135,6 +140,12 @@ class _GramState(LockstepBlocks):
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
         self.rows = matrix.shape[0]
+        # For the compiled steps: unsigned views of the CSR arrays (no negative-index checks there).
+        self.unsigned = tuple(
+            a.view(np.uint32 if a.dtype == np.int32 else np.uint64) for a in (matrix.indptr, matrix.indices)
+        )
+        self.binary = bool(np.all(matrix.data == 1))
+        self.middle = np.empty(matrix.shape[1])
         self.row_sizes, self.col_sizes = row_sizes, col_sizes
         self.bounds = np.concatenate([[0], np.cumsum(row_sizes)])
         self.segments = Segments(row_sizes)
@@ -161,25 +172,17 @@ class _GramState(LockstepBlocks):
         step = self.n
         if step + 1 == self.basis.shape[0]:
             self._grow()
-        q = self.basis[step]
-        if self.dense is None:
-            w = self.matrix @ (self.transpose @ q)
-        elif self.single:
-            w = self.dense.single(q)
-            self.single_steps += 1
-        else:
-            w = self.dense.exact(q)
-        kernel = recurrence_kernel()
-        if kernel is not None:  # every block's recurrence in one compiled call
+        steps = steps_kernel() if self.dense is None and self.unsigned[1].dtype == np.uint32 else None
+        if steps is not None:  # compiled: every step up to the next test in one call
             alpha, beta = np.empty(self.beta.size), np.empty(self.beta.size)
-            kernel(w, self.basis, step, self.bounds, self.beta, alpha, beta, _LARGE_PIECE // (step + 1))
+            stop = max(step + 1, min(self.next_due, self.basis.shape[0] - 1))
+            step = steps(
+                *self.unsigned, self.matrix.data, self.binary, self.basis, step, stop, self.bounds, self.beta,
+                self.frozen, self.alphas, self.betas, self.scale, BREAKDOWN, _LARGE_PIECE, self.middle, alpha, beta,
+            )  # fmt: skip
+            w = self.basis[step + 1]  # the last step's vector, not yet normalised: finished below
         else:
-            if step:
-                w -= self._expand(self.beta) * self.basis[step - 1]
-            alpha = self.segments.sums(q * w)
-            w -= self._expand(alpha) * q
-            orthogonalise(w, self.basis[: step + 1], self.segments)
-            beta = np.sqrt(self.segments.sums(w * w))
+            w, alpha, beta = self._recurrence_step(step)
         np.maximum(self.scale, np.maximum(np.abs(alpha), beta), out=self.scale)
         self.alphas[:, step] = alpha
         self.n = n = step + 1
@@ -208,6 +211,29 @@ class _GramState(LockstepBlocks):
             and self.work[self.frozen].sum() >= _COMPACT_SHARE * self.work.sum()
         ):
             self._compact()
+
+    def _recurrence_step(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step's product and recurrence in Python: ``(w, alpha, beta)``, ``w`` not yet normalised."""
+        q = self.basis[step]
+        if self.dense is None:
+            w = self.matrix @ (self.transpose @ q)
+        elif self.single:
+            w = self.dense.single(q)
+            self.single_steps += 1
+        else:
+            w = self.dense.exact(q)
+        kernel = recurrence_kernel()
+        if kernel is not None:  # every block's recurrence in one compiled call
+            alpha, beta = np.empty(self.beta.size), np.empty(self.beta.size)
+            kernel(w, self.basis, step, self.bounds, self.beta, alpha, beta, _LARGE_PIECE // (step + 1))
+        else:
+            if step:
+                w -= self._expand(self.beta) * self.basis[step - 1]
+            alpha = self.segments.sums(q * w)
+            w -= self._expand(alpha) * q
+            orthogonalise(w, self.basis[: step + 1], self.segments)
+            beta = np.sqrt(self.segments.sums(w * w))
+        return w, alpha, beta
 
     def _test(self, values, certified, block: int, broke: bool, beta: float) -> None:
         """Convergence (and provability) test of one block from the top eigenpairs of its tridiagonal."""
@@ -378,12 +404,18 @@ def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
 def load_compiled_kernels() -> bool:
     """Load numba so that every later Lanczos step runs compiled; whether it could be loaded.
 
-    One tiny run of two blocks here compiles the kernel (or reads numba's cache: ~0.1 s), so the
-    first real solve, e.g. a PAGS population's first candidate, does not pay for it."""
+    Two tiny runs here compile the kernels (or read numba's cache: ~0.1 s), so the first real solve,
+    e.g. a PAGS population's first candidate, does not pay for it: one of two blocks on CSR products
+    (:func:`~fullspectrum.spectrum.kernels.steps_kernel`), one on a lone block's own products, which
+    runs the recurrence alone (:func:`~fullspectrum.spectrum.kernels.recurrence_kernel`)."""
     if compiled_recurrence() is None:
         return False
     tiny = sp.csr_matrix(
         np.array([[1.0, 1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0]])
     )
     gram_lanczos(tiny, np.array([2, 1]), np.array([3, 2]), 2)
+    state = _GramState(tiny, np.array([3]), np.array([5]), 2)
+    state.dense = DenseProducts(lambda q: tiny @ (tiny.T @ q))
+    while not state.frozen.all():
+        state.step(np.zeros((1, 2)), np.zeros(1, dtype=bool))
     return True

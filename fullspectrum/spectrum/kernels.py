@@ -86,6 +86,81 @@ def _recurrence(w, basis, step, bounds, beta_previous, alpha, beta, small) -> No
         beta[block] = math.sqrt(norm)
 
 
+def _lanczos_steps(
+    indptr,
+    indices,
+    data,
+    binary,
+    basis,
+    first,
+    stop,
+    bounds,
+    beta_previous,
+    frozen,
+    alphas,
+    betas,
+    scale,
+    breakdown,
+    large_piece,
+    middle,
+    alpha,
+    beta,
+) -> int:
+    """Steps ``first .. stop-1`` of every block's Lanczos recurrence on ``A Aᵀ``, products included,
+    for a CSR ``A`` (``indptr``/``indices`` as unsigned views: no negative-index checks; ``binary``:
+    its values are all 1 and ``data`` is not read). Each step is the one ``gram_lanczos`` takes in
+    Python: the product ``w = A(Aᵀq)``, :func:`_recurrence`, then the coefficients stored and ``w``
+    normalised into ``basis[step+1]`` (a frozen block's part zeroed). The last step (``stop-1``), or
+    one in which a running block breaks down, is left half done for the caller to test: ``alpha``,
+    ``beta`` and the unnormalised ``w`` (in ``basis[step+1]``) written, nothing stored. Returns that
+    step's number (compiled by :func:`steps_kernel`)."""
+    rows = indptr.size - 1
+    blocks = bounds.size - 1
+    for step in range(first, stop):
+        q, w = basis[step], basis[step + 1]
+        middle[:] = 0.0
+        for i in range(rows):  # Aᵀ q, a scatter over the rows
+            start, end, weight = indptr[i], indptr[i + 1], q[i]
+            if binary:
+                for e in range(start, end):
+                    middle[indices[e]] += weight
+            else:
+                for e in range(start, end):
+                    middle[indices[e]] += data[e] * weight
+        for i in range(rows):  # A (Aᵀ q), a gather
+            start, end = indptr[i], indptr[i + 1]
+            total = 0.0
+            if binary:
+                for e in range(start, end):
+                    total += middle[indices[e]]
+            else:
+                for e in range(start, end):
+                    total += data[e] * middle[indices[e]]
+            w[i] = total
+        _step_recurrence(w, basis, step, bounds, beta_previous, alpha, beta, large_piece // (step + 1))
+        broke = False
+        for block in range(blocks):
+            if not frozen[block]:
+                largest = max(scale[block], abs(alpha[block]), beta[block])
+                if beta[block] <= breakdown * max(largest, 1.0):
+                    broke = True
+        if broke or step == stop - 1:
+            return step
+        for block in range(blocks):
+            scale[block] = max(scale[block], abs(alpha[block]), beta[block])
+            alphas[block, step] = alpha[block]
+            betas[block, step] = beta[block]
+            beta_previous[block] = beta[block]
+            factor = 0.0 if frozen[block] else 1.0 / beta[block]
+            for i in range(bounds[block], bounds[block + 1]):
+                w[i] *= factor
+    return stop - 1
+
+
+_step_recurrence = _recurrence
+"""The recurrence :func:`_lanczos_steps` calls: the compiled one once :func:`compiled_steps` ran."""
+
+
 def recurrence_kernel() -> Callable | None:
     """:func:`_recurrence` compiled by numba (one call a step in place of some thirty numpy calls and
     two BLAS calls a block: the lockstep runs of small layers are mostly that overhead) once numba is
@@ -111,3 +186,25 @@ def _compiled(*functions: Callable) -> tuple[Callable, ...] | None:
         return None
     compile_ = numba.njit(fastmath={"reassoc", "contract"}, cache=True, nogil=True)
     return tuple(compile_(function) for function in functions)
+
+
+def steps_kernel() -> Callable | None:
+    """:func:`_lanczos_steps` compiled by numba once numba is loaded in this process (as
+    :func:`recurrence_kernel`), else None."""
+    if "numba" not in sys.modules:
+        return None
+    return compiled_steps()
+
+
+@functools.cache
+def compiled_steps() -> Callable | None:
+    """:func:`_lanczos_steps` compiled by numba (loading numba), or None without it. Its products are
+    compiled without reassociation (measured: vector gathers are slower here than plain loads)."""
+    recurrence = compiled_recurrence()
+    if recurrence is None:  # pragma: no cover - numba is a dependency
+        return None
+    import numba
+
+    global _step_recurrence
+    _step_recurrence = recurrence  # numba reads a global callee when it compiles its caller
+    return numba.njit(cache=True, nogil=True)(_lanczos_steps)
