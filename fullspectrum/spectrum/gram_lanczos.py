@@ -87,6 +87,9 @@ _CERTIFY_AT = 0.1
 of the accepted one: at the accepted bound itself their float64 residuals are only just inside it."""
 _SWITCH_TESTS = 4
 """Steps between convergence tests while a dense block waits for its float32 products."""
+_TEST_STRIDE = 4
+"""In a run of several blocks, tests fall on multiples of this step (each block's next test is put off
+to the next one): the steps between are one compiled call."""
 _TEST_WORK = 5e4
 """A convergence test's cost in entries of a Lanczos step (measured: ~50 µs, as a product over 50k edges)."""
 
@@ -196,7 +199,8 @@ class _GramState(LockstepBlocks):
                 self._test(values, certified, block, bool(broke[block]), float(beta[block]))
             finished = bool(self.frozen[due].any())
             self.any_frozen = bool(self.frozen.any())
-            self.next_due = int(np.min(np.minimum(self.next_check, self.limit)[~self.frozen], initial=n + 1))
+            running = np.minimum(self.next_check, self.limit)[~self.frozen]
+            self.next_due = int(running.min()) if running.size else n + 1
         self.betas[:, step] = beta
         self.beta = beta
         if self.any_frozen:
@@ -267,7 +271,10 @@ class _GramState(LockstepBlocks):
         # In eigenvalue terms, the residual that would prove the values.
         tolerance = max(allowed * float(sigma[min(self.want, sigma.size) - 1]) - rounding, 1e-300)
         steps = steps_to_converge(self.last_check[block], n, residual, tolerance)
-        self.next_check[block] = n + min(steps, self._test_interval(block))
+        due = n + min(steps, self._test_interval(block))
+        if self.frozen.size > 1:  # blocks tested together: the compiled steps run longer between tests
+            due = max(n + 1, -(-due // _TEST_STRIDE) * _TEST_STRIDE)
+        self.next_check[block] = due
         self.last_check[block] = (n, residual)
 
     def _test_interval(self, block: int) -> int:
