@@ -205,18 +205,17 @@ def test_large_lanczos_blocks_run_alone_with_the_same_values(monkeypatch):
             assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-9, rel=1e-12), field
 
 
-def test_cutting_finished_blocks_renumbers_columns_like_slicing():
-    blocks = [
-        sp.random(5, 7, 0.5, random_state=1),
-        sp.random(4, 3, 0.6, random_state=2),
-        sp.random(6, 9, 0.4, random_state=3),
-    ]
+@pytest.mark.parametrize(
+    "keep", [[True, False, True, False], [False, True, True, False], [True] * 4, [False, False, False, True]]
+)
+def test_cutting_finished_blocks_renumbers_columns_like_slicing(keep):
+    sizes = [(5, 7), (4, 3), (6, 9), (1, 4)]  # the last: one row
+    blocks = [sp.random(r, c, 0.5, random_state=k, format="csr") for k, (r, c) in enumerate(sizes, 1)]
     matrix = sp.csr_matrix(sp.block_diag(blocks))
-    keep = np.array([True, False, True])
-    keep_rows = np.repeat(keep, [5, 4, 6])
-    keep_cols = np.repeat(keep, [7, 3, 9])
-    got = lanczos_module._cut(matrix, keep_rows, keep_cols)
-    want = matrix[keep_rows][:, keep_cols]
+    keep = np.array(keep)
+    rows, cols = np.array([r for r, _ in sizes]), np.array([c for _, c in sizes])
+    got = lanczos_module._kept_blocks(matrix, rows, cols, keep)
+    want = matrix[np.repeat(keep, rows)][:, np.repeat(keep, cols)]
     assert got.shape == want.shape and (got != want).nnz == 0
 
 
