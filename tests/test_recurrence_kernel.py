@@ -68,6 +68,7 @@ def test_compiled_steps_run_many_steps_a_call(monkeypatch):
     assert calls and max(stop - first for first, stop in calls) >= 4
 
 
+@pytest.mark.slow  # a fresh process
 def test_a_one_off_analysis_does_not_load_numba():
     """Loading numba costs a process ~0.4 CPU-s, more than the compiled steps save one ResNet."""
     script = (
@@ -83,6 +84,29 @@ def test_a_one_off_analysis_does_not_load_numba():
         # compiled for the engine's argument types already: the first real solve pays no compilation
         "assert recurrence_kernel().signatures, 'recurrence not compiled'\n"
         "assert steps_kernel().signatures, 'steps not compiled'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow  # a fresh process
+def test_a_long_run_loads_the_compiled_kernels_once_it_has_spent_what_loading_costs():
+    """The ski-rental rule of ``gram_lanczos.LOAD_AFTER_SECONDS``: numba is loaded only after that
+    much time in uncompiled Lanczos runs, and then the runs are compiled."""
+    script = (
+        "import sys, numpy as np\n"
+        "from fullspectrum.spectrum import gram_lanczos as g, layer_spectrum\n"
+        "g.LOAD_AFTER_SECONDS = 0.3\n"
+        "rng = np.random.default_rng(0)\n"
+        "mask = rng.random((300, 400)) < 0.02\n"
+        "calls = 0\n"
+        "while 'numba' not in sys.modules and calls < 500:\n"
+        "    spent = g._uncompiled['seconds']\n"
+        "    layer_spectrum(mask, rng.standard_normal((300, 400)))\n"
+        "    calls += 1\n"
+        "assert 'numba' in sys.modules, 'never loaded'\n"
+        "assert calls > 1 and spent < 0.3 <= g._uncompiled['seconds'], (calls, spent)\n"
+        "assert g.recurrence_kernel() is not None and g.steps_kernel().signatures\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -39,6 +39,7 @@ for is left unproven, and the stack then runs Golub–Kahan on it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -112,9 +113,28 @@ def gram_lanczos(
         state = _GramState(matrix, row_sizes, col_sizes, want)
         if row_sizes.size == 1:  # a lone block: its products may be cheaper on a dense copy
             state.dense = dense_product(matrix)
+        uncompiled = recurrence_kernel() is None
+        started = time.perf_counter()
         while not state.frozen.all():
             state.step(values, certified)
+        if uncompiled:
+            _count_uncompiled(time.perf_counter() - started)
     return values, certified
+
+
+LOAD_AFTER_SECONDS = 1.0
+"""Seconds of Lanczos runs without the compiled kernels after which a process loads them. Loading
+numba costs about 0.45 s (seconds more on a first run, which compiles the kernels into numba's cache)
+and the kernels then save about 40% of a run: once a process has forgone about what loading costs,
+it is likely to run on, and loads (the ski-rental rule). A one-off analysis never gets there."""
+_uncompiled = {"seconds": 0.0, "tried": False}
+
+
+def _count_uncompiled(seconds: float) -> None:
+    _uncompiled["seconds"] += seconds
+    if _uncompiled["seconds"] >= LOAD_AFTER_SECONDS and not _uncompiled["tried"]:
+        _uncompiled["tried"] = True  # once: without numba, the numpy route stays
+        load_compiled_kernels()
 
 
 class _GramState(LockstepBlocks):
