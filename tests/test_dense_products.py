@@ -51,12 +51,20 @@ def test_the_certificate_bounds_the_error_of_any_vector():
     assert np.all(np.abs(sigma - exact[:2]) <= bound) and bound.min() > 1e-7 * exact[0]
 
 
-def test_a_sparse_or_small_block_keeps_its_csr_products():
+def test_a_sparse_or_small_block_keeps_its_csr_products(monkeypatch):
     rng = np.random.default_rng(1)
+    monkeypatch.setattr(gram_lanczos_module, "steps_kernel", lambda: None)  # scipy's CSR products
     assert dense_product(dense_block(rng, density=0.05)) is None  # too sparse
     assert dense_product(dense_block(rng, density=0.12, weighted=True)) is None  # float64 reads more
     assert dense_product(dense_block(rng, density=0.12)) is not None  # bytes read less
     assert dense_product(sp.csr_matrix(rng.random((300, 300)))) is None  # too small
+
+
+def test_compiled_csr_steps_keep_a_block_sparse_up_to_a_higher_share():
+    rng = np.random.default_rng(1)
+    assert gram_lanczos_module.load_compiled_kernels()
+    assert dense_product(dense_block(rng, density=0.12)) is None  # the compiled CSR products win
+    assert dense_product(dense_block(rng, density=0.3)) is not None  # bytes still read less
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -75,6 +75,9 @@ copy (measured break-even against CSR: 0.3 in float64, 0.13 in float32, which en
 BYTES_SHARE = 0.08
 """A lone 0/1 block does so from this share (measured break-even of a byte product: 0.075; a ResNet-18
 layer4 conv at ERK 0.2 keeps 0.12 of its 512 × 4608 weights)."""
+COMPILED_BYTES_SHARE = 0.17
+"""...or from this share where the Lanczos steps run compiled, CSR products included (measured break-even
+0.17–0.2 on 512 × 4608 and 2048 × 2048 blocks)."""
 DENSE_ENTRIES = 1 << 20
 """...and at least this many entries (rows × columns): below, the products take microseconds either way."""
 DENSE_BYTES = 3 << 26
@@ -398,11 +401,12 @@ class DenseProducts:
 
 def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
     """The products of ``matrix`` on a dense copy where that is cheaper than CSR products (see
-    :data:`DENSE_SHARE`, :data:`BYTES_SHARE`), else None: a 0/1 matrix as bytes through :func:`byte_kernels`, any other
+    :data:`DENSE_SHARE`, :data:`BYTES_SHARE`, :data:`COMPILED_BYTES_SHARE`), else None: a 0/1 matrix as bytes through :func:`byte_kernels`, any other
     (or a 0/1 one without numba) as float64 through BLAS, with float32 ones for a weighted matrix."""
     rows, cols = matrix.shape
     entries = rows * cols
-    if entries < DENSE_ENTRIES or matrix.nnz < BYTES_SHARE * entries:
+    share = COMPILED_BYTES_SHARE if steps_kernel() is not None else BYTES_SHARE
+    if entries < DENSE_ENTRIES or matrix.nnz < share * entries:
         return None
     binary = bool(np.all(matrix.data == 1))
     kernels = byte_kernels() if binary else None
