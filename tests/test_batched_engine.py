@@ -240,3 +240,31 @@ def test_a_large_layer_peaks_below_fifty_six_bytes_per_kept_weight():
     finally:
         tracemalloc.stop()
     assert peak / edges < 56, f"{peak / edges:.1f} bytes per kept weight"
+
+
+def test_a_layer_whose_one_class_is_its_whole_graph_solves_that_graph_once(monkeypatch):
+    """A dense layer and a row-wise N:M mask have one degree class on the input side: the class is
+    the full graph, so the stack holds only the full graph (mask and weights), and the class reads
+    its values. Their metrics are the oracle's."""
+    from fullspectrum.spectrum import plan as plan_module
+
+    rng = np.random.default_rng(11)
+    dense = np.ones((24, 8, 3, 3))
+    half = np.zeros((40, 64))  # each input unit keeps 20 of its 40 outputs: one degree class
+    for column in range(64):
+        half[rng.choice(40, 20, replace=False), column] = 1
+    graphs = []
+    original = plan_module.stack_top
+
+    def spied(stack, want, backend=None):
+        graphs.append(stack.n_graphs)
+        return original(stack, want, backend)
+
+    monkeypatch.setattr(plan_module, "stack_top", spied)
+    for mask in (dense, half):
+        weight = rng.standard_normal(mask.shape)
+        got = layer_spectrum(mask, weight).as_dict()
+        want = oracle_spectrum(mask, weight, "fs23")
+        assert got["n_classes"] == 1
+        assert_same(got, want, max(want["sigma1"], want["omega1"]), "whole class")
+    assert graphs == [2, 2], graphs

@@ -65,3 +65,30 @@ def test_top_singular_values_k10_agrees_with_numpy_svd():
         matrix = (rng.random((int(rng.integers(10, 60)), int(rng.integers(10, 60)))) < 0.3) * rng.random()
         exact = np.linalg.svd(matrix, compute_uv=False)[:10]
         assert np.allclose(matrix_singular_values(matrix, 10)[: exact.size], exact, atol=1e-9, rtol=0)
+
+
+def test_complete_bipartite_blocks_take_their_closed_form_not_an_svd(monkeypatch):
+    """A 0/1 block whose nonzero rows are all alike (a dense layer, a class that is the whole layer)
+    has one nonzero singular value, sqrt(edges): the Gram bound cannot prove its zero sigma2, and no
+    SVD is needed. Rows alike but not 0/1, or 0/1 rows that differ, still go to the SVD."""
+    from fullspectrum.spectrum import dense as dense_module
+
+    stack = np.zeros((4, 9, 6))
+    stack[0, :7, :5] = 1  # K(7, 5), zero-padded
+    stack[1, [0, 3, 8], 1:4] = 1  # K(3, 3) on scattered units
+    stack[2, :4, :3] = [2.0, 0.5, 1.0]  # rank one, weighted
+    stack[3, :5, :5] = np.eye(5)  # five equal values: sigma2 = sigma1, the SVD's case
+    svd_inputs = []
+    svd = np.linalg.svd
+
+    def counted(matrices, compute_uv=False):
+        svd_inputs.append(len(matrices))
+        return svd(matrices, compute_uv=compute_uv)
+
+    monkeypatch.setattr(dense_module.np.linalg, "svd", counted)
+    got = dense_module.dense_top(stack.copy(), 2, "nonnegative")
+    monkeypatch.undo()
+    exact = np.linalg.svd(stack, compute_uv=False)[:, :2]
+    assert got == pytest.approx(exact, abs=1e-12, rel=0)
+    assert got[0, 0] == np.sqrt(35.0) and got[1, 0] == 3.0 and got[0, 1] == 0.0
+    assert sum(svd_inputs) <= 2, "only the weighted and the identity blocks may need the SVD"

@@ -45,9 +45,30 @@ def dense_top(stack: np.ndarray, want: int, kind: str | None = None) -> np.ndarr
     """
     values, certified = gram_top(stack, want, kind)
     if not certified.all():
+        _rank_one(stack, values, certified)
+    if not certified.all():
         unproven = np.flatnonzero(~certified)
         values[unproven] = np.linalg.svd(stack[unproven], compute_uv=False)[:, :want]
     return values
+
+
+def _rank_one(stack: np.ndarray, values: np.ndarray, certified: np.ndarray) -> None:
+    """The exact values of the unproven 0/1 matrices whose nonzero rows are all alike: a complete
+    bipartite graph on its units, whose only nonzero singular value is ``sqrt(edges)``. The Gram
+    bound cannot prove their zero ``sigma2`` (a dense layer, a class that is the whole layer), and an
+    SVD of each would cost more than the rest of the layer."""
+    for b in np.flatnonzero(~certified).tolist():
+        matrix = stack[b]
+        live = matrix[matrix.any(axis=1)]
+        first = live[0] if live.size else live
+        if (
+            live.size
+            and np.all((first == 0) | (first == 1))
+            and np.array_equal(live, np.broadcast_to(first, live.shape))
+        ):
+            values[b] = 0.0
+            values[b, 0] = np.sqrt(float(live.sum()))
+            certified[b] = True
 
 
 def kind_of(values: np.ndarray) -> str | None:

@@ -9,7 +9,7 @@ batched dense calls and one lockstep Lanczos run serve them all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,7 +43,13 @@ class LayerTops:
 
 def layer_tops(requests: list[LayerRequest], backend=None) -> list[LayerTops]:
     """The values every request needs, from one stack of all their graphs (``backend``: see ``backends.py``)."""
-    stacks = [_layer_stack(request) for request in requests]
+    # A layer whose one chosen class holds every live input unit (a regular left side: a dense layer,
+    # a row-wise N:M mask) has that class for its whole graph: solved once, read twice.
+    whole = [_class_is_whole(request) for request in requests]
+    stacks = [
+        _layer_stack(replace(request, chosen=np.zeros_like(request.chosen)) if same else request)
+        for request, same in zip(requests, whole)
+    ]
     if not stacks:
         return []
     counts = [stack.n_graphs for stack in stacks]
@@ -51,10 +57,16 @@ def layer_tops(requests: list[LayerRequest], backend=None) -> list[LayerTops]:
     del stacks  # stack_top then holds the only reference, and lets go of each column group once solved
     values = stack_top(combined.pop(), 2, backend)
     tops, start = [], 0
-    for request, count in zip(requests, counts):
-        tops.append(_read(request, values[start : start + count]))
+    for request, count, same in zip(requests, counts, whole):
+        tops.append(_read(request, values[start : start + count], same))
         start += count
     return tops
+
+
+def _class_is_whole(request: LayerRequest) -> bool:
+    """Whether the layer's only chosen class is its whole graph (all live columns, so all live rows)."""
+    chosen = np.flatnonzero(request.chosen)
+    return chosen.size == 1 and int(request.classes.sizes[chosen[0]]) == request.graph.biadjacency.shape[1]
 
 
 def _layer_stack(request: LayerRequest) -> GraphStack:
@@ -158,15 +170,24 @@ def _with_weights(
     ]
 
 
-def _read(request: LayerRequest, values: np.ndarray) -> LayerTops:
+def _read(request: LayerRequest, values: np.ndarray, whole: bool = False) -> LayerTops:
+    """The request's values from its graphs' rows of ``values``; ``whole``: its one chosen class is
+    the full graph, which alone was solved (rows: the full graph, then with weights)."""
     chosen = np.flatnonzero(request.chosen)
-    count = 1 + chosen.size
     classes = request.chosen.size
     class_sigma = np.full((classes, 2), NAN)
     class_omega = np.full((classes, 2), NAN)
+    weighted = request.graph.kept_weights is not None
+    if whole:
+        class_sigma[chosen] = values[0]
+        omega = values[1] if weighted else np.full(2, NAN)
+        if weighted:
+            class_omega[chosen] = values[1]
+        return LayerTops(sigma=values[0], omega=omega, class_sigma=class_sigma, class_omega=class_omega)
+    count = 1 + chosen.size
     class_sigma[chosen] = values[1:count]
     omega = np.full(2, NAN)
-    if request.graph.kept_weights is not None:
+    if weighted:
         omega = values[count]
         class_omega[chosen] = values[count + 1 : 2 * count]
     return LayerTops(sigma=values[0], omega=omega, class_sigma=class_sigma, class_omega=class_omega)
