@@ -1,9 +1,11 @@
-"""The engine's compiled loops (numba): byte products of a dense 0/1 block, and one whole lockstep
-Lanczos step of every block at once (``gram_lanczos.py`` uses both).
+"""The engine's compiled loops (numba): byte products of a dense 0/1 block, one lockstep Lanczos
+step of every block at once, and whole stretches of such steps with their CSR products
+(``gram_lanczos.py`` uses all three).
 
 Each loop is plain Python over numpy arrays, so without numba nothing is compiled and the callers
-keep their numpy routes. The step kernel is used only once numba is loaded in the process (see
-:func:`recurrence_kernel`).
+keep their numpy routes. The step kernels are used only once numba is loaded in the process (see
+:func:`recurrence_kernel`): by ``gram_lanczos.load_compiled_kernels``, by a dense layer's byte
+products, or by a process whose uncompiled Lanczos runs have taken ``gram_lanczos.LOAD_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
