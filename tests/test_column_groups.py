@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fullspectrum.spectrum import dense as dense_module
 from fullspectrum.spectrum.dense import column_groups
 from fullspectrum.spectrum.gram import gram_top
+from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels
 from fullspectrum.spectrum.stack import NUMPY
 
 
@@ -21,8 +23,15 @@ def top_two(block: np.ndarray) -> np.ndarray:
     return values
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_every_group_gets_the_values_of_its_own_columns(weighted):
+def test_every_group_gets_the_values_of_its_own_columns(monkeypatch, weighted, compiled):
+    """Both sorts into column order: numba's one pass (once numba is loaded) and numpy's slices."""
+    if compiled:
+        assert load_compiled_kernels()
+        assert dense_module.column_scatter_kernel() is not None
+    else:
+        monkeypatch.setattr(dense_module, "column_scatter_kernel", lambda: None)
     rng = np.random.default_rng(3)
     rows, n_columns = 40, 230
     dense = (rng.random((rows, n_columns)) < 0.3).astype(float)
@@ -62,3 +71,29 @@ def test_wide_grams_take_their_top_values_from_lapack_directly():
     exact = np.linalg.svd(stack, compute_uv=False)[:, :2]
     assert certified.all()
     assert values == pytest.approx(exact, abs=1e-10 * exact.max(), rel=0)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_compiled_sort_gives_the_arrays_of_the_numpy_one(monkeypatch, weighted):
+    """Entry for entry: each place's rows ascending, the weights beside them, over a pattern with
+    columns left out and more places than a uint16 key holds."""
+    assert load_compiled_kernels()
+    rng = np.random.default_rng(5)
+    for rows, n_columns, sizes in ((50, 300, [7, 30, 1, 64, 12]), (3, 70000, [66000, 20])):
+        pattern = sp.random(rows, n_columns, density=0.05, format="csr", random_state=rng)
+        pattern.data[:] = 1.0
+        weights = rng.random(pattern.nnz) if weighted else None
+        sizes = np.array(sizes)
+        columns = rng.permutation(n_columns)[: sizes.sum()]
+        args = (pattern, weights, columns, sizes, np.arange(sizes.size), (0, 10))
+        compiled = column_groups(*args)
+        monkeypatch.setattr(dense_module, "column_scatter_kernel", lambda: None)
+        plain = column_groups(*args)
+        monkeypatch.undo()
+        assert np.array_equal(compiled.indptr, plain.indptr)
+        assert (
+            np.array_equal(compiled.indices, plain.indices) and compiled.indices.dtype == plain.indices.dtype
+        )
+        assert np.array_equal(compiled.col_bounds, plain.col_bounds)
+        for got, want in zip(compiled.values, plain.values, strict=True):
+            assert (got is None and want is None) or np.array_equal(got, want)

@@ -84,6 +84,8 @@ def test_a_one_off_analysis_does_not_load_numba():
         # compiled for the engine's argument types already: the first real solve pays no compilation
         "assert recurrence_kernel().signatures, 'recurrence not compiled'\n"
         "assert steps_kernel().signatures, 'steps not compiled'\n"
+        "from fullspectrum.spectrum.kernels import column_scatter_kernel\n"
+        "assert column_scatter_kernel().signatures, 'column sort not compiled'\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

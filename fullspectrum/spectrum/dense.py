@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import gram_top
 from fullspectrum.spectrum.graph import column_counts, row_slices
+from fullspectrum.spectrum.kernels import column_scatter_kernel
 
 BATCH_SIDE = 48
 """Components whose larger side is at most this go to square buckets (sparse masks split into
@@ -238,6 +239,14 @@ def column_groups(
     rows_out = np.empty(int(indptr[-1]), dtype=index)
     data_out = None if weights is None else np.empty(rows_out.size)
     free = indptr[:-1].copy()  # next free entry of each place
+    scatter = column_scatter_kernel()
+    if scatter is not None:  # one compiled pass
+        unsigned = pattern.indices.view(np.uint32 if pattern.indices.dtype == np.int32 else np.uint64)
+        dummy = np.zeros(0)
+        slice_edges = max(_SORT_EDGES, 8 * n_places)  # each slice's pass over the places pays off
+        scatter(pattern.indptr, unsigned, position, n_places, dummy if weights is None else weights,
+                weights is not None, free, rows_out, dummy if data_out is None else data_out, slice_edges)  # fmt: skip
+        return _groups(indptr, rows_out, n_rows, col_bounds, graph_ids, data_out, offsets)
     row_degree = np.diff(pattern.indptr)
     for first, stop in row_slices(pattern.indptr, _SORT_EDGES):
         edges = slice(pattern.indptr[first], pattern.indptr[stop])
@@ -254,7 +263,11 @@ def column_groups(
         if data_out is not None:
             data_out[slot] = weights[edges][order]
         free += run
-    channels = (None,) if weights is None else (None, data_out)
+    return _groups(indptr, rows_out, n_rows, col_bounds, graph_ids, data_out, offsets)
+
+
+def _groups(indptr, rows_out, n_rows, col_bounds, graph_ids, data_out, offsets) -> ColumnGroups:
+    channels = (None,) if data_out is None else (None, data_out)
     return ColumnGroups(
         indptr=indptr,
         indices=rows_out,

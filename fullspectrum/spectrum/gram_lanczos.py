@@ -46,6 +46,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
+from fullspectrum.spectrum.dense import column_groups
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.graph import column_counts
 from fullspectrum.spectrum.kernels import (
@@ -438,7 +439,8 @@ def load_compiled_kernels() -> bool:
     Two tiny runs here compile the kernels (or read numba's cache: ~0.1 s), so the first real solve,
     e.g. a PAGS population's first candidate, does not pay for it: one of two blocks on CSR products
     (:func:`~fullspectrum.spectrum.kernels.steps_kernel`), one on a lone block's own products, which
-    runs the recurrence alone (:func:`~fullspectrum.spectrum.kernels.recurrence_kernel`)."""
+    runs the recurrence alone (:func:`~fullspectrum.spectrum.kernels.recurrence_kernel`); and the
+    sort of a layer's entries into column groups."""
     if compiled_recurrence() is None:
         return False
     tiny = sp.csr_matrix(
@@ -449,4 +451,6 @@ def load_compiled_kernels() -> bool:
     state.dense = DenseProducts(lambda q: tiny @ (tiny.T @ q))
     while not state.frozen.all():
         state.step(np.zeros((1, 2)), np.zeros(1, dtype=bool))
+    # and the sort of a layer's entries into column groups (dense.column_groups)
+    column_groups(tiny, np.ones(tiny.nnz), np.arange(5), np.array([2, 3]), np.arange(2), (0, 2))
     return True

@@ -210,3 +210,73 @@ def compiled_steps() -> Callable | None:
     global _step_recurrence
     _step_recurrence = recurrence  # numba reads a global callee when it compiles its caller
     return numba.njit(cache=True, nogil=True)(_lanczos_steps)
+
+
+def _column_scatter(
+    indptr, indices, position, n_places, weights, weighted, free, rows_out, data_out, slice_edges
+) -> None:
+    """Counting sort of a CSR pattern's entries into column order: each entry whose column has a
+    place (``position[column] < n_places``) goes to that place's next free slot (``free``, advanced),
+    its row into ``rows_out`` and, ``weighted``, its weight into ``data_out``. Rows are visited in
+    order, so each place's rows come out ascending, as a CSC conversion gives them. A slice of rows
+    of about ``slice_edges`` entries is sorted in a local buffer first and then copied out place by
+    place: writing each entry straight to its place would touch a new page per entry on a large
+    layer (compiled by :func:`column_scatter_kernel`)."""
+    n_rows = indptr.size - 1
+    counts = np.zeros(n_places, dtype=np.int64)
+    local_start = np.zeros(n_places, dtype=np.int64)
+    local_rows = np.empty(slice_edges, dtype=rows_out.dtype)
+    local_data = np.empty(slice_edges if weighted else 0)
+    first = 0
+    while first < n_rows:
+        stop = first + 1  # rows first..stop-1: at most slice_edges entries (at least one row)
+        while stop < n_rows and indptr[stop + 1] - indptr[first] <= slice_edges:
+            stop += 1
+        if indptr[stop] - indptr[first] > local_rows.size:  # one row longer than a slice
+            local_rows = np.empty(indptr[stop] - indptr[first], dtype=rows_out.dtype)
+            local_data = np.empty(local_rows.size if weighted else 0)
+        counts[:] = 0
+        for entry in range(indptr[first], indptr[stop]):
+            place = position[indices[entry]]
+            if place < n_places:
+                counts[place] += 1
+        total = 0
+        for place in range(n_places):
+            local_start[place] = total
+            total += counts[place]
+        for row in range(first, stop):
+            for entry in range(indptr[row], indptr[row + 1]):
+                place = position[indices[entry]]
+                if place < n_places:
+                    slot = local_start[place]
+                    local_start[place] = slot + 1
+                    local_rows[slot] = row
+                    if weighted:
+                        local_data[slot] = weights[entry]
+        for place in range(n_places):  # local_start now ends each run
+            count = counts[place]
+            if count:
+                source, target = local_start[place] - count, free[place]
+                for k in range(count):
+                    rows_out[target + k] = local_rows[source + k]
+                if weighted:
+                    for k in range(count):
+                        data_out[target + k] = local_data[source + k]
+                free[place] = target + count
+        first = stop
+
+
+def column_scatter_kernel() -> Callable | None:
+    """:func:`_column_scatter` compiled by numba once numba is loaded in this process (as
+    :func:`recurrence_kernel`), else None: one pass over the entries in place of some ten numpy
+    passes a slice of rows."""
+    if "numba" not in sys.modules:
+        return None
+    return compiled_column_scatter()
+
+
+@functools.cache
+def compiled_column_scatter() -> Callable | None:
+    """:func:`_column_scatter` compiled by numba (loading numba), or None without it."""
+    compiled = _compiled(_column_scatter)
+    return None if compiled is None else compiled[0]
