@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -68,47 +69,53 @@ def test_compiled_steps_run_many_steps_a_call(monkeypatch):
     assert calls and max(stop - first for first, stop in calls) >= 4
 
 
+def run_in_a_fresh_process(script: str) -> None:
+    """Run ``script`` in a new Python process, where numba is not yet loaded; fail with its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.slow  # a fresh process
 def test_a_one_off_analysis_does_not_load_numba():
     """Loading numba costs a process ~0.4 CPU-s, more than the compiled steps save one ResNet."""
-    script = (
-        "import sys, numpy as np\n"
-        "from fullspectrum.spectrum import layer_spectrum\n"
-        "rng = np.random.default_rng(0)\n"
-        "mask = rng.random((300, 400)) < 0.1\n"
-        "layer_spectrum(mask, rng.standard_normal((300, 400)))\n"
-        "assert 'numba' not in sys.modules, 'numba loaded'\n"
-        "from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels\n"
-        "from fullspectrum.spectrum.kernels import recurrence_kernel, steps_kernel\n"
-        "assert recurrence_kernel() is None and steps_kernel() is None and load_compiled_kernels()\n"
+    run_in_a_fresh_process(
+        """
+        import sys, numpy as np
+        from fullspectrum.spectrum import layer_spectrum
+        rng = np.random.default_rng(0)
+        mask = rng.random((300, 400)) < 0.1
+        layer_spectrum(mask, rng.standard_normal((300, 400)))
+        assert 'numba' not in sys.modules, 'numba loaded'
+        from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels
+        from fullspectrum.spectrum.kernels import column_scatter_kernel, recurrence_kernel, steps_kernel
+        assert recurrence_kernel() is None and steps_kernel() is None and load_compiled_kernels()
         # compiled for the engine's argument types already: the first real solve pays no compilation
-        "assert recurrence_kernel().signatures, 'recurrence not compiled'\n"
-        "assert steps_kernel().signatures, 'steps not compiled'\n"
-        "from fullspectrum.spectrum.kernels import column_scatter_kernel\n"
-        "assert column_scatter_kernel().signatures, 'column sort not compiled'\n"
+        for kernel in (recurrence_kernel(), steps_kernel(), column_scatter_kernel()):
+            assert kernel.signatures, f'{kernel} not compiled'
+        """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow  # a fresh process
 def test_a_long_run_loads_the_compiled_kernels_once_it_has_spent_what_loading_costs():
     """The ski-rental rule of ``gram_lanczos.LOAD_AFTER_SECONDS``: numba is loaded only after that
     much time in uncompiled Lanczos runs, and then the runs are compiled."""
-    script = (
-        "import sys, numpy as np\n"
-        "from fullspectrum.spectrum import gram_lanczos as g, layer_spectrum\n"
-        "g.LOAD_AFTER_SECONDS = 0.3\n"
-        "rng = np.random.default_rng(0)\n"
-        "mask = rng.random((300, 400)) < 0.02\n"
-        "calls = 0\n"
-        "while 'numba' not in sys.modules and calls < 500:\n"
-        "    spent = g._uncompiled['seconds']\n"
-        "    layer_spectrum(mask, rng.standard_normal((300, 400)))\n"
-        "    calls += 1\n"
-        "assert 'numba' in sys.modules, 'never loaded'\n"
-        "assert calls > 1 and spent < 0.3 <= g._uncompiled['seconds'], (calls, spent)\n"
-        "assert g.recurrence_kernel() is not None and g.steps_kernel().signatures\n"
+    run_in_a_fresh_process(
+        """
+        import sys, numpy as np
+        from fullspectrum.spectrum import gram_lanczos as g, layer_spectrum
+        g.LOAD_AFTER_SECONDS = 0.3
+        rng = np.random.default_rng(0)
+        mask = rng.random((300, 400)) < 0.02
+        calls = 0
+        while 'numba' not in sys.modules and calls < 500:
+            spent = g._uncompiled['seconds']
+            layer_spectrum(mask, rng.standard_normal((300, 400)))
+            calls += 1
+        assert 'numba' in sys.modules, 'never loaded'
+        assert calls > 1 and spent < 0.3 <= g._uncompiled['seconds'], (calls, spent)
+        assert g.recurrence_kernel() is not None and g.steps_kernel().signatures
+        """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr

@@ -169,15 +169,23 @@ def recurrence_kernel() -> Callable | None:
     loaded in this process, else None. Loading it costs a process about 0.4 CPU-s, more than the kernel
     saves a one-off analysis of a ResNet; the dense products of a large layer load it anyway, and
     long runs of many solves (PAGS populations) ask for it with ``gram_lanczos.load_compiled_kernels``."""
-    if "numba" not in sys.modules:
-        return None
-    return compiled_recurrence()
+    return _once_loaded(compiled_recurrence)
 
 
 @functools.cache
 def compiled_recurrence() -> Callable | None:
     """:func:`_recurrence` compiled by numba (loading numba), or None without it."""
-    compiled = _compiled(_recurrence)
+    return _compiled_one(_recurrence)
+
+
+def _once_loaded(compile_: Callable[[], Callable | None]) -> Callable | None:
+    """``compile_()`` where numba is already loaded in this process, else None: whether to pay for
+    loading it is the callers' choice (see :func:`recurrence_kernel`)."""
+    return compile_() if "numba" in sys.modules else None
+
+
+def _compiled_one(function: Callable) -> Callable | None:
+    compiled = _compiled(function)
     return None if compiled is None else compiled[0]
 
 
@@ -193,9 +201,7 @@ def _compiled(*functions: Callable) -> tuple[Callable, ...] | None:
 def steps_kernel() -> Callable | None:
     """:func:`_lanczos_steps` compiled by numba once numba is loaded in this process (as
     :func:`recurrence_kernel`), else None."""
-    if "numba" not in sys.modules:
-        return None
-    return compiled_steps()
+    return _once_loaded(compiled_steps)
 
 
 @functools.cache
@@ -270,13 +276,10 @@ def column_scatter_kernel() -> Callable | None:
     """:func:`_column_scatter` compiled by numba once numba is loaded in this process (as
     :func:`recurrence_kernel`), else None: one pass over the entries in place of some ten numpy
     passes a slice of rows."""
-    if "numba" not in sys.modules:
-        return None
-    return compiled_column_scatter()
+    return _once_loaded(compiled_column_scatter)
 
 
 @functools.cache
 def compiled_column_scatter() -> Callable | None:
     """:func:`_column_scatter` compiled by numba (loading numba), or None without it."""
-    compiled = _compiled(_column_scatter)
-    return None if compiled is None else compiled[0]
+    return _compiled_one(_column_scatter)
