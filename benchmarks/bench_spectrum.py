@@ -55,7 +55,7 @@ import torch
 
 from fullspectrum.models import build_model
 from fullspectrum.pruning import erk_densities
-from fullspectrum.spectrum import gram_lanczos, layer_spectra, layer_spectrum, regular_subgraphs
+from fullspectrum.spectrum import dense, gram_lanczos, layer_spectra, layer_spectrum, regular_subgraphs
 from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels
 from fullspectrum.spectrum.metrics import canonical_gap, ramanujan_gap, size_factor
 
@@ -247,13 +247,21 @@ def report(case: str, row: dict) -> None:
 
 @contextlib.contextmanager
 def uncompiled_steps():
-    """The engine's Lanczos steps as a process runs them before numba is loaded (numpy, scipy)."""
-    saved = gram_lanczos.steps_kernel, gram_lanczos.recurrence_kernel
-    gram_lanczos.steps_kernel = gram_lanczos.recurrence_kernel = lambda: None
+    """The engine as a process runs it before numba is loaded: numpy and scipy Lanczos steps and
+    column sorts (the byte products of a dense layer, which load numba themselves, stay)."""
+    switched = [
+        (gram_lanczos, "steps_kernel"),
+        (gram_lanczos, "recurrence_kernel"),
+        (dense, "column_scatter_kernel"),
+    ]
+    saved = [getattr(module, name) for module, name in switched]
+    for module, name in switched:
+        setattr(module, name, lambda: None)
     try:
         yield
     finally:
-        gram_lanczos.steps_kernel, gram_lanczos.recurrence_kernel = saved
+        for (module, name), kernel in zip(switched, saved):
+            setattr(module, name, kernel)
 
 
 def main() -> None:

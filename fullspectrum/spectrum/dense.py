@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.gram import gram_top
-from fullspectrum.spectrum.graph import column_counts, row_slices
+from fullspectrum.spectrum.graph import column_counts, concatenated_ranges, row_slices
 from fullspectrum.spectrum.kernels import column_scatter_kernel
 
 BATCH_SIDE = 48
@@ -83,13 +83,6 @@ def round_up(sizes: np.ndarray) -> np.ndarray:
     """Sizes rounded up to a grid with at most 1/8 of padding (few bucket shapes, little waste)."""
     step = 2 ** np.maximum(0, np.floor(np.log2(np.maximum(sizes, 1))).astype(np.int64) - 3)
     return -(-sizes // step) * step
-
-
-def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The integers of ``[starts[i], ends[i])`` for every ``i``, concatenated, without a Python loop."""
-    lengths = ends - starts
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(int(lengths.sum())) + offsets
 
 
 class DensePool:

@@ -35,6 +35,13 @@ def row_slices(indptr: np.ndarray, edges_each: int = _CHUNK_ENTRIES) -> list[tup
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The integers of ``[starts[i], ends[i])`` for every ``i``, concatenated, without a Python loop."""
+    lengths = ends - starts
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum())) + offsets
+
+
 def column_counts(indices: np.ndarray, n_columns: int, edges_each: int = _CHUNK_ENTRIES) -> np.ndarray:
     """``np.bincount(indices, minlength=n_columns)`` a slice at a time (``bincount`` widens its whole
     input to int64 first)."""

@@ -28,6 +28,8 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
+from fullspectrum.spectrum.graph import concatenated_ranges
+
 RESIDUAL_TOL = 1e-9
 """Relative residual at which a Ritz value counts as converged: far below SPEC §1's ``1e-6``,
 because Ritz values converge quadratically."""
@@ -112,21 +114,15 @@ def _kept_blocks(
     row_bounds = np.concatenate([[0], np.cumsum(row_sizes)])
     kept = np.flatnonzero(keep)
     edge_start, edge_end = matrix.indptr[row_bounds[kept]], matrix.indptr[row_bounds[kept + 1]]
-    edges = _ranges(edge_start, edge_end)
+    edges = concatenated_ranges(edge_start, edge_end)
     col_start = np.cumsum(col_sizes) - col_sizes
     new_col_start = np.cumsum(col_sizes[kept]) - col_sizes[kept]
     shift = (col_start[kept] - new_col_start).astype(matrix.indices.dtype)
     indices = matrix.indices[edges] - np.repeat(shift, edge_end - edge_start)
-    row_nnz = np.diff(matrix.indptr)[_ranges(row_bounds[kept], row_bounds[kept + 1])]
+    row_nnz = np.diff(matrix.indptr)[concatenated_ranges(row_bounds[kept], row_bounds[kept + 1])]
     indptr = np.concatenate([[0], np.cumsum(row_nnz)]).astype(matrix.indptr.dtype)
     shape = (int(row_sizes[kept].sum()), int(col_sizes[kept].sum()))
     return sp.csr_matrix((matrix.data[edges], indices, indptr), shape=shape)
-
-
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The integers of ``[starts[k], ends[k])`` for every ``k``, concatenated."""
-    lengths = ends - starts
-    return np.arange(int(lengths.sum())) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
 
 
 class _State(LockstepBlocks):

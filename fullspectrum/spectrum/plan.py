@@ -173,21 +173,16 @@ def _with_weights(
 def _read(request: LayerRequest, values: np.ndarray, whole: bool = False) -> LayerTops:
     """The request's values from its graphs' rows of ``values``; ``whole``: its one chosen class is
     the full graph, which alone was solved (rows: the full graph, then with weights)."""
+    if whole:  # the class's rows are the full graph's
+        values = np.repeat(values, 2, axis=0)
     chosen = np.flatnonzero(request.chosen)
+    count = 1 + chosen.size
     classes = request.chosen.size
     class_sigma = np.full((classes, 2), NAN)
     class_omega = np.full((classes, 2), NAN)
-    weighted = request.graph.kept_weights is not None
-    if whole:
-        class_sigma[chosen] = values[0]
-        omega = values[1] if weighted else np.full(2, NAN)
-        if weighted:
-            class_omega[chosen] = values[1]
-        return LayerTops(sigma=values[0], omega=omega, class_sigma=class_sigma, class_omega=class_omega)
-    count = 1 + chosen.size
     class_sigma[chosen] = values[1:count]
     omega = np.full(2, NAN)
-    if weighted:
+    if request.graph.kept_weights is not None:
         omega = values[count]
         class_omega[chosen] = values[count + 1 : 2 * count]
     return LayerTops(sigma=values[0], omega=omega, class_sigma=class_sigma, class_omega=class_omega)

@@ -35,12 +35,11 @@ from fullspectrum.spectrum.dense import (
     BATCH_SIDE,
     ColumnGroups,
     DensePool,
-    concatenated_ranges,
     dense_top,
     kind_of,
 )
 from fullspectrum.spectrum.gram_lanczos import gram_lanczos
-from fullspectrum.spectrum.graph import row_slices
+from fullspectrum.spectrum.graph import concatenated_ranges, row_slices
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
 
 SEPARATE_EDGES = 1 << 18
