@@ -86,9 +86,10 @@ def resnet18_layers(density: float, seed: int) -> list[tuple[str, np.ndarray, np
 
 
 def llm_layer(size: int = 2048, seed: int = 0) -> tuple[str, np.ndarray, np.ndarray]:
-    """One ``size×size`` layer at 50% density, Wanda-style: each output row keeps its larger half."""
+    """One ``size×size`` layer at 50% density, Wanda-style: each output row keeps its larger half.
+    Its weights are float32, as a checkpoint's are (at most)."""
     rng = np.random.default_rng(seed)
-    weight = rng.standard_normal((size, size)) / math.sqrt(size)
+    weight = (rng.standard_normal((size, size)) / math.sqrt(size)).astype(np.float32)
     order = np.argsort(np.abs(weight), axis=1)
     mask = np.zeros_like(weight, dtype=bool)
     np.put_along_axis(mask, order[:, size // 2 :], True, axis=1)

@@ -1,7 +1,8 @@
 """A lone dense Lanczos block takes its products on a dense copy (``gram_lanczos.dense_product``):
-bytes through compiled loops for a 0/1 block, float64 through BLAS otherwise, float32 late in the
-run of a weighted block with the values then proven from the Ritz vectors' own residuals. The
-values stay those of a dense SVD, proven, and the products those of the CSR arrays."""
+through compiled loops, bytes for a 0/1 block and float32 for weights that all are float32; float64
+through BLAS otherwise, float32 late in the run of such a weighted block with the values then proven
+from the Ritz vectors' own residuals. The values stay those of a dense SVD, proven, and the
+products those of the CSR arrays."""
 
 from __future__ import annotations
 
@@ -16,26 +17,46 @@ from fullspectrum.spectrum.gram_lanczos import dense_product, gram_lanczos
 ROWS, COLS = 1000, 1100  # 1.1e6 entries: above DENSE_ENTRIES
 
 
-def dense_block(rng, density=0.4, weighted=False):
+def dense_block(rng, density=0.4, weighted=False, single=False):
+    """A random ``ROWS × COLS`` block; ``weighted``: values in [0.05, 1.05), as float32 ``single``."""
     block = (rng.random((ROWS, COLS)) < density).astype(float)
     if weighted:
         block *= rng.random((ROWS, COLS)) + 0.05
+    if single:
+        block = block.astype(np.float32).astype(float)
     return sp.csr_matrix(block)
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_the_dense_products_equal_the_csr_ones(weighted):
+@pytest.mark.parametrize("weighted, single", [(False, False), (True, False), (True, True)])
+def test_the_dense_products_equal_the_csr_ones(weighted, single):
     rng = np.random.default_rng(0)
-    matrix = dense_block(rng, weighted=weighted)
+    matrix = dense_block(rng, weighted=weighted, single=single)
     products = dense_product(matrix)
     assert products is not None, "a 40% dense block of 1.1e6 entries should be held dense"
     q = rng.standard_normal(ROWS)
     expected = matrix @ (matrix.T @ q)
     assert np.abs(products.exact(q) - expected).max() <= 1e-12 * np.abs(expected).max()
-    if weighted:  # float32 products, for the end of the run
+    if weighted and not single:  # float32 products, for the end of the run
         assert np.abs(products.single(q) - expected).max() <= 1e-5 * np.abs(expected).max()
-    else:  # a 0/1 block's products are exact already
+    else:  # exact already: 0/1 values, or float32 ones read as float32 and widened
         assert products.single is None
+
+
+def test_float32_weights_are_held_as_float32_and_others_as_float64():
+    rng = np.random.default_rng(8)
+    assert gram_lanczos_module.load_compiled_kernels()
+    single = dense_block(rng, weighted=True, single=True)
+    assert gram_lanczos_module.float32_copy(single.data).dtype == np.float32
+    assert gram_lanczos_module.float32_copy(dense_block(rng, weighted=True).data) is None
+    held = []
+    original = sp.csr_matrix.toarray
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            sp.csr_matrix, "toarray", lambda self, *a, **k: held.append(self.dtype) or original(self)
+        )
+        dense_product(single)
+        dense_product(dense_block(rng, weighted=True))
+    assert held == [np.float32, np.float64]
 
 
 def test_the_certificate_bounds_the_error_of_any_vector():
@@ -60,28 +81,32 @@ def test_a_sparse_or_small_block_keeps_its_csr_products(monkeypatch):
     assert dense_product(sp.csr_matrix(rng.random((300, 300)))) is None  # too small
 
 
-def test_compiled_csr_steps_keep_a_block_sparse_up_to_a_higher_share():
+@pytest.mark.parametrize("vector", [False, True])
+def test_compiled_csr_steps_keep_a_block_sparse_up_to_a_higher_share(monkeypatch, vector):
     rng = np.random.default_rng(1)
     assert gram_lanczos_module.load_compiled_kernels()
-    assert dense_product(dense_block(rng, density=0.12)) is None  # the compiled CSR products win
-    assert dense_product(dense_block(rng, density=0.3)) is not None  # bytes still read less
+    monkeypatch.setattr(gram_lanczos_module, "vector_products", lambda: vector)
+    share = gram_lanczos_module.VECTOR_BYTES_SHARE if vector else gram_lanczos_module.COMPILED_BYTES_SHARE
+    assert share > gram_lanczos_module.BYTES_SHARE
+    assert dense_product(dense_block(rng, density=share - 0.05)) is None  # the compiled CSR products win
+    assert dense_product(dense_block(rng, density=share + 0.05)) is not None  # bytes still read less
 
 
-@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("weighted, single", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("numba", [True, False])
-def test_gram_lanczos_on_a_dense_block_gives_the_svd_values_proven(monkeypatch, weighted, numba):
+def test_gram_lanczos_on_a_dense_block_gives_the_svd_values_proven(monkeypatch, weighted, single, numba):
     rng = np.random.default_rng(2)
-    matrix = dense_block(rng, weighted=weighted)
-    if not numba:  # a 0/1 block without numba goes through BLAS in float64
+    matrix = dense_block(rng, weighted=weighted, single=single)
+    if not numba:  # without the compiled loops, any block goes through BLAS in float64
         monkeypatch.setattr(gram_lanczos_module, "byte_kernels", lambda: None)
-    single = []
+    late = []
     original = gram_lanczos_module.dense_product
 
     def spied(matrix):
         products = original(matrix)
         if products.single is not None:
             fast = products.single
-            products.single = lambda q: single.append(1) or fast(q)
+            products.single = lambda q: late.append(1) or fast(q)
         return products
 
     monkeypatch.setattr(gram_lanczos_module, "dense_product", spied)
@@ -89,7 +114,8 @@ def test_gram_lanczos_on_a_dense_block_gives_the_svd_values_proven(monkeypatch, 
     exact = np.linalg.svd(matrix.toarray(), compute_uv=False)[:2]
     assert proven[0]
     assert values[0] == pytest.approx(exact, abs=1e-9 * exact[0], rel=0)
-    assert bool(single) == weighted, "a weighted block ends its run on float32 products"
+    # A float64 weighted block ends its run on float32 products (without numba, a float32 one too).
+    assert bool(late) == (weighted and (not single or not numba))
 
 
 def test_a_failed_certificate_leaves_the_block_unproven_and_the_layer_exact(monkeypatch):

@@ -36,6 +36,20 @@ def test_certified_values_are_within_their_bound_of_the_dense_oracle(kind):
     assert certified_count > 100  # the route is used, not always refused
 
 
+def test_a_0_1_stack_said_binary_takes_its_exact_float32_gram_and_the_float64_values():
+    """``kind="binary"`` forms the Gram in float32 (its integers are exact there): the eigenvalues are
+    those of the float64 Gram, bit for bit, sides below and above the top-only solver's."""
+    rng = np.random.default_rng(9)
+    for rows, cols in ((12, 30), (70, 40), (130, 300)):
+        stack = random_stack(rng, "mask", 3, rows, cols)
+        single, single_proven = gram_top(stack, 2, "binary")
+        double, double_proven = gram_top(stack, 2, None)
+        assert np.array_equal(single, double) and np.array_equal(single_proven, double_proven)
+        for matrix, values in zip(stack, single):
+            exact = np.linalg.svd(matrix, compute_uv=False)[:2]
+            assert values == pytest.approx(exact, abs=ACCEPTED_ERROR * exact[0], rel=0)
+
+
 def test_a_small_sigma2_is_refused_and_the_svd_fallback_is_exact():
     # sigma2 = 1e-9: squaring puts it at 1e-18, below the eigensolver's noise of ~1e-16.
     matrix = np.array([[1.0, 0.0], [0.0, 1e-9]])

@@ -16,14 +16,17 @@ from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from tests.test_batched_engine import random_connected_block as connected_block
 
 
-@pytest.mark.parametrize("binary", [False, True])
-def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch, binary):
-    """Three routes, one answer: whole runs of compiled steps (products included), the compiled
-    recurrence after scipy's products, and numpy alone; with blocks that break down within a compiled
-    run (2 and 3 rows) and blocks frozen while the others go on."""
+@pytest.mark.parametrize("vector", [False, True])
+@pytest.mark.parametrize("values", ["binary", "float64", "float32"])
+def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch, values, vector):
+    """Three routes, one answer: whole runs of compiled steps (products included, their sums
+    reassociated or not, the values read as float32 where they all are), the compiled recurrence
+    after scipy's products, and numpy alone; with blocks that break down within a compiled run (2 and
+    3 rows) and blocks frozen while the others go on."""
     assert gram_lanczos_module.load_compiled_kernels(), "numba comes with umap-learn"
     assert gram_lanczos_module.recurrence_kernel() is not None
     assert gram_lanczos_module.steps_kernel() is not None
+    monkeypatch.setattr(gram_lanczos_module, "vector_products", lambda: vector)
     rng = np.random.default_rng(7)
     two_rows = np.array([[1, 1, 1, 0, 1, 0, 1], [0, 1, 1, 1, 0, 1, 1]])
     blocks = [
@@ -34,9 +37,14 @@ def test_the_compiled_recurrence_gives_the_numpy_one(monkeypatch, binary):
         two_rows * rng.uniform(0.5, 1, two_rows.shape),  # breaks down at step 2
         connected_block(rng, 3, 5, 0.8),  # breaks down at its third step
     ]
-    if binary:
+    if values == "binary":
         blocks = [(b != 0).astype(float) for b in blocks]
+    elif values == "float32":  # a checkpoint's weights
+        blocks = [b.astype(np.float32).astype(float) for b in blocks]
     matrix = sp.csr_matrix(sp.block_diag(blocks))
+    narrow = gram_lanczos_module.narrow_operator(matrix, values == "binary")
+    assert narrow[1].dtype == np.uint16  # a few thousand columns
+    assert narrow[2].dtype == (np.float32 if values == "float32" else np.float64)
     rows, cols = np.array([b.shape[0] for b in blocks]), np.array([b.shape[1] for b in blocks])
     compiled, proven = gram_lanczos(matrix, rows, cols, 2)
     monkeypatch.setattr(gram_lanczos_module, "steps_kernel", lambda: None)

@@ -171,8 +171,6 @@ class ColumnGroups:
         widths = np.diff(self.col_bounds)
         take = min(want, self.n_rows)
         kinds = ["binary" if values is None else kind_of(values) for values in self.values]
-        # Every channel's blocks of a width in the same calls: the least of their kinds holds for all.
-        kind = KINDS[min(KINDS.index(k) for k in kinds)]
         channels = len(self.values)
         for width in np.unique(widths).tolist():
             members = np.flatnonzero(widths == width)  # consecutive groups
@@ -190,9 +188,11 @@ class ColumnGroups:
                     block[c * piece.size : (c + 1) * piece.size].reshape(-1)[flat] = (
                         1.0 if values is None else values[start:end]
                     )
-                got = backend.dense_top(block, min(take, width), kind)
-                graphs = np.concatenate([self.graph_ids[piece] + offset for offset in self.offsets])
-                found.append((np.repeat(graphs, got.shape[1]), got.ravel()))
+                for c, kind in enumerate(kinds):  # a call per channel: a 0/1 one's Gram is exact in float32
+                    channel = block[c * piece.size : (c + 1) * piece.size]
+                    got = backend.dense_top(channel, min(take, width), kind)
+                    graphs = self.graph_ids[piece] + self.offsets[c]
+                    found.append((np.repeat(graphs, got.shape[1]), got.ravel()))
 
 
 def column_groups(

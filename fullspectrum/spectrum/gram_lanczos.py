@@ -20,13 +20,13 @@ value ``θ`` with residual ``r`` has an eigenvalue of that matrix within ``r``.
 So ``|θ - λ| <= δ = r + (γ + 4k·eps)·σ1²``, and ``|sqrt(θ) - σ| <= min(δ/sqrt(θ), sqrt(δ))``.
 
 A lone block that is dense enough (a large pruned LLM layer at 50%) takes its products on a dense
-copy instead of the CSR arrays: a 0/1 block as bytes through two compiled loops (numba, where it is
-installed) that accumulate in float64, else any block as float64 through BLAS. Both read far fewer
-bytes per edge than CSR (measured on a 4096×4096 layer at 50%, one thread: 1.1 ms a byte product,
-4.3 ms a BLAS one, 7.4 ms the CSR one). The rounding is that of the sparse products: an exact zero
-adds no error whatever the order of the sums, so ``γ`` is unchanged and so is the bound.
+copy instead of the CSR arrays: through two compiled loops (numba, where it is installed) that
+accumulate in float64, a 0/1 block as bytes and a weighted one whose values are all float32 (a
+checkpoint's) as float32, which widen exactly; any other block as float64 through BLAS. All read
+fewer bytes per edge than CSR. The rounding is that of the sparse products: an exact zero adds no
+error whatever the order of the sums, so ``γ`` is unchanged and so is the bound.
 
-A weighted dense block goes further: once its values are within :data:`SINGLE_AFTER` of converged,
+A weighted float64 dense block goes further: once its values are within :data:`SINGLE_AFTER` of converged,
 the remaining products are float32 (half the bytes again). An inexact product late in a Krylov run
 barely moves the Ritz vectors (its error enters them scaled by the residual reached, measured
 ``~1e-6 × SINGLE_AFTER``), but the recurrence no longer proves anything, so the values are then
@@ -54,6 +54,7 @@ from fullspectrum.spectrum.kernels import (
     compiled_recurrence,
     recurrence_kernel,
     steps_kernel,
+    vector_products,
 )
 from fullspectrum.spectrum.lanczos import (
     _LARGE_PIECE,
@@ -78,7 +79,10 @@ BYTES_SHARE = 0.08
 layer4 conv at ERK 0.2 keeps 0.12 of its 512 × 4608 weights)."""
 COMPILED_BYTES_SHARE = 0.17
 """...or from this share where the Lanczos steps run compiled, CSR products included (measured break-even
-0.17–0.2 on 512 × 4608 and 2048 × 2048 blocks)."""
+0.17–0.2 on 512 × 4608 and 2048 × 2048 blocks)..."""
+VECTOR_BYTES_SHARE = 0.35
+"""...and from this one where those products gather with vector loads (``kernels.vector_products``;
+measured break-even 0.3–0.4 on a 2048 × 2048 block, 0/1 and float32)."""
 DENSE_ENTRIES = 1 << 20
 """...and at least this many entries (rows × columns): below, the products take microseconds either way."""
 DENSE_BYTES = 3 << 26
@@ -167,11 +171,8 @@ class _GramState(LockstepBlocks):
     def _set_operator(self, matrix: sp.csr_matrix, row_sizes: np.ndarray, col_sizes: np.ndarray) -> None:
         self.matrix, self.transpose = matrix, matrix.T
         self.rows = matrix.shape[0]
-        # For the compiled steps: unsigned views of the CSR arrays (no negative-index checks there).
-        self.unsigned = tuple(
-            a.view(np.uint32 if a.dtype == np.int32 else np.uint64) for a in (matrix.indptr, matrix.indices)
-        )
         self.binary = bool(np.all(matrix.data == 1))
+        self.narrow = None  # the CSR arrays for the compiled steps, made at their first call
         self.middle = np.empty(matrix.shape[1])
         self.row_sizes, self.col_sizes = row_sizes, col_sizes
         self.bounds = np.concatenate([[0], np.cumsum(row_sizes)])
@@ -199,13 +200,17 @@ class _GramState(LockstepBlocks):
         step = self.n
         if step + 1 == self.basis.shape[0]:
             self._grow()
-        steps = steps_kernel() if self.dense is None and self.unsigned[1].dtype == np.uint32 else None
+        steps = steps_kernel() if self.dense is None else None
+        if steps is not None and self.narrow is None:
+            self.narrow = narrow_operator(self.matrix, self.binary)
+        if self.narrow is False:  # indices past 32 bits: the numpy route
+            steps = None
         if steps is not None:  # compiled: every step up to the next test in one call
             alpha, beta = np.empty(self.beta.size), np.empty(self.beta.size)
             stop = max(step + 1, min(self.next_due, self.basis.shape[0] - 1))
             step = steps(
-                *self.unsigned, self.matrix.data, self.binary, self.basis, step, stop, self.bounds, self.beta,
-                self.frozen, self.alphas, self.betas, self.scale, BREAKDOWN, _LARGE_PIECE, self.middle, alpha, beta,
+                *self.narrow, self.binary, self.basis, step, stop, self.bounds, self.beta,
+                self.frozen, self.alphas, self.betas, self.scale, BREAKDOWN, _LARGE_PIECE, self.middle, alpha, beta, vector_products(),
             )  # fmt: skip
             w = self.basis[step + 1]  # the last step's vector, not yet normalised: finished below
         else:
@@ -347,6 +352,29 @@ class _GramState(LockstepBlocks):
         self.any_frozen = False
 
 
+def narrow_operator(matrix: sp.csr_matrix, binary: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | bool:
+    """``(indptr, indices, data)`` of ``matrix`` for the compiled steps, or False where its indices do
+    not fit 32 bits: unsigned, the column indices as ``uint16`` where the columns allow, the values
+    as ``float32`` where every one is a float32 (a checkpoint's weights; a 0/1 block's are not read).
+    Fewer bytes per edge make a run some 5% (0/1) and 12% (weighted) faster (measured on a 512 × 4608
+    layer at 12%), for 2 and 4 more bytes per edge held, and the same arithmetic: a float32 value
+    widens exactly, so every product and sum is unchanged."""
+    if matrix.indices.dtype != np.int32:
+        return False
+    indptr = matrix.indptr.view(np.uint32 if matrix.indptr.dtype == np.int32 else np.uint64)
+    indices = matrix.indices.view(np.uint32)
+    if matrix.shape[1] <= 1 << 16:
+        indices = indices.astype(np.uint16)
+    single = None if binary else float32_copy(matrix.data)
+    return indptr, indices, matrix.data if single is None else single
+
+
+def float32_copy(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as float32 where that loses nothing (every value is a float32), else None."""
+    single = values.astype(np.float32)
+    return single if np.array_equal(single, values) else None
+
+
 def _error(sigma: np.ndarray, delta: float) -> float:
     """Largest bound on ``|sigma_i - true|`` from an eigenvalue error ``delta`` (see the module
     docstring). Plain floats: a test handles two values, where numpy's calls cost more than the sums."""
@@ -402,31 +430,35 @@ class DenseProducts:
 
 def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
     """The products of ``matrix`` on a dense copy where that is cheaper than CSR products (see
-    :data:`DENSE_SHARE`, :data:`BYTES_SHARE`, :data:`COMPILED_BYTES_SHARE`), else None: a 0/1 matrix as bytes through :func:`byte_kernels`, any other
-    (or a 0/1 one without numba) as float64 through BLAS, with float32 ones for a weighted matrix."""
+    :data:`DENSE_SHARE` and the byte shares after it), else None. Through the
+    compiled loops of :func:`byte_kernels`, which accumulate in float64: a 0/1 matrix as bytes, a
+    weighted one whose values are all float32 (a checkpoint's) as float32, which widen exactly, so the
+    products are those of the float64 values. Any other matrix (or any without numba) as float64
+    through BLAS, with float32 BLAS products for a weighted one late in its run."""
     rows, cols = matrix.shape
     entries = rows * cols
-    share = COMPILED_BYTES_SHARE if steps_kernel() is not None else BYTES_SHARE
+    share = BYTES_SHARE
+    if steps_kernel() is not None:
+        share = VECTOR_BYTES_SHARE if vector_products() else COMPILED_BYTES_SHARE
     if entries < DENSE_ENTRIES or matrix.nnz < share * entries:
         return None
     binary = bool(np.all(matrix.data == 1))
-    kernels = byte_kernels() if binary else None
+    single = None if binary else float32_copy(matrix.data)
+    kernels = byte_kernels() if binary or single is not None else None
     if kernels is None and matrix.nnz < DENSE_SHARE * entries:
         return None
-    if kernels is not None and entries <= DENSE_BYTES:
+    if kernels is not None and (1 if binary else 4) * entries <= DENSE_BYTES:
         row_sums, row_combination = kernels
-        ones = sp.csr_matrix(
-            (np.ones(matrix.nnz, dtype=np.uint8), matrix.indices, matrix.indptr), shape=(rows, cols)
-        )
-        dense = ones.toarray()  # (rows, cols) uint8
+        values = np.ones(matrix.nnz, dtype=np.uint8) if binary else single
+        dense = sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=(rows, cols)).toarray()
 
-        def byte_product(q: np.ndarray) -> np.ndarray:
+        def compiled_product(q: np.ndarray) -> np.ndarray:
             middle, out = np.empty(cols), np.empty(rows)
             row_combination(dense, q, middle)  # Aᵀ q
             row_sums(dense, middle, out)  # A (Aᵀ q)
             return out
 
-        return DenseProducts(byte_product)
+        return DenseProducts(compiled_product)
     if 8 * entries > DENSE_BYTES:
         return None
     dense = matrix.toarray()  # (rows, cols) float64
@@ -436,9 +468,9 @@ def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
 def load_compiled_kernels() -> bool:
     """Load numba so that every later Lanczos step runs compiled; whether it could be loaded.
 
-    Two tiny runs here compile the kernels (or read numba's cache: ~0.1 s), so the first real solve,
-    e.g. a PAGS population's first candidate, does not pay for it: one of two blocks on CSR products
-    (:func:`~fullspectrum.spectrum.kernels.steps_kernel`), one on a lone block's own products, which
+    Tiny runs here compile the kernels (or read numba's cache: ~0.1 s), so the first real solve,
+    e.g. a PAGS population's first candidate, does not pay for it: two of two blocks on CSR products
+    (:func:`~fullspectrum.spectrum.kernels.steps_kernel`; 0/1 and weighted), one on a lone block's own products, which
     runs the recurrence alone (:func:`~fullspectrum.spectrum.kernels.recurrence_kernel`); and the
     sort of a layer's entries into column groups."""
     if compiled_recurrence() is None:
@@ -446,7 +478,8 @@ def load_compiled_kernels() -> bool:
     tiny = sp.csr_matrix(
         np.array([[1.0, 1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0]])
     )
-    gram_lanczos(tiny, np.array([2, 1]), np.array([3, 2]), 2)
+    for values in (tiny, tiny * 0.5):  # a 0/1 block and a weighted one (float32 values, as a checkpoint's)
+        gram_lanczos(values, np.array([2, 1]), np.array([3, 2]), 2)
     state = _GramState(tiny, np.array([3]), np.array([5]), 2)
     state.dense = DenseProducts(lambda q: tiny @ (tiny.T @ q))
     while not state.frozen.all():
