@@ -85,6 +85,35 @@ def run_in_a_fresh_process(script: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize(
+    "status, vector",
+    [
+        ("Not affected\n", True),
+        ("Vulnerable\n", True),
+        ("Mitigation: Microcode\n", False),
+        ("Mitigation: AVX disabled, no microcode\n", False),
+        (None, True),  # no such file: not Linux, or an older kernel
+    ],
+)
+def test_vector_gathers_are_a_rule_of_the_machine(monkeypatch, tmp_path, status, vector):
+    """Reassociated products unless the kernel reports Gather Data Sampling mitigated, read from the
+    file the kernel writes it to (a timing would let two runs on one machine round differently)."""
+    from fullspectrum.spectrum import kernels
+
+    report = tmp_path / "gather_data_sampling"
+    if status is not None:
+        report.write_text(status)
+    real_open = open
+
+    def reading(path, *args, **kwargs):
+        if str(path).endswith("vulnerabilities/gather_data_sampling"):
+            return real_open(report, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", reading)
+    assert kernels.vector_products.__wrapped__() is vector
+
+
 @pytest.mark.slow  # a fresh process
 def test_a_one_off_analysis_does_not_load_numba():
     """Loading numba costs a process ~0.4 CPU-s, more than the compiled steps save one ResNet."""

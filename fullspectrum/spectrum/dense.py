@@ -34,6 +34,8 @@ _POOL_EDGES = 1 << 19
 """Edges the pool gathers (from many graphs, for few batched calls) before it is solved."""
 _SORT_EDGES = 1 << 16
 """Edges ``column_groups`` sorts into column order at once (its temporaries: about 40 bytes each)."""
+_PLACE_RUN = 8
+"""Entries per place (column) that a slice of the compiled column sort holds on average, at least."""
 _BUCKET_ENTRIES = 1 << 22
 """Largest zero-padded stack (entries) one batched dense call is given."""
 
@@ -236,7 +238,7 @@ def column_groups(
     if scatter is not None:  # one compiled pass
         unsigned = pattern.indices.view(np.uint32 if pattern.indices.dtype == np.int32 else np.uint64)
         dummy = np.zeros(0)
-        slice_edges = max(_SORT_EDGES, 8 * n_places)  # each slice's pass over the places pays off
+        slice_edges = max(_SORT_EDGES, _PLACE_RUN * n_places)  # each slice's pass over the places pays off
         scatter(pattern.indptr, unsigned, position, n_places, dummy if weights is None else weights,
                 weights is not None, free, rows_out, dummy if data_out is None else data_out, slice_edges)  # fmt: skip
         return _groups(indptr, rows_out, n_rows, col_bounds, graph_ids, data_out, offsets)

@@ -1,6 +1,6 @@
-"""The engine's compiled loops (numba): byte products of a dense 0/1 block, one lockstep Lanczos
-step of every block at once, and whole stretches of such steps with their CSR products
-(``gram_lanczos.py`` uses all three).
+"""The engine's compiled loops (numba): products of a dense block held as bytes (0/1) or float32,
+one lockstep Lanczos step of every block at once, and whole stretches of such steps with their CSR
+products (``gram_lanczos.py`` uses all three), and the sort of a layer's entries into column groups.
 
 Each loop is plain Python over numpy arrays, so without numba nothing is compiled and the callers
 keep their numpy routes. The step kernels are used only once numba is loaded in the process (see
@@ -64,9 +64,9 @@ def _row_combination(matrix: np.ndarray, vector: np.ndarray, out: np.ndarray) ->
 
 @functools.cache
 def byte_kernels() -> tuple[Callable, Callable] | None:
-    """:func:`_row_sums` and :func:`_row_combination` compiled by numba, or None without it.
-    Reassociation lets the sums use vector registers: any order of a sum keeps the rounding bound
-    of ``gram_lanczos``' module docstring."""
+    """:func:`_row_sums` and :func:`_row_combination` compiled by numba, or None without it (for
+    bytes and float32 alike: numba compiles each type it is given). Reassociation lets the sums use
+    vector registers: any order of a sum keeps the rounding bound of ``gram_lanczos``' module docstring."""
     return _compiled(_row_sums, _row_combination)
 
 
@@ -203,11 +203,12 @@ reassociated (vector gathers)."""
 
 @functools.cache
 def vector_products() -> bool:
-    """Whether the compiled steps' products sum reassociated, with vector gathers: faster on most CPUs
-    (measured on an AMD EPYC, 512 × 4608 at 12%: 30% on a 0/1 layer, 14% weighted), slower where the
-    microcode mitigates Gather Data Sampling (Intel's Downfall), which makes every gather slow. A rule
-    of the machine, not a timing: the choice changes the rounding of the sums, and one machine's runs
-    must agree to the last bit (a resumed run gives the rows of an uninterrupted one)."""
+    """Whether the compiled steps' products sum reassociated, with vector gathers: faster on an AMD
+    EPYC (a 512 × 4608 layer at 12%: 30% on its 0/1 graph, 14% weighted), slower on an earlier host,
+    whose kind we did not record; the likely cause, and the rule here: microcode that mitigates Gather
+    Data Sampling (Intel's Downfall) makes every vector gather slow. A rule of the machine, not a
+    timing: the choice changes the rounding of the sums, and one machine's runs must agree to the last
+    bit (a resumed run gives the rows of an uninterrupted one)."""
     try:
         with open("/sys/devices/system/cpu/vulnerabilities/gather_data_sampling") as status:
             return not status.read().startswith("Mitigation")
