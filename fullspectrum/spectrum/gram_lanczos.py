@@ -87,6 +87,12 @@ DENSE_ENTRIES = 1 << 20
 """...and at least this many entries (rows × columns): below, the products take microseconds either way."""
 DENSE_BYTES = 3 << 26
 """Largest dense copies made (192 MiB: a 4096×4096 block in float64 and float32, or a 14189² one as bytes)."""
+SINGLE_BYTES = 96 << 20
+"""Largest float32 dense copy of a block's weights: a 4096² layer's 64 MiB. An 11008 × 4096 one
+(172 MiB) keeps its CSR products: with that copy, a 7B model's analysis went past its memory budget."""
+NARROW_EDGES = 1 << 22
+"""Largest block given narrow copies of its CSR arrays for the compiled steps (``narrow_operator``:
+6 more bytes per edge, 24 MiB at most); a larger one's steps read the arrays it has."""
 SINGLE_AFTER = 1e-5
 """A weighted dense block takes float32 products once the bound on its values (times ``max(1, σ1)``)
 is below this: measured, its Ritz vectors then keep a residual near ``1e-6 × SINGLE_AFTER``, 100
@@ -363,6 +369,8 @@ def narrow_operator(matrix: sp.csr_matrix, binary: bool) -> tuple[np.ndarray, np
         return False
     indptr = matrix.indptr.view(np.uint32 if matrix.indptr.dtype == np.int32 else np.uint64)
     indices = matrix.indices.view(np.uint32)
+    if matrix.nnz > NARROW_EDGES:  # the arrays as they are: copies would cost memory
+        return indptr, indices, matrix.data
     if matrix.shape[1] <= 1 << 16:
         indices = indices.astype(np.uint16)
     single = None if binary else float32_copy(matrix.data)
@@ -372,7 +380,14 @@ def narrow_operator(matrix: sp.csr_matrix, binary: bool) -> tuple[np.ndarray, np
 def float32_copy(values: np.ndarray) -> np.ndarray | None:
     """``values`` as float32 where that loses nothing (every value is a float32), else None."""
     single = values.astype(np.float32)
-    return single if np.array_equal(single, values) else None
+    for start in range(0, values.size, _CHECK_SLICE):  # no whole-array temporaries
+        piece = slice(start, start + _CHECK_SLICE)
+        if not np.array_equal(single[piece], values[piece]):
+            return None
+    return single
+
+
+_CHECK_SLICE = 1 << 20
 
 
 def _error(sigma: np.ndarray, delta: float) -> float:
@@ -443,11 +458,11 @@ def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
     if entries < DENSE_ENTRIES or matrix.nnz < share * entries:
         return None
     binary = bool(np.all(matrix.data == 1))
-    single = None if binary else float32_copy(matrix.data)
+    single = None if binary or 4 * entries > SINGLE_BYTES else float32_copy(matrix.data)
     kernels = byte_kernels() if binary or single is not None else None
     if kernels is None and matrix.nnz < DENSE_SHARE * entries:
         return None
-    if kernels is not None and (1 if binary else 4) * entries <= DENSE_BYTES:
+    if kernels is not None and (entries <= DENSE_BYTES if binary else 4 * entries <= SINGLE_BYTES):
         row_sums, row_combination = kernels
         values = np.ones(matrix.nnz, dtype=np.uint8) if binary else single
         dense = sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=(rows, cols)).toarray()
