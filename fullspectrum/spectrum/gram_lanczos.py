@@ -462,7 +462,7 @@ def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
     kernels = byte_kernels() if binary or single is not None else None
     if kernels is None and matrix.nnz < DENSE_SHARE * entries:
         return None
-    if kernels is not None and (entries <= DENSE_BYTES if binary else 4 * entries <= SINGLE_BYTES):
+    if kernels is not None and (single is not None or entries <= DENSE_BYTES):  # a float32 copy fits
         row_sums, row_combination = kernels
         values = np.ones(matrix.nnz, dtype=np.uint8) if binary else single
         dense = sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=(rows, cols)).toarray()
