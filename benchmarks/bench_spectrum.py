@@ -55,7 +55,14 @@ import torch
 
 from fullspectrum.models import build_model
 from fullspectrum.pruning import erk_densities
-from fullspectrum.spectrum import dense, gram_lanczos, layer_spectra, layer_spectrum, regular_subgraphs
+from fullspectrum.spectrum import (
+    dense,
+    dense_products,
+    gram_lanczos,
+    layer_spectra,
+    layer_spectrum,
+    regular_subgraphs,
+)
 from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels
 from fullspectrum.spectrum.metrics import canonical_gap, ramanujan_gap, size_factor
 
@@ -253,6 +260,7 @@ def uncompiled_steps():
     switched = [
         (gram_lanczos, "steps_kernel"),
         (gram_lanczos, "recurrence_kernel"),
+        (dense_products, "steps_kernel"),
         (dense, "column_scatter_kernel"),
     ]
     saved = [getattr(module, name) for module, name in switched]

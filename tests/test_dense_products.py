@@ -1,4 +1,4 @@
-"""A lone dense Lanczos block takes its products on a dense copy (``gram_lanczos.dense_product``):
+"""A lone dense Lanczos block takes its products on a dense copy (``dense_products.dense_product``):
 through compiled loops, bytes for a 0/1 block and float32 for weights that all are float32; float64
 through BLAS otherwise, float32 late in the run of such a weighted block with the values then proven
 from the Ritz vectors' own residuals. The values stay those of a dense SVD, proven, and the
@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fullspectrum.spectrum import dense_products as dense_products_module
 from fullspectrum.spectrum import gram_lanczos as gram_lanczos_module
 from fullspectrum.spectrum import layer_spectrum
-from fullspectrum.spectrum.gram_lanczos import dense_product, gram_lanczos
+from fullspectrum.spectrum.dense_products import dense_product
+from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 
 ROWS, COLS = 1000, 1100  # 1.1e6 entries: above DENSE_ENTRIES
 
@@ -46,8 +48,8 @@ def test_float32_weights_are_held_as_float32_and_others_as_float64():
     rng = np.random.default_rng(8)
     assert gram_lanczos_module.load_compiled_kernels()
     single = dense_block(rng, weighted=True, single=True)
-    assert gram_lanczos_module.float32_copy(single.data).dtype == np.float32
-    assert gram_lanczos_module.float32_copy(dense_block(rng, weighted=True).data) is None
+    assert dense_products_module.float32_copy(single.data).dtype == np.float32
+    assert dense_products_module.float32_copy(dense_block(rng, weighted=True).data) is None
     held = []
     original = sp.csr_matrix.toarray
     with pytest.MonkeyPatch.context() as patch:
@@ -63,7 +65,7 @@ def test_the_certificate_bounds_the_error_of_any_vector():
     rng = np.random.default_rng(4)
     block = rng.random((300, 400)) * (rng.random((300, 400)) < 0.5)
     left, exact, _ = np.linalg.svd(block)
-    products = gram_lanczos_module.DenseProducts(lambda q: block @ (block.T @ q), block)
+    products = dense_products_module.DenseProducts(lambda q: block @ (block.T @ q), block)
     most = 700
     sigma, bound = products.certify(left[:, :2].T, most)
     assert sigma == pytest.approx(exact[:2], abs=1e-12 * exact[0], rel=0) and bound.max() < 1e-11 * exact[0]
@@ -74,7 +76,7 @@ def test_the_certificate_bounds_the_error_of_any_vector():
 
 def test_a_sparse_or_small_block_keeps_its_csr_products(monkeypatch):
     rng = np.random.default_rng(1)
-    monkeypatch.setattr(gram_lanczos_module, "steps_kernel", lambda: None)  # scipy's CSR products
+    monkeypatch.setattr(dense_products_module, "steps_kernel", lambda: None)  # scipy's CSR products
     assert dense_product(dense_block(rng, density=0.05)) is None  # too sparse
     assert dense_product(dense_block(rng, density=0.12, weighted=True)) is None  # float64 reads more
     assert dense_product(dense_block(rng, density=0.12)) is not None  # bytes read less
@@ -85,9 +87,9 @@ def test_a_sparse_or_small_block_keeps_its_csr_products(monkeypatch):
 def test_compiled_csr_steps_keep_a_block_sparse_up_to_a_higher_share(monkeypatch, vector):
     rng = np.random.default_rng(1)
     assert gram_lanczos_module.load_compiled_kernels()
-    monkeypatch.setattr(gram_lanczos_module, "vector_products", lambda: vector)
-    share = gram_lanczos_module.VECTOR_BYTES_SHARE if vector else gram_lanczos_module.COMPILED_BYTES_SHARE
-    assert share > gram_lanczos_module.BYTES_SHARE
+    monkeypatch.setattr(dense_products_module, "vector_products", lambda: vector)
+    share = dense_products_module.VECTOR_BYTES_SHARE if vector else dense_products_module.COMPILED_BYTES_SHARE
+    assert share > dense_products_module.BYTES_SHARE
     assert dense_product(dense_block(rng, density=share - 0.05)) is None  # the compiled CSR products win
     assert dense_product(dense_block(rng, density=share + 0.05)) is not None  # bytes still read less
 
@@ -98,7 +100,7 @@ def test_gram_lanczos_on_a_dense_block_gives_the_svd_values_proven(monkeypatch, 
     rng = np.random.default_rng(2)
     matrix = dense_block(rng, weighted=weighted, single=single)
     if not numba:  # without the compiled loops, any block goes through BLAS in float64
-        monkeypatch.setattr(gram_lanczos_module, "byte_kernels", lambda: None)
+        monkeypatch.setattr(dense_products_module, "byte_kernels", lambda: None)
     late = []
     original = gram_lanczos_module.dense_product
 

@@ -15,6 +15,7 @@ error bound (``gram.py``), an SVD where the bound fails.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -104,8 +105,10 @@ class DensePool:
         if self.edges >= _POOL_EDGES:  # enough to batch well: solve now, keep memory bounded
             self.solve()
 
-    def solve(self) -> None:
-        """Every pooled component, padded into batched dense calls by (long side, short side)."""
+    def solve(self, found: list | None = None) -> None:
+        """Every pooled component, padded into batched dense calls by (long side, short side); the
+        values go to ``found`` (default: the pool's own list)."""
+        found = self.found if found is None else found
         if not self.pending:
             return
         pooled, self.pending, self.edges = self.pending, [], 0
@@ -142,7 +145,7 @@ class DensePool:
                 block[slot_of[edge_component[edges]], edge_row[edges], edge_col[edges]] = edge_value[edges]
                 # What all members are known to be: the least of their kinds.
                 values = self.backend.dense_top(block, take, KINDS[int(kinds[piece].min())])
-                self.found.append((np.repeat(graphs[piece], take), values.ravel()))
+                found.append((np.repeat(graphs[piece], take), values.ravel()))
 
 
 @dataclass(frozen=True)
@@ -168,15 +171,15 @@ class ColumnGroups:
     def shifted(self, base: int) -> ColumnGroups:
         return replace(self, offsets=tuple(o + base for o in self.offsets))
 
-    def solve(self, want: int, backend, found: list) -> None:
-        """Each group's top ``want`` values, batched by width."""
+    def solve(self, want: int, backend, found: list, channels: Sequence[int] | None = None) -> None:
+        """Each group's top ``want`` values, batched by width, in every channel (or those given)."""
+        channels = range(len(self.values)) if channels is None else channels
+        kinds = {c: "binary" if self.values[c] is None else kind_of(self.values[c]) for c in channels}
         widths = np.diff(self.col_bounds)
         take = min(want, self.n_rows)
-        kinds = ["binary" if values is None else kind_of(values) for values in self.values]
-        channels = len(self.values)
         for width in np.unique(widths).tolist():
             members = np.flatnonzero(widths == width)  # consecutive groups
-            for piece in _pieces(members, self.n_rows * width * channels):
+            for piece in _pieces(members, self.n_rows * width):
                 first, stop = int(self.col_bounds[piece[0]]), int(self.col_bounds[piece[-1] + 1])
                 start, end = int(self.indptr[first]), int(self.indptr[stop])
                 # Each entry's place in the piece's blocks (p, width, n_rows), each group transposed
@@ -185,14 +188,11 @@ class ColumnGroups:
                     np.arange(stop - first) * self.n_rows, np.diff(self.indptr[first : stop + 1])
                 )
                 flat += self.indices[start:end]
-                block = np.zeros((channels * piece.size, width, self.n_rows))
-                for c, values in enumerate(self.values):
-                    block[c * piece.size : (c + 1) * piece.size].reshape(-1)[flat] = (
-                        1.0 if values is None else values[start:end]
-                    )
-                for c, kind in enumerate(kinds):  # a call per channel: a 0/1 one's Gram is exact in float32
-                    channel = block[c * piece.size : (c + 1) * piece.size]
-                    got = backend.dense_top(channel, min(take, width), kind)
+                for c in channels:  # a call per channel: a 0/1 one's Gram is exact in float32
+                    values = self.values[c]
+                    block = np.zeros((piece.size, width, self.n_rows))
+                    block.reshape(-1)[flat] = 1.0 if values is None else values[start:end]
+                    got = backend.dense_top(block, min(take, width), kinds[c])
                     graphs = self.graph_ids[piece] + self.offsets[c]
                     found.append((np.repeat(graphs, got.shape[1]), got.ravel()))
 
@@ -276,5 +276,5 @@ def _groups(indptr, rows_out, n_rows, col_bounds, graph_ids, data_out, offsets) 
 
 def _pieces(members: np.ndarray, entries_each: int) -> list[np.ndarray]:
     """``members`` split so that no stack exceeds the entry limit."""
-    count = -(-members.size * entries_each // _BUCKET_ENTRIES)  # entries_each: all channels of one member
+    count = -(-members.size * entries_each // _BUCKET_ENTRIES)  # entries_each: one member's
     return np.array_split(members, max(1, min(count, members.size)))

@@ -20,11 +20,7 @@ value ``θ`` with residual ``r`` has an eigenvalue of that matrix within ``r``.
 So ``|θ - λ| <= δ = r + (γ + 4k·eps)·σ1²``, and ``|sqrt(θ) - σ| <= min(δ/sqrt(θ), sqrt(δ))``.
 
 A lone block that is dense enough (a large pruned LLM layer at 50%) takes its products on a dense
-copy instead of the CSR arrays: through two compiled loops (numba, where it is installed) that
-accumulate in float64, a 0/1 block as bytes and a weighted one whose values are all float32 (a
-checkpoint's) as float32, which widen exactly; any other block as float64 through BLAS. All read
-fewer bytes per edge than CSR. The rounding is that of the sparse products: an exact zero adds no
-error whatever the order of the sums, so ``γ`` is unchanged and so is the bound.
+copy instead of the CSR arrays (``dense_products.py``), with the rounding of the sparse products.
 
 A weighted float64 dense block goes further: once its values are within :data:`SINGLE_AFTER` of converged,
 the remaining products are float32 (half the bytes again). An inexact product late in a Krylov run
@@ -40,17 +36,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
 from fullspectrum.spectrum.dense import column_groups
+from fullspectrum.spectrum.dense_products import DenseProducts, dense_product, float32_copy
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.graph import column_counts
 from fullspectrum.spectrum.kernels import (
-    byte_kernels,
     compiled_recurrence,
     recurrence_kernel,
     steps_kernel,
@@ -71,25 +66,6 @@ _FIRST_TEST = 8
 down sooner is tested when it does), and each costs a small eigenproblem."""
 _COMPACT_SHARE = 0.25
 """Cut finished blocks out of the operator once they hold this share of the work per step."""
-DENSE_SHARE = 0.2
-"""A lone weighted block with at least this share of its entries kept runs its products on a dense
-copy (measured break-even against CSR: 0.3 in float64, 0.13 in float32, which ends the run)."""
-BYTES_SHARE = 0.08
-"""A lone 0/1 block does so from this share (measured break-even of a byte product: 0.075; a ResNet-18
-layer4 conv at ERK 0.2 keeps 0.12 of its 512 × 4608 weights)."""
-COMPILED_BYTES_SHARE = 0.17
-"""...or from this share where the Lanczos steps run compiled, CSR products included (measured break-even
-0.17–0.2 on 512 × 4608 and 2048 × 2048 blocks)..."""
-VECTOR_BYTES_SHARE = 0.35
-"""...and from this one where those products gather with vector loads (``kernels.vector_products``;
-measured break-even 0.3–0.4 on a 2048 × 2048 block, 0/1 and float32)."""
-DENSE_ENTRIES = 1 << 20
-"""...and at least this many entries (rows × columns): below, the products take microseconds either way."""
-DENSE_BYTES = 3 << 26
-"""Largest dense copies made (192 MiB: a 4096×4096 block in float64 and float32, or a 14189² one as bytes)."""
-SINGLE_BYTES = 96 << 20
-"""Largest float32 dense copy of a block's weights: a 4096² layer's 64 MiB. An 11008 × 4096 one
-(172 MiB) keeps its CSR products: with that copy, a 7B model's analysis went past its memory budget."""
 NARROW_EDGES = 1 << 22
 """Largest block given narrow copies of its CSR arrays for the compiled steps (``narrow_operator``:
 6 more bytes per edge, 24 MiB at most); a larger one's steps read the arrays it has."""
@@ -377,19 +353,6 @@ def narrow_operator(matrix: sp.csr_matrix, binary: bool) -> tuple[np.ndarray, np
     return indptr, indices, matrix.data if single is None else single
 
 
-def float32_copy(values: np.ndarray) -> np.ndarray | None:
-    """``values`` as float32 where that loses nothing (every value is a float32), else None."""
-    single = values.astype(np.float32)
-    for start in range(0, values.size, _CHECK_SLICE):  # no whole-array temporaries
-        piece = slice(start, start + _CHECK_SLICE)
-        if not np.array_equal(single[piece], values[piece]):
-            return None
-    return single
-
-
-_CHECK_SLICE = 1 << 20
-
-
 def _error(sigma: np.ndarray, delta: float) -> float:
     """Largest bound on ``|sigma_i - true|`` from an eigenvalue error ``delta`` (see the module
     docstring). Plain floats: a test handles two values, where numpy's calls cost more than the sums."""
@@ -413,71 +376,6 @@ def _top_eigenpairs(alphas: np.ndarray, betas: np.ndarray, want: int) -> tuple[n
             alphas, betas, select="i", select_range=(n - take, n - 1), check_finite=False
         )
     return eigenvalues[:take][::-1], vectors[-1, :take][::-1]
-
-
-class DenseProducts:
-    """``q -> A Aᵀ q`` of one block on a dense copy: ``exact`` (float64 accumulation), and for a
-    weighted block ``single`` (float32 BLAS) with ``certify`` (see the module docstring)."""
-
-    def __init__(self, exact: Callable, dense: np.ndarray | None = None):
-        self.exact = exact
-        self.dense = dense  # (rows, cols) float64, for the float32 copy and the certificates
-        self.single = None
-        if dense is not None and 12 * dense.size <= DENSE_BYTES:
-            single = dense.astype(np.float32)  # (rows, cols)
-            self.single = lambda q: (single @ (single.T @ q.astype(np.float32))).astype(np.float64)
-
-    def certify(self, vectors: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(σ̂, bound)`` per row ``u`` of ``vectors``: a singular value lies within ``bound`` of ``σ̂``.
-
-        ``most``: the most entries in a row plus in a column (the rounding of the float64 residual,
-        at most ``2·most·eps·σ1`` per product for a non-negative block, generously doubled)."""
-        sigma, residual = np.zeros(len(vectors)), np.zeros(len(vectors))
-        for i, u in enumerate(vectors):
-            u = u / np.linalg.norm(u)
-            image = self.dense.T @ u
-            sigma[i] = np.linalg.norm(image)
-            if sigma[i] > 0:
-                residual[i] = np.linalg.norm(self.dense @ (image / sigma[i]) - sigma[i] * u)
-        rounding = 4.0 * (most + 2) * EPS * float(sigma.max())
-        return sigma, (residual + rounding) / math.sqrt(2.0) * (1 + 1e-6)
-
-
-def dense_product(matrix: sp.csr_matrix) -> DenseProducts | None:
-    """The products of ``matrix`` on a dense copy where that is cheaper than CSR products (see
-    :data:`DENSE_SHARE` and the byte shares after it), else None. Through the
-    compiled loops of :func:`byte_kernels`, which accumulate in float64: a 0/1 matrix as bytes, a
-    weighted one whose values are all float32 (a checkpoint's) as float32, which widen exactly, so the
-    products are those of the float64 values. Any other matrix (or any without numba) as float64
-    through BLAS, with float32 BLAS products for a weighted one late in its run."""
-    rows, cols = matrix.shape
-    entries = rows * cols
-    share = BYTES_SHARE
-    if steps_kernel() is not None:
-        share = VECTOR_BYTES_SHARE if vector_products() else COMPILED_BYTES_SHARE
-    if entries < DENSE_ENTRIES or matrix.nnz < share * entries:
-        return None
-    binary = bool(np.all(matrix.data == 1))
-    single = None if binary or 4 * entries > SINGLE_BYTES else float32_copy(matrix.data)
-    kernels = byte_kernels() if binary or single is not None else None
-    if kernels is None and matrix.nnz < DENSE_SHARE * entries:
-        return None
-    if kernels is not None and (single is not None or entries <= DENSE_BYTES):  # a float32 copy fits
-        row_sums, row_combination = kernels
-        values = np.ones(matrix.nnz, dtype=np.uint8) if binary else single
-        dense = sp.csr_matrix((values, matrix.indices, matrix.indptr), shape=(rows, cols)).toarray()
-
-        def compiled_product(q: np.ndarray) -> np.ndarray:
-            middle, out = np.empty(cols), np.empty(rows)
-            row_combination(dense, q, middle)  # Aᵀ q
-            row_sums(dense, middle, out)  # A (Aᵀ q)
-            return out
-
-        return DenseProducts(compiled_product)
-    if 8 * entries > DENSE_BYTES:
-        return None
-    dense = matrix.toarray()  # (rows, cols) float64
-    return DenseProducts(lambda q: dense @ (dense.T @ q), None if binary else dense)
 
 
 def load_compiled_kernels() -> bool:

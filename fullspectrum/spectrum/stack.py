@@ -25,6 +25,8 @@ A graph's values are the largest of its components' values; what is missing is z
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -41,9 +43,18 @@ from fullspectrum.spectrum.dense import (
 from fullspectrum.spectrum.gram_lanczos import gram_lanczos
 from fullspectrum.spectrum.graph import concatenated_ranges, row_slices
 from fullspectrum.spectrum.lanczos import batched_golub_kahan
+from fullspectrum.spectrum.threads import run_all
 
 SEPARATE_EDGES = 1 << 18
-"""A Lanczos block with this many edges runs on its own (see ``_Pool._solve_lanczos``)."""
+"""A Lanczos block with this many edges runs on its own (see ``_Pool.tasks``)."""
+PARALLEL_EDGES = 1 << 21
+"""A stack of at most this many edges (every ResNet layer's) runs its solves side by side
+(``threads.run_all``; a backend with ``parallel``): a 512 × 4608 layer's two Lanczos runs and its
+dense class solves take about a third of its time each. A larger one runs them one by one, each
+large block's matrix made and let go in turn, and its dense products take the threads instead."""
+PARALLEL_MIN_EDGES = 1 << 15
+"""...and at least this many: a smaller one takes a few milliseconds, where handing work to another
+thread costs about what it saves (measured on ResNet-18 at density 0.01, whose largest layer has 12.5k)."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +140,28 @@ def stack_top(stack: GraphStack, want: int = 2, backend=None) -> np.ndarray:
     pool = _Pool(want, backend or NUMPY)
     columns, parts, n_graphs = list(stack.columns), stack.parts, stack.n_graphs
     del stack  # a stack handed over whole lets go of each column group once it is solved
-    while columns:
-        columns.pop(0).solve(want, pool.backend, pool.found)
-    for part in parts:
-        if part.indices.size:
-            _split_part(part, pool)
-    graph_ids, values = pool.solve()
+    edges = sum(c.indices.size for c in columns) + sum(p.indices.size for p in parts)
+    if getattr(pool.backend, "parallel", False) and PARALLEL_MIN_EDGES <= edges <= PARALLEL_EDGES:
+        for part in parts:  # the routes first, then every solve side by side
+            if part.indices.size:
+                _split_part(part, pool)
+        column_tasks = [
+            functools.partial(_solved_columns, c, want, pool.backend, channel)
+            for c in columns
+            for channel in range(len(c.values))
+        ]
+        lanczos = pool.tasks()  # the large runs first: the longest tasks start first
+        for found in run_all(lanczos[:0:-1] + column_tasks + lanczos[:1]):  # the same values in any order
+            pool.found.extend(found)
+    else:
+        while columns:
+            columns.pop(0).solve(want, pool.backend, pool.found)
+        for part in parts:
+            if part.indices.size:
+                _split_part(part, pool)
+        for task in pool.tasks():
+            pool.found.extend(task())
+    graph_ids, values = pool.gathered()
     out = np.zeros((n_graphs, want))
     if graph_ids.size == 0:
         return out
@@ -172,27 +199,27 @@ class _Pool:
         its shorter side as rows, are then never held together)."""
         self.lanczos.append((matrix, matrix.nnz if nnz is None else nnz, rows, cols, graphs))
 
-    def solve(self) -> tuple[np.ndarray, np.ndarray]:
-        self.dense.solve()
-        if self.lanczos:
-            self._solve_lanczos()
+    def tasks(self) -> list[Callable[[], list]]:
+        """What is left to solve, as independent tasks each giving its ``(graph, value)`` pairs: the
+        pooled dense components, then the lockstep Lanczos runs over the collected blocks: the small
+        together (one sparse product per step serves them all), each block of at least
+        :data:`SEPARATE_EDGES` edges alone (its own products dwarf the per-step overhead, and no
+        block-diagonal copy of its edges is made). Run one after the other, each large block's
+        matrix is made when its run starts and let go when it ends."""
+        large = [[entry] for entry in self.lanczos if entry[1] >= SEPARATE_EDGES]
+        small = [entry for entry in self.lanczos if entry[1] < SEPARATE_EDGES]
+        self.lanczos = []
+        groups = ([small] if small else []) + large
+        dense_task = functools.partial(_into_list, self.dense.solve)
+        return [dense_task] + [functools.partial(self._solve_group, group) for group in groups]
+
+    def gathered(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(graph, value)`` pair found."""
         if not self.found:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate([g for g, _ in self.found]), np.concatenate([v for _, v in self.found])
 
-    def _solve_lanczos(self) -> None:
-        """Lockstep Lanczos runs over the collected blocks: the small together (one sparse product per
-        step serves them all), each block of at least :data:`SEPARATE_EDGES` edges alone (its own
-        products dwarf the per-step overhead, and no block-diagonal copy of its edges is made)."""
-        large = [entry for entry in self.lanczos if entry[1] >= SEPARATE_EDGES]
-        small = [entry for entry in self.lanczos if entry[1] < SEPARATE_EDGES]
-        self.lanczos = []
-        if small:
-            self._solve_group(small)
-        while large:  # one at a time, each let go once solved
-            self._solve_group([large.pop(0)])
-
-    def _solve_group(self, entries: list) -> None:
+    def _solve_group(self, entries: list) -> list:
         """One lockstep run on ``A Aᵀ`` of every block (shorter side as rows), where the backend has
         one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
         matrix = _block_diagonal([m if isinstance(m, sp.spmatrix | sp.sparray) else m() for m, *_ in entries])
@@ -210,7 +237,19 @@ class _Pool:
                 blocks = _split_blocks(matrix, short, long)
                 chosen = _block_diagonal([blocks[i] for i in pending.tolist()])
                 values[pending] = self.backend.golub_kahan(chosen, short[pending], long[pending], self.want)
-        self.add_values(np.repeat(graphs, self.want), values.ravel())
+        return [(np.repeat(graphs, self.want), values.ravel())]
+
+
+def _into_list(solve: Callable[[list], None]) -> list:
+    found: list = []
+    solve(found)
+    return found
+
+
+def _solved_columns(columns: ColumnGroups, want: int, backend, channel: int) -> list:
+    found: list = []
+    columns.solve(want, backend, found, (channel,))
+    return found
 
 
 def _split_part(part: GraphPart, pool: _Pool) -> None:
@@ -416,6 +455,8 @@ class NumpyBackend:
     """numpy/scipy on the CPU, one BLAS thread (``threads.py``); see ``backends.py``."""
 
     name = "numpy"
+    parallel = True
+    """Its solves may run side by side (``stack.PARALLEL_EDGES``): each holds its own arrays."""
     batch_edges = 1 << 17
     """Kept weights ``layer_spectra`` gathers per batch (measured: ResNet-18's larger layers run as
     fast alone as together, while its small ones gain from company)."""
