@@ -58,10 +58,12 @@ from fullspectrum.pruning import erk_densities
 from fullspectrum.spectrum import (
     dense,
     dense_products,
+    gram,
     gram_lanczos,
     layer_spectra,
     layer_spectrum,
     regular_subgraphs,
+    stack,
 )
 from fullspectrum.spectrum.gram_lanczos import load_compiled_kernels
 from fullspectrum.spectrum.metrics import canonical_gap, ramanujan_gap, size_factor
@@ -255,12 +257,15 @@ def report(case: str, row: dict) -> None:
 
 @contextlib.contextmanager
 def uncompiled_steps():
-    """The engine as a process runs it before numba is loaded: numpy and scipy Lanczos steps and
-    column sorts (the byte products of a dense layer, which load numba themselves, stay)."""
+    """The engine as a process runs it before numba is loaded: numpy and scipy Lanczos steps,
+    column sorts and Gram eigensolvers (the byte products of a dense layer, which load numba
+    themselves, stay)."""
     switched = [
         (gram_lanczos, "steps_kernel"),
         (gram_lanczos, "recurrence_kernel"),
         (dense_products, "steps_kernel"),
+        (gram, "gram_tops_kernel"),
+        (stack, "gram_tops_kernel"),
         (dense, "column_scatter_kernel"),
     ]
     saved = [getattr(module, name) for module, name in switched]

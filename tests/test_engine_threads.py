@@ -128,3 +128,20 @@ def test_a_dense_product_is_the_same_bits_on_any_thread_count(monkeypatch):
         assert np.array_equal(products.exact(q), alone)
         expected = matrix @ (matrix.T @ q)
         assert np.abs(alone - expected).max() <= 1e-12 * np.abs(expected).max()
+
+
+def test_the_compiled_lapack_call_gives_scipy_s_values_to_the_last_bit():
+    from fullspectrum.spectrum.gram import _top_eigenvalues
+    from fullspectrum.spectrum.kernels import compiled_gram_tops
+
+    kernel = compiled_gram_tops()
+    rng = np.random.default_rng(2)
+    for side, want in ((48, 2), (101, 2), (130, 3)):
+        blocks = rng.random((5, side, 2 * side)) * (rng.random((5, side, 2 * side)) < 0.3)
+        grams = blocks @ blocks.transpose(0, 2, 1)
+        expected = np.stack([_top_eigenvalues(g, want) for g in grams.copy()])
+        got = np.empty((5, want))
+        kernel(grams.copy(), want, got)
+        assert np.array_equal(got, expected)
+        exact = np.linalg.eigvalsh(grams)[:, ::-1][:, :want]
+        assert np.abs(got - exact).max() <= 1e-12 * exact.max()

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as la
 
+from fullspectrum.spectrum.kernels import gram_tops_kernel
+
 EPS = float(np.finfo(np.float64).eps)
 _SUBSET_SIDE = 48
 """Gram matrices at least this wide are solved for their top values only, one by one."""
@@ -53,7 +55,12 @@ def gram_top(stack: np.ndarray, want: int, kind: str | None = None) -> tuple[np.
     else:
         gram = stack @ stack.transpose(0, 2, 1) if transposed else stack.transpose(0, 2, 1) @ stack
     if side >= _SUBSET_SIDE:  # only the top `want`: LAPACK's MRRR skips the rest (~30% less)
-        eigenvalues = np.stack([_top_eigenvalues(g, want) for g in gram])
+        kernel = gram_tops_kernel()
+        if kernel is not None:  # the same LAPACK call on every matrix, in one call without the GIL
+            eigenvalues = np.empty((batch, want))
+            kernel(np.ascontiguousarray(gram), want, eigenvalues)
+        else:
+            eigenvalues = np.stack([_top_eigenvalues(g, want) for g in gram])
     else:
         eigenvalues = np.linalg.eigvalsh(gram)[:, ::-1][:, :want]  # descending
     values = np.sqrt(np.maximum(eigenvalues, 0.0))

@@ -46,6 +46,7 @@ from fullspectrum.spectrum.dense_products import DenseProducts, dense_product, f
 from fullspectrum.spectrum.gram import ACCEPTED_ERROR, EPS, SOLVER_FACTOR
 from fullspectrum.spectrum.graph import column_counts
 from fullspectrum.spectrum.kernels import (
+    compiled_gram_tops,
     compiled_recurrence,
     recurrence_kernel,
     steps_kernel,
@@ -384,8 +385,8 @@ def load_compiled_kernels() -> bool:
     Tiny runs here compile the kernels (or read numba's cache: ~0.1 s), so the first real solve,
     e.g. a PAGS population's first candidate, does not pay for it: two of two blocks on CSR products
     (:func:`~fullspectrum.spectrum.kernels.steps_kernel`; 0/1 and weighted), one on a lone block's own products, which
-    runs the recurrence alone (:func:`~fullspectrum.spectrum.kernels.recurrence_kernel`); and the
-    sort of a layer's entries into column groups."""
+    runs the recurrence alone (:func:`~fullspectrum.spectrum.kernels.recurrence_kernel`); the
+    sort of a layer's entries into column groups, and the LAPACK call on a stack of Grams."""
     if compiled_recurrence() is None:
         return False
     tiny = sp.csr_matrix(
@@ -397,6 +398,7 @@ def load_compiled_kernels() -> bool:
     state.dense = DenseProducts(lambda q: tiny @ (tiny.T @ q))
     while not state.frozen.all():
         state.step(np.zeros((1, 2)), np.zeros(1, dtype=bool))
-    # and the sort of a layer's entries into column groups (dense.column_groups)
+    # and the sort of a layer's entries into column groups (dense.column_groups), and the Grams' LAPACK
     column_groups(tiny, np.ones(tiny.nnz), np.arange(5), np.array([2, 3]), np.arange(2), (0, 2))
+    compiled_gram_tops()(np.eye(2)[None].copy(), 1, np.empty((1, 1)))
     return True

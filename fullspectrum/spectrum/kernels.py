@@ -1,6 +1,7 @@
 """The engine's compiled loops (numba): products of a dense block held as bytes (0/1) or float32,
 one lockstep Lanczos step of every block at once, and whole stretches of such steps with their CSR
-products (``gram_lanczos.py`` uses all three), and the sort of a layer's entries into column groups.
+products (``gram_lanczos.py`` uses all three), the sort of a layer's entries into column groups, and
+the top eigenvalues of a stack of Gram matrices through LAPACK (``gram.py``).
 
 Each loop is plain Python over numpy arrays, so without numba nothing is compiled and the callers
 keep their numpy routes. The step kernels are used only once numba is loaded in the process (see
@@ -338,3 +339,74 @@ def column_scatter_kernel() -> Callable | None:
 def compiled_column_scatter() -> Callable | None:
     """:func:`_column_scatter` compiled by numba (loading numba), or None without it."""
     return _compiled_one(_column_scatter)
+
+
+def _gram_tops(grams, want, out) -> None:
+    """``out[b]`` = the top ``want`` eigenvalues of ``grams[b]``, descending (NaN where LAPACK
+    declines), each matrix overwritten: LAPACK's ``dsyevr`` (MRRR) called on every matrix's own
+    buffer, with the arguments ``scipy.linalg.lapack.dsyevr`` gives it (upper triangle, its default
+    workspace), so the values are its own to the last bit, without a Python call per matrix and
+    without the GIL (compiled by :func:`gram_tops_kernel`)."""
+    batch, n = grams.shape[0], grams.shape[1]
+    flags = np.array([ord("N"), ord("I"), ord("U")], dtype=np.uint8)  # no vectors, by index, upper
+    order = np.array([n], dtype=np.int32)
+    first, last = np.array([n - want + 1], dtype=np.int32), np.array([n], dtype=np.int32)
+    found, vector_rows, info = (
+        np.zeros(1, dtype=np.int32),
+        np.ones(1, dtype=np.int32),
+        np.zeros(1, dtype=np.int32),
+    )
+    work_size, iwork_size = np.array([26 * n], dtype=np.int32), np.array([10 * n], dtype=np.int32)
+    reals = np.zeros(3)  # vl, vu (unused by index), abstol
+    values, vectors, support = np.zeros(n), np.zeros(1), np.zeros(2 * n, dtype=np.int32)
+    work, iwork = np.zeros(26 * n), np.zeros(10 * n, dtype=np.int32)
+    for b in range(batch):
+        _dsyevr(
+            _address(flags[0:1]), _address(flags[1:2]), _address(flags[2:3]), _address(order),
+            _address(grams[b]), _address(order), _address(reals[0:1]), _address(reals[1:2]),
+            _address(first), _address(last), _address(reals[2:3]), _address(found), _address(values),
+            _address(vectors), _address(vector_rows), _address(support), _address(work),
+            _address(work_size), _address(iwork), _address(iwork_size), _address(info),
+        )  # fmt: skip
+        for k in range(want):
+            out[b, k] = values[want - 1 - k] if info[0] == 0 and found[0] == want else np.nan
+
+
+_dsyevr = _address = None
+"""LAPACK's ``dsyevr`` (scipy's own, through ``scipy.linalg.cython_lapack``) and an array's data
+pointer, as numba sees them: made by :func:`compiled_gram_tops`, before it compiles their caller."""
+
+
+def gram_tops_kernel() -> Callable | None:
+    """:func:`_gram_tops` compiled by numba once numba is loaded in this process (as
+    :func:`recurrence_kernel`), else None."""
+    return _once_loaded(compiled_gram_tops)
+
+
+@functools.cache
+def compiled_gram_tops() -> Callable | None:
+    """:func:`_gram_tops` compiled by numba (loading numba), or None without it."""
+    try:
+        import llvmlite.binding as llvm
+        import numba
+        from numba import types
+        from numba.extending import get_cython_function_address, intrinsic
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    global _dsyevr, _address
+    # The symbol is named here, in every process, before any cached code that calls it is loaded.
+    llvm.add_symbol(
+        "fullspectrum_dsyevr", get_cython_function_address("scipy.linalg.cython_lapack", "dsyevr")
+    )
+    _dsyevr = types.ExternalFunction("fullspectrum_dsyevr", types.void(*([types.voidptr] * 21)))
+
+    @intrinsic
+    def address(typing_context, array):
+        def codegen(context, builder, signature, arguments):
+            data = context.make_array(signature.args[0])(context, builder, arguments[0]).data
+            return builder.bitcast(data, context.get_value_type(types.voidptr))
+
+        return types.voidptr(array), codegen
+
+    _address = address
+    return numba.njit(cache=True, nogil=True)(_gram_tops)
