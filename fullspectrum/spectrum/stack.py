@@ -136,7 +136,8 @@ def stack_top(stack: GraphStack, want: int = 2, backend=None) -> np.ndarray:
     densely: Lanczos finds distinct values only, and a component's third value
     may be repeated. ``backend`` (default numpy, see ``backends.py``) runs the
     batched dense calls and the Lanczos run. Where the caller holds no other reference to
-    ``stack`` (``stack_top(GraphStack.concatenate(...))``), each column group is freed once solved.
+    ``stack`` (``stack_top(GraphStack.concatenate(...))``), each column group of a stack of more than
+    :data:`PARALLEL_EDGES` edges is freed once solved (a smaller stack's solves run side by side).
     """
     pool = _Pool(want, backend or NUMPY)
     columns, parts, n_graphs = list(stack.columns), stack.parts, stack.n_graphs
