@@ -16,13 +16,16 @@ Where a metric is computed:
 * :mod:`~fullspectrum.spectrum.components`: a layer graph's connected components, a slice of rows at a time;
 * :mod:`~fullspectrum.spectrum.dense`: batched dense top values (padded buckets; column groups of a layer);
 * :mod:`~fullspectrum.spectrum.gram_lanczos`: lockstep Lanczos on ``A Aᵀ`` (shorter side), under a proven bound;
-* :mod:`~fullspectrum.spectrum.kernels`: the compiled (numba) loops: byte products, one whole Lanczos step;
+* :mod:`~fullspectrum.spectrum.dense_products`: a large lone block's products on a dense copy, in row pieces;
+* :mod:`~fullspectrum.spectrum.kernels`: the compiled (numba) loops: byte products, one whole Lanczos step,
+  the Grams' LAPACK call;
 * :mod:`~fullspectrum.spectrum.lanczos`: the lockstep Golub–Kahan–Lanczos run over many blocks (numpy);
 * :mod:`~fullspectrum.spectrum.backends`: numpy on the CPU or torch on a device, chosen per call;
 * :mod:`~fullspectrum.spectrum.torch_backend`: the same kernels in torch, float64, on any device;
 * :mod:`~fullspectrum.spectrum.singular`: exact largest singular values of one matrix;
 * :mod:`~fullspectrum.spectrum.gram`: the Gram-matrix shortcut, taken only under a proven error bound;
-* :mod:`~fullspectrum.spectrum.threads`: one BLAS thread while the engine runs;
+* :mod:`~fullspectrum.spectrum.threads`: one BLAS thread while the engine runs, and its own threads
+  for independent pieces of work (``run_all``);
 * :mod:`~fullspectrum.spectrum.coordinate`: the coordinate ``v``, the vector ``u``, the ℓ2-moving
   distance and network means (SPEC §4);
 * :mod:`~fullspectrum.spectrum.symbols`: the papers' symbols and chart axis titles of each metric;
