@@ -12,7 +12,7 @@ The compiled products take the rows in :data:`PRODUCT_PIECES` fixed pieces, run 
 (``threads.run_all``; the loops release the GIL): a product is bound by memory, and one core does
 not draw all of it (measured on a 4096² block on 2 cores: 7.4 ms a float32 product
 on one thread, 4.9 ms on two). The pieces, and so every sum, are the same whatever the threads,
-so the values are the same bits on any machine and any thread count.
+so the values are the same bits on any thread count.
 """
 
 from __future__ import annotations
