@@ -13,6 +13,7 @@ Where a metric is computed:
 * :mod:`~fullspectrum.spectrum.plan`: which graphs each layer needs, stacked across layers, values read back;
 * :mod:`~fullspectrum.spectrum.stack`: exact top singular values of many graphs at once (components,
   batched dense calls, one Lanczos run);
+* :mod:`~fullspectrum.spectrum.blocks`: a Lanczos run's diagonal blocks, made, joined and split;
 * :mod:`~fullspectrum.spectrum.components`: a layer graph's connected components, a slice of rows at a time;
 * :mod:`~fullspectrum.spectrum.dense`: batched dense top values (padded buckets; column groups of a layer);
 * :mod:`~fullspectrum.spectrum.gram_lanczos`: lockstep Lanczos on ``A Aᵀ`` (shorter side), under a proven bound;

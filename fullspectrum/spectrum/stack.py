@@ -32,6 +32,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from fullspectrum.spectrum.blocks import (
+    block_diagonal,
+    component_blocks,
+    oriented,
+    rank_within_groups,
+    split_blocks,
+)
 from fullspectrum.spectrum.components import connected_parts
 from fullspectrum.spectrum.dense import (
     BATCH_SIDE,
@@ -148,7 +155,7 @@ def stack_top(stack: GraphStack, want: int = 2, backend=None) -> np.ndarray:
             if part.indices.size:
                 _split_part(part, pool)
         column_tasks = [
-            functools.partial(_solved_columns, c, want, pool.backend, channel)
+            functools.partial(_into_list, functools.partial(c.solve, channels=(channel,)), want, pool.backend)
             for c in columns
             for channel in range(len(c.values))
         ]
@@ -238,7 +245,7 @@ class _Pool:
     def _solve_group(self, entries: list) -> list:
         """One lockstep run on ``A Aᵀ`` of every block (shorter side as rows), where the backend has
         one and its bound proves the values; Golub–Kahan for the rest (``gram_lanczos.py``)."""
-        matrix = _block_diagonal([m if isinstance(m, sp.spmatrix | sp.sparray) else m() for m, *_ in entries])
+        matrix = block_diagonal([m if isinstance(m, sp.spmatrix | sp.sparray) else m() for m, *_ in entries])
         short = np.concatenate([entry[2] for entry in entries])
         long = np.concatenate([entry[3] for entry in entries])
         graphs = np.concatenate([entry[4] for entry in entries])
@@ -250,21 +257,16 @@ class _Pool:
             values, proven = gram(matrix, short, long, self.want)
             pending = np.flatnonzero(~proven)
             if pending.size:  # those blocks alone, to Golub–Kahan
-                blocks = _split_blocks(matrix, short, long)
-                chosen = _block_diagonal([blocks[i] for i in pending.tolist()])
+                blocks = split_blocks(matrix, short, long)
+                chosen = block_diagonal([blocks[i] for i in pending.tolist()])
                 values[pending] = self.backend.golub_kahan(chosen, short[pending], long[pending], self.want)
         return [(np.repeat(graphs, self.want), values.ravel())]
 
 
-def _into_list(solve: Callable[[list], None]) -> list:
+def _into_list(solve: Callable[..., None], *arguments) -> list:
+    """The ``(graph, value)`` pairs ``solve(*arguments, found)`` appends to a list of its own."""
     found: list = []
-    solve(found)
-    return found
-
-
-def _solved_columns(columns: ColumnGroups, want: int, backend, channel: int) -> list:
-    found: list = []
-    columns.solve(want, backend, found, (channel,))
+    solve(*arguments, found)
     return found
 
 
@@ -335,8 +337,8 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
     if dense_ids.size or (lanczos_ids.size and not whole):  # per-edge labels and ranks are needed
         edge_rows = np.repeat(np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64), row_degree)
         edge_label = row_label[edge_rows]
-        row_rank = _rank_within_groups(row_label, count)
-        col_rank = _rank_within_groups(col_label, count)
+        row_rank = rank_within_groups(row_label, count)
+        col_rank = rank_within_groups(col_label, count)
     for channel, (values, offset) in enumerate(zip(channels, offsets)):
         graphs = component_graph + offset
         if stars.size:
@@ -362,7 +364,7 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
             long = np.maximum(rows[lanczos_ids], cols[lanczos_ids])
             if whole:  # one connected component holds every edge: the matrix as it is, made when solved
                 pool.add_lanczos(
-                    _oriented(values, indices, indptr, n_cols),
+                    oriented(values, indices, indptr, n_cols),
                     short,
                     long,
                     graphs[lanczos_ids],
@@ -370,7 +372,7 @@ def _split_components(indptr, indices, n_cols, row_graph, channels, offsets, poo
                     indices.size,
                 )
             else:
-                blocks = _component_blocks(
+                blocks = component_blocks(
                     lanczos_ids, edge_label, row_rank[edge_rows], col_rank[indices], rows, cols, count
                 )
                 pool.add_lanczos(blocks(values), short, long, graphs[lanczos_ids], channel)
@@ -386,74 +388,6 @@ def _row_sums_of_squares(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
             piece = values[indptr[first] : indptr[stop]]
             sums[live] = np.add.reduceat(piece * piece, indptr[live] - indptr[first])
     return sums
-
-
-def _oriented(values, indices, indptr, n_cols):
-    """A function making the CSR matrix of one channel, without empty rows and columns, with its
-    shorter side as rows."""
-
-    def make() -> sp.csr_matrix:
-        matrix = _live_block(sp.csr_matrix((values, indices, indptr), shape=(indptr.size - 1, n_cols)))
-        return matrix.T.tocsr() if matrix.shape[0] > matrix.shape[1] else matrix
-
-    return make
-
-
-def _live_block(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """``matrix`` without its empty rows and columns (they only add zeros)."""
-    live_rows = np.flatnonzero(np.diff(matrix.indptr) > 0)
-    if live_rows.size < matrix.shape[0]:
-        matrix = matrix[live_rows]
-    used = np.zeros(matrix.shape[1], dtype=bool)
-    used[matrix.indices] = True
-    if not used.all():
-        matrix = matrix[:, np.flatnonzero(used)]
-    return matrix
-
-
-def _component_blocks(components, edge_label, edge_row_rank, edge_col_rank, rows, cols, count):
-    """A function of the edge values: ``components`` as consecutive diagonal blocks of one CSR
-    matrix, each with its shorter side as rows (transposed where it has more rows than columns)."""
-    slot = np.full(count, -1)
-    slot[components] = np.arange(components.size)
-    edges = np.flatnonzero(slot[edge_label] >= 0)
-    slots = slot[edge_label[edges]]
-    short = np.minimum(rows[components], cols[components])
-    long = np.maximum(rows[components], cols[components])
-    flipped = (rows[components] > cols[components])[slots]
-    row_rank = np.where(flipped, edge_col_rank[edges], edge_row_rank[edges])
-    col_rank = np.where(flipped, edge_row_rank[edges], edge_col_rank[edges])
-    block_rows = np.concatenate([[0], np.cumsum(short)[:-1]])[slots] + row_rank
-    block_cols = np.concatenate([[0], np.cumsum(long)[:-1]])[slots] + col_rank
-    shape = (int(short.sum()), int(long.sum()))
-    return lambda values: sp.csr_matrix((values[edges], (block_rows, block_cols)), shape=shape)
-
-
-def _split_blocks(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> list[sp.csr_matrix]:
-    """The diagonal blocks of a block-diagonal ``matrix``, given their row and column counts."""
-    if rows.size == 1:
-        return [matrix]
-    row_bounds = np.concatenate([[0], np.cumsum(rows)]).tolist()
-    col_bounds = np.concatenate([[0], np.cumsum(cols)]).tolist()
-    return [
-        matrix[row_bounds[k] : row_bounds[k + 1], col_bounds[k] : col_bounds[k + 1]] for k in range(rows.size)
-    ]
-
-
-def _block_diagonal(blocks: list[sp.csr_matrix]) -> sp.csr_matrix:
-    """CSR matrices as consecutive diagonal blocks, by concatenating their arrays."""
-    if len(blocks) == 1:
-        return blocks[0]
-    row_total = sum(b.shape[0] for b in blocks)
-    col_offsets = np.cumsum([0] + [b.shape[1] for b in blocks])
-    nnz_offsets = np.cumsum([0] + [b.nnz for b in blocks])
-    indptr = np.concatenate([[0]] + [b.indptr[1:] + o for b, o in zip(blocks, nnz_offsets)])
-    index_type = np.int32 if col_offsets[-1] < 2**31 else np.int64  # no int64 copy of every edge
-    indices = np.concatenate(
-        [b.indices.astype(index_type) + index_type(o) for b, o in zip(blocks, col_offsets)]
-    )
-    data = np.concatenate([b.data for b in blocks])
-    return sp.csr_matrix((data, indices, indptr), shape=(row_total, int(col_offsets[-1])))
 
 
 def _dense_is_cheaper(rows: np.ndarray, cols: np.ndarray, nnz: np.ndarray) -> np.ndarray:
@@ -494,13 +428,3 @@ class NumpyBackend:
 
 NUMPY = NumpyBackend()
 """The default backend."""
-
-
-def _rank_within_groups(labels: np.ndarray, count: int) -> np.ndarray:
-    """Position of each item inside its group (groups in label order)."""
-    sizes = np.bincount(labels, minlength=count)
-    order = np.argsort(labels, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(labels.size, dtype=np.int64)
-    rank[order] = np.arange(labels.size) - starts[labels[order]]
-    return rank
